@@ -1,0 +1,124 @@
+//! The application: builds everything from a `Config`, binds its listener, serves until told to
+//! stop, then drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::dataset;
+use crate::db::Db;
+use crate::deferred::Deferred;
+use crate::service::MovieService;
+use crate::stats::Stats;
+use crate::web::{self, AppState};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Connects to the database and runs the migrations.
+pub async fn open_db(config: &Config, stats: Arc<Stats>) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, config.db_max_connections, stats).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Loads the embedded dataset into an empty catalog.
+pub async fn load_dataset_if_empty(db: &Db) -> anyhow::Result<()> {
+    if db.count().await? > 0 {
+        return Ok(());
+    }
+    let data = dataset::parse(dataset::MOVIES_JSON)?;
+    let summary = db.import(data.films).await?;
+    tracing::info!(imported = summary.imported, rejected = data.rejected.len(), "loaded the embedded dataset");
+    Ok(())
+}
+
+impl Application {
+    /// Opens the database (migrating it, and loading the dataset into an empty one), sets up the
+    /// cache (Redis may be down: the site serves from the database until it is back) and binds.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::telemetry::prometheus();
+        let stats = Arc::new(Stats::default());
+        let db = open_db(&config, stats.clone()).await?;
+        load_dataset_if_empty(&db).await?;
+        let cache = Cache::new(config.cache.clone(), stats.clone())?;
+        let deferred = Deferred::new(stats.clone());
+        let service = MovieService::new(db, cache, deferred, stats, config.page_size);
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        Ok(Self { listener, state: AppState { service, config: Arc::new(config) } })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.listen_addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn service(&self) -> &MovieService {
+        &self.state.service
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets requests in flight finish
+    /// (bounded by the request timeout), waits for pending cache writes (bounded by
+    /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state } = self;
+        let static_dir = std::env::var_os("STATIC_DIR")
+            .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")), Into::into);
+        let app = web::router(state.clone(), &static_dir);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let drain_limit = state.config.request_timeout + Duration::from_secs(1);
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = &mut server => result?,
+            _ = async { let _ = stopping_rx.await; tokio::time::sleep(drain_limit).await } => {
+                tracing::warn!("requests still open after {drain_limit:?}; closing them");
+            }
+        }
+        let deferred = state.service.deferred();
+        let pending = deferred.pending();
+        if deferred.drain(state.config.shutdown_timeout).await {
+            tracing::info!(pending, "pending cache writes finished");
+        } else {
+            tracing::warn!(left = deferred.pending(), "shutdown timeout: some cache writes were not finished");
+        }
+        state.service.db().close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: no new requests; finishing those in flight");
+}

@@ -1,0 +1,52 @@
+//! The key layout. Every key starts with the configured prefix.
+
+/// Builds the keys for one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// `movies:page:{n}`: the slugs of listing page n, a JSON array in page order.
+    pub fn page(&self, n: u32) -> String {
+        format!("{}movies:page:{n}", self.prefix)
+    }
+
+    /// `movie:{slug}`: one film as JSON (or a "gone" marker for a slug with no film).
+    pub fn film(&self, slug: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 6 + slug.len());
+        key.push_str(&self.prefix);
+        key.push_str("movie:");
+        key.push_str(slug);
+        key
+    }
+
+    /// `movies:meta`: the catalog's version, order version and film count.
+    pub fn meta(&self) -> String {
+        format!("{}movies:meta", self.prefix)
+    }
+
+    /// `movies:pages`: the set of page keys written, swept on invalidation.
+    pub fn pages(&self) -> String {
+        format!("{}movies:pages", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_prefix() {
+        let k = Keys::new("t1:");
+        assert_eq!(k.page(3), "t1:movies:page:3");
+        assert_eq!(k.film("heat-1995"), "t1:movie:heat-1995");
+        assert_eq!(Keys::new("").film("heat-1995"), "movie:heat-1995");
+        assert_eq!(k.meta(), "t1:movies:meta");
+        assert_eq!(k.pages(), "t1:movies:pages");
+    }
+}

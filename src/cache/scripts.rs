@@ -1,0 +1,48 @@
+//! The two compare-and-set scripts that keep a deferred write from putting an older copy over a
+//! newer one. A read remembers the catalog version its rows came from; its write-back is refused
+//! when Redis already holds something newer.
+
+use redis::Script;
+
+/// KEYS[1] a versioned key; ARGV value, version, ttl seconds, force ("1": overwrite whatever is
+/// there, used for entries that did not decode). A value that is not a string, or whose version
+/// cannot be read, is overwritten. Returns 1 when written, 0 when refused.
+pub const SET_VERSIONED: &str = r#"
+local ok, cur = pcall(redis.call, 'GET', KEYS[1])
+if ARGV[4] ~= '1' and ok and cur then
+  local v = tonumber(string.match(cur, '^{"v":(%d+)'))
+  if v and v > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"#;
+
+/// KEYS[1] a page key, KEYS[2] the meta key, KEYS[3] the set of page keys; ARGV value, the order
+/// version the page was read at, ttl seconds, ttl of the set. Refused when the meta key says the
+/// listing order has moved on since; otherwise the page is written and recorded in the set that
+/// invalidation sweeps.
+pub const SET_PAGE: &str = r#"
+local ok, meta = pcall(redis.call, 'GET', KEYS[2])
+if ok and meta then
+  local o = tonumber(string.match(meta, '"o":(%d+)'))
+  if o and o > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SADD', KEYS[3], KEYS[1])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 1
+"#;
+
+/// Every script's source, for SCRIPT LOAD after Redis has forgotten them.
+pub const ALL: [&str; 2] = [SET_VERSIONED, SET_PAGE];
+
+pub struct Scripts {
+    pub set_versioned: Script,
+    pub set_page: Script,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self { set_versioned: Script::new(SET_VERSIONED), set_page: Script::new(SET_PAGE) }
+    }
+}

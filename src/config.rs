@@ -1,0 +1,175 @@
+//! Configuration, read once at start from the environment. A bad value stops the program with one
+//! line naming the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where Redis is and how the cache behaves.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `None` when `REDIS_URL=off`: the site then reads everything from the database.
+    pub url: Option<String>,
+    pub prefix: String,
+    pub page_ttl: Duration,
+    pub movie_ttl: Duration,
+    pub negative_ttl: Duration,
+    /// The longest any one Redis exchange may take before the database is used instead.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub cache: CacheConfig,
+    pub page_size: u32,
+    pub admin_token: Option<String>,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{var}: {message} (got {value:?})")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub message: String,
+}
+
+/// Every variable, its default and meaning: the source of `.env.example` and the README table.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("LISTEN_ADDR", "127.0.0.1:3000", "HTTP listen address"),
+    ("DATABASE_URL", "sqlite://marquee.db", "SQLite file (created when missing) or postgres://… URL"),
+    ("DB_MAX_CONNECTIONS", "16", "database pool size"),
+    ("REDIS_URL", "redis://127.0.0.1:6379", "the cache; `off` serves everything from the database"),
+    ("CACHE_PREFIX", "", "prepended to every Redis key"),
+    ("PAGE_SIZE", "24", "films per listing page (1–500)"),
+    ("PAGE_TTL_SECS", "300", "TTL of listing page keys"),
+    ("MOVIE_TTL_SECS", "3600", "TTL of film keys"),
+    ("NEGATIVE_TTL_SECS", "30", "how long an unknown slug is remembered as not found"),
+    ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
+    ("ADMIN_TOKEN", "", "bearer token of the write API; unset: writes are refused"),
+    ("REQUEST_TIMEOUT_SECS", "10", "the longest a request may take"),
+    ("SHUTDOWN_TIMEOUT_SECS", "5", "how long shutdown waits for pending cache writes"),
+    ("LOG_FORMAT", "text", "`text` or `json`"),
+];
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads each variable through `lookup`; unset or empty takes the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &'static str| -> (&'static str, String) {
+            let default = VARIABLES.iter().find(|(n, ..)| *n == var).map(|(_, d, _)| *d).unwrap_or_default();
+            (var, lookup(var).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned()))
+        };
+        let secs = |var| number(get(var), 1, 365 * 24 * 3600).map(|s| Duration::from_secs(s.into()));
+        let (_, redis_url) = get("REDIS_URL");
+        let redis_url = if redis_url.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            redis::parse_redis_url(&redis_url)
+                .ok_or_else(|| bad("REDIS_URL", &redis_url, "expected redis://host:port or off"))?;
+            Some(redis_url)
+        };
+        let (_, database_url) = get("DATABASE_URL");
+        let scheme_ok = ["sqlite:", "postgres://", "postgresql://"].iter().any(|s| database_url.starts_with(s));
+        if !scheme_ok || database_url.chars().any(char::is_whitespace) {
+            return Err(bad("DATABASE_URL", &database_url, "expected sqlite://FILE or postgres://…"));
+        }
+        let (_, listen) = get("LISTEN_ADDR");
+        let listen_addr = listen.parse().map_err(|_| bad("LISTEN_ADDR", &listen, "expected host:port"))?;
+        let (_, log) = get("LOG_FORMAT");
+        let log_json = match log.as_str() {
+            "json" => true,
+            "text" => false,
+            _ => return Err(bad("LOG_FORMAT", &log, "expected text or json")),
+        };
+        let (_, prefix) = get("CACHE_PREFIX");
+        if prefix.len() > 100 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("CACHE_PREFIX", &prefix, "at most 100 characters, no spaces"));
+        }
+        Ok(Self {
+            listen_addr,
+            database_url,
+            db_max_connections: number(get("DB_MAX_CONNECTIONS"), 1, 1000)?,
+            cache: CacheConfig {
+                url: redis_url,
+                prefix,
+                page_ttl: secs("PAGE_TTL_SECS")?,
+                movie_ttl: secs("MOVIE_TTL_SECS")?,
+                negative_ttl: secs("NEGATIVE_TTL_SECS")?,
+                timeout: number(get("REDIS_TIMEOUT_MS"), 1, 60_000).map(|ms| Duration::from_millis(ms.into()))?,
+            },
+            page_size: number(get("PAGE_SIZE"), 1, 500)?,
+            admin_token: lookup("ADMIN_TOKEN").filter(|t| !t.is_empty()),
+            request_timeout: secs("REQUEST_TIMEOUT_SECS")?,
+            shutdown_timeout: secs("SHUTDOWN_TIMEOUT_SECS")?,
+            log_json,
+        })
+    }
+}
+
+fn bad(var: &'static str, value: &str, message: &str) -> ConfigError {
+    ConfigError { var, value: value.to_owned(), message: message.to_owned() }
+}
+
+fn number(var_value: (&'static str, String), min: u32, max: u32) -> Result<u32, ConfigError> {
+    let (var, value) = var_value;
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| bad(var, &value, &format!("expected a whole number from {min} to {max}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = config(&[]).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database_url, "sqlite://marquee.db");
+        assert_eq!(c.cache.url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!((c.page_size, c.cache.page_ttl.as_secs(), c.cache.movie_ttl.as_secs()), (24, 300, 3600));
+        assert_eq!(c.cache.prefix, "");
+        assert_eq!(c.admin_token, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("PAGE_SIZE", "0"),
+            ("PAGE_SIZE", "ten"),
+            ("PAGE_TTL_SECS", "5m"),
+            ("MOVIE_TTL_SECS", "-1"),
+            ("REDIS_URL", "http://x"),
+            ("DATABASE_URL", "mysql://x"),
+            ("LISTEN_ADDR", "localhost"),
+            ("LOG_FORMAT", "xml"),
+            ("REDIS_TIMEOUT_MS", "0"),
+        ] {
+            let err = config(&[(var, value)]).err();
+            assert_eq!(err.as_ref().map(|e| e.var), Some(var), "{var}={value}");
+            assert!(err.is_some_and(|e| e.to_string().starts_with(var)));
+        }
+    }
+
+    #[test]
+    fn redis_can_be_switched_off() {
+        assert!(config(&[("REDIS_URL", "off")]).is_ok_and(|c| c.cache.url.is_none()));
+    }
+}

@@ -1,0 +1,125 @@
+//! Bulk writes: importing a dataset (idempotent, one transaction) and seeding synthetic films.
+
+use std::collections::HashMap;
+
+use sqlx::{Any, Transaction};
+
+use super::rows::{self, COLUMNS};
+use super::{Db, Result};
+use crate::movies::Movie;
+
+/// Rows per multi-row insert: 17 values each stays well under both databases' parameter limits.
+const BATCH: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportSummary {
+    pub imported: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+fn same_content(a: &Movie, b: &Movie) -> bool {
+    Movie { version: 0, ..a.clone() } == Movie { version: 0, ..b.clone() }
+}
+
+impl Db {
+    /// Inserts the films that are new (by slug) and rewrites those whose content differs, all in one
+    /// transaction: on any error nothing is written. Importing the same films again changes nothing.
+    pub async fn import(&self, films: Vec<Movie>) -> Result<ImportSummary> {
+        let mut tx = self.pool.begin().await?;
+        let meta = self.bump(&mut tx, 0, 0).await?;
+        let mut existing: HashMap<String, Movie> = HashMap::new();
+        for chunk in films.chunks(BATCH) {
+            let sql = format!("select {COLUMNS} from films where slug in ({})", rows::list(1, chunk.len()));
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                q = q.bind(m.slug.as_str());
+            }
+            self.counted();
+            for row in q.fetch_all(&mut *tx).await? {
+                if let Some(m) = rows::movie(&row)? {
+                    existing.insert(m.slug.clone(), m);
+                }
+            }
+        }
+        let mut summary = ImportSummary::default();
+        let mut fresh = Vec::new();
+        let mut reordered = false;
+        for mut film in films {
+            film.version = meta.version;
+            match existing.get(&film.slug) {
+                None => fresh.push(film),
+                Some(old) if same_content(old, &film) => summary.unchanged += 1,
+                Some(old) => {
+                    reordered |= old.release_date != film.release_date;
+                    self.rewrite(&mut tx, &film).await?;
+                    summary.updated += 1;
+                }
+            }
+        }
+        summary.imported = self.insert_new(&mut tx, &fresh).await?;
+        if summary.imported + summary.updated == 0 {
+            tx.rollback().await?;
+            return Ok(summary);
+        }
+        self.grow(&mut tx, summary.imported, reordered || summary.imported > 0).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    /// Inserts films whose slug is free, in batched transactions; returns how many were new.
+    /// `films` is consumed lazily, so a million films never sit in memory at once.
+    pub async fn seed(&self, films: impl Iterator<Item = Movie>, mut progress: impl FnMut(u64)) -> Result<u64> {
+        const PER_TRANSACTION: usize = 100 * BATCH;
+        let mut films = films.peekable();
+        let mut total = 0;
+        while films.peek().is_some() {
+            let mut tx = self.pool.begin().await?;
+            let meta = self.bump(&mut tx, 0, 0).await?;
+            let chunk: Vec<Movie> =
+                films.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: meta.version, ..m }).collect();
+            let added = self.insert_new(&mut tx, &chunk).await?;
+            self.grow(&mut tx, added, added > 0).await?;
+            tx.commit().await?;
+            total += added;
+            progress(total);
+        }
+        Ok(total)
+    }
+
+    async fn insert_new(&self, tx: &mut Transaction<'_, Any>, films: &[Movie]) -> Result<u64> {
+        let mut added = 0;
+        for batch in films.chunks(BATCH) {
+            let sql = format!(
+                "insert into films ({COLUMNS}) values {} on conflict (slug) do nothing",
+                rows::placeholders(batch.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for m in batch {
+                q = rows::bind(q, m);
+            }
+            self.counted();
+            added += q.execute(&mut **tx).await?.rows_affected();
+        }
+        Ok(added)
+    }
+
+    /// Writes every column of an existing film.
+    pub(super) async fn rewrite(&self, tx: &mut Transaction<'_, Any>, film: &Movie) -> Result<()> {
+        let sets = COLUMNS.split(", ").skip(1).enumerate().map(|(i, c)| format!("{c} = ${}", i + 2));
+        let sql = format!("update films set {} where slug = $1", sets.collect::<Vec<_>>().join(", "));
+        self.counted();
+        rows::bind(sqlx::query(&sql), film).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    async fn grow(&self, tx: &mut Transaction<'_, Any>, added: u64, reordered: bool) -> Result<()> {
+        self.counted();
+        sqlx::query("update catalog set film_count = film_count + $1, order_version = order_version + $2 where id = 1")
+            .bind(i64::try_from(added).unwrap_or(i64::MAX))
+            .bind(i64::from(reordered))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! The database: one pool for SQLite or PostgreSQL (chosen by the URL), the migrations, and the
+//! repository, the only code in marquee that speaks SQL.
+
+mod anchors;
+mod import;
+mod repo;
+mod rows;
+
+pub use import::ImportSummary;
+pub use repo::{Meta, Updated};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::stats::Stats;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("a film with slug {0:?} already exists")]
+    SlugTaken(String),
+    #[error("no free slug could be derived from {0:?}")]
+    NoSlug(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// The pool plus what the repository keeps beside it (the deep-page anchors, the query counter).
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    anchors: Arc<anchors::Anchors>,
+    stats: Arc<Stats>,
+}
+
+impl Db {
+    /// Opens the pool. A SQLite file is created when missing.
+    pub async fn connect(url: &str, max_connections: u32, stats: Arc<Stats>) -> Result<Self> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, backend, anchors: Arc::default(), stats })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs the migrations that have not run yet; running them again changes nothing.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Cheap check that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.counted();
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn counted(&self) {
+        self.stats.db_query();
+    }
+}

@@ -1,0 +1,262 @@
+//! The repository: every query marquee runs. Reads return the catalog's `Meta` from the same
+//! statement, so a caller knows which version of the catalog its rows belong to.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::anchors::{self, Set};
+use super::rows::{self, COLUMNS};
+use super::{Db, DbError, Result};
+use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug, film_slug};
+
+/// The catalog row: `version` grows with every write, `order_version` whenever the listing order
+/// may have changed, `film_count` is the number of films.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    pub version: i64,
+    pub order_version: i64,
+    pub film_count: i64,
+}
+
+/// What an update did.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub movie: Movie,
+    /// The fields whose value changed; empty when the patch changed nothing (and nothing was written).
+    pub changed: Vec<&'static str>,
+    pub meta: Meta,
+}
+
+const META: &str = "c.version as c_version, c.order_version as c_order_version, c.film_count as c_film_count";
+const ORDER: &str = "order by release_date desc, slug";
+
+fn meta(row: &AnyRow) -> Result<Meta> {
+    Ok(Meta {
+        version: row.try_get("c_version")?,
+        order_version: row.try_get("c_order_version")?,
+        film_count: row.try_get("c_film_count")?,
+    })
+}
+
+/// Splits a `catalog left join films` result into its meta and its films.
+fn meta_and_movies(rows: &[AnyRow]) -> Result<(Meta, Vec<Movie>)> {
+    let meta = rows.first().map(meta).transpose()?.unwrap_or_default();
+    let movies = rows.iter().map(rows::movie).filter_map(Result::transpose).collect::<Result<_, _>>()?;
+    Ok((meta, movies))
+}
+
+impl Db {
+    /// Page `page` of the listing, `size` films, newest release first.
+    pub async fn page(&self, page: PageNumber, size: u32) -> Result<(Meta, Vec<Movie>)> {
+        let offset = page.offset(size);
+        if offset < anchors::STEP {
+            return self.page_at(None, offset, size).await;
+        }
+        let mut set = match self.anchors.get() {
+            Some(set) => set,
+            None => self.rebuild_anchors(None).await?,
+        };
+        loop {
+            let Some((key, skip)) = set.locate(offset) else {
+                // fewer films than one step: the page is past the end, or within the first step
+                let (meta, films) = self.page_at(None, offset, size).await?;
+                if meta.order_version == set.order_version {
+                    return Ok((meta, films));
+                }
+                set = self.rebuild_anchors(Some(set.order_version)).await?;
+                continue;
+            };
+            let (meta, films) = self.page_at(Some(key), skip, size).await?;
+            if meta.order_version == set.order_version {
+                return Ok((meta, films));
+            }
+            set = self.rebuild_anchors(Some(set.order_version)).await?;
+        }
+    }
+
+    async fn page_at(&self, anchor: Option<&(String, String)>, skip: u64, size: u32) -> Result<(Meta, Vec<Movie>)> {
+        let filter =
+            if anchor.is_some() { "where release_date <= $3 and (release_date < $3 or slug >= $4)" } else { "" };
+        let sql = format!(
+            "select {META}, {cols} from catalog c left join \
+             (select {COLUMNS} from films {filter} {ORDER} limit $1 offset $2) f on 1 = 1 \
+             order by f.release_date desc, f.slug",
+            cols = rows::columns_of("f"),
+        );
+        let mut q = sqlx::query(&sql).bind(i64::from(size)).bind(i64::try_from(skip).unwrap_or(i64::MAX));
+        if let Some((date, slug)) = anchor {
+            q = q.bind(date.as_str()).bind(slug.as_str());
+        }
+        self.counted();
+        let rows = q.fetch_all(&self.pool).await?;
+        meta_and_movies(&rows)
+    }
+
+    /// Builds the anchors anew, unless another task already did while we waited for the lock.
+    async fn rebuild_anchors(&self, stale: Option<i64>) -> Result<std::sync::Arc<Set>> {
+        let _guard = self.anchors.rebuild.lock().await;
+        if let Some(set) = self.anchors.get().filter(|s| Some(s.order_version) != stale) {
+            return Ok(set);
+        }
+        let sql = format!(
+            "select c.order_version as c_order_version, w.release_date, w.slug from catalog c left join \
+             (select release_date, slug, rn from \
+               (select release_date, slug, row_number() over ({ORDER}) as rn from films) n \
+              where (rn - 1) % {step} = 0) w on 1 = 1 \
+             order by w.rn",
+            step = anchors::STEP,
+        );
+        self.counted();
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let mut set = Set { order_version: 0, keys: Vec::with_capacity(rows.len()) };
+        for row in &rows {
+            set.order_version = row.try_get("c_order_version")?;
+            let date: Option<String> = row.try_get("release_date")?;
+            let slug: Option<String> = row.try_get("slug")?;
+            if let (Some(date), Some(slug)) = (date, slug) {
+                set.keys.push((date, slug));
+            }
+        }
+        self.anchors.set(set);
+        self.anchors.get().ok_or_else(|| DbError::Sqlx(sqlx::Error::PoolClosed))
+    }
+
+    /// One film, with the catalog meta (whose version dates a "not found").
+    pub async fn movie(&self, slug: &Slug) -> Result<(Meta, Option<Movie>)> {
+        let sql = format!("select {META}, {} from catalog c left join films f on f.slug = $1", rows::columns_of("f"));
+        self.counted();
+        let rows = sqlx::query(&sql).bind(slug.as_str()).fetch_all(&self.pool).await?;
+        let (meta, mut movies) = meta_and_movies(&rows)?;
+        Ok((meta, movies.pop()))
+    }
+
+    /// Many films in ONE query, in the order asked; slugs with no film are left out.
+    pub async fn movies(&self, slugs: &[&str]) -> Result<(Meta, Vec<Movie>)> {
+        let sql = if slugs.is_empty() {
+            format!("select {META}, {} from catalog c left join films f on 1 = 0", rows::columns_of("f"))
+        } else {
+            format!(
+                "select {META}, {} from catalog c left join films f on f.slug in ({})",
+                rows::columns_of("f"),
+                rows::list(1, slugs.len())
+            )
+        };
+        let mut q = sqlx::query(&sql);
+        for slug in slugs {
+            q = q.bind(*slug);
+        }
+        self.counted();
+        let rows = q.fetch_all(&self.pool).await?;
+        let (meta, movies) = meta_and_movies(&rows)?;
+        let mut by_slug: HashMap<String, Movie> = movies.into_iter().map(|m| (m.slug.clone(), m)).collect();
+        Ok((meta, slugs.iter().filter_map(|s| by_slug.remove(*s)).collect()))
+    }
+
+    /// The number of films.
+    pub async fn count(&self) -> Result<i64> {
+        Ok(self.meta().await?.film_count)
+    }
+
+    pub async fn meta(&self) -> Result<Meta> {
+        self.counted();
+        let row = sqlx::query(&format!("select {META} from catalog c")).fetch_one(&self.pool).await?;
+        meta(&row)
+    }
+
+    /// Creates a film. Its slug is the one asked for (refused when taken) or one derived from its
+    /// title and year (`-2`, `-3`, … when taken).
+    pub async fn create(&self, new: NewMovie) -> Result<(Movie, Meta)> {
+        let mut tx = self.pool.begin().await?;
+        let meta = self.bump(&mut tx, 1, 1).await?;
+        let mut movie = new.movie;
+        movie.version = meta.version;
+        let candidates: Vec<String> = match &new.slug {
+            Some(slug) => vec![slug.to_string()],
+            None => (1..100).map(|n| film_slug(&movie.title, movie.release_date.year(), n)).collect(),
+        };
+        let sql =
+            format!("insert into films ({COLUMNS}) values {} on conflict (slug) do nothing", rows::placeholders(1));
+        for candidate in candidates {
+            movie.slug = candidate;
+            self.counted();
+            if rows::bind(sqlx::query(&sql), &movie).execute(&mut *tx).await?.rows_affected() == 1 {
+                tx.commit().await?;
+                return Ok((movie, meta));
+            }
+        }
+        tx.rollback().await?;
+        Err(match new.slug {
+            Some(slug) => DbError::SlugTaken(slug.into_string()),
+            None => DbError::NoSlug(movie.title),
+        })
+    }
+
+    /// Applies a partial update. `None` when there is no such film.
+    pub async fn update(&self, slug: &Slug, patch: &MoviePatch) -> Result<Option<Updated>> {
+        let mut tx = self.pool.begin().await?;
+        // The catalog row is written first so that, on SQLite, the transaction takes the write lock
+        // at once (waiting its turn) instead of failing to upgrade a read lock later.
+        let meta = self.bump(&mut tx, 0, 0).await?;
+        let sql = format!("select {COLUMNS} from films where slug = $1");
+        self.counted();
+        let row = sqlx::query(&sql).bind(slug.as_str()).fetch_optional(&mut *tx).await?;
+        let Some(mut movie) = row.as_ref().map(rows::movie).transpose()?.flatten() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let before = movie.release_date;
+        let changed = patch.apply(&mut movie);
+        if changed.is_empty() {
+            tx.rollback().await?;
+            let meta = self.meta().await?;
+            return Ok(Some(Updated { movie, changed, meta }));
+        }
+        let meta = if movie.release_date == before { meta } else { self.bump_order(&mut tx).await? };
+        movie.version = meta.version;
+        self.rewrite(&mut tx, &movie).await?;
+        tx.commit().await?;
+        Ok(Some(Updated { movie, changed, meta }))
+    }
+
+    /// Deletes a film; returns the catalog meta after the delete, `None` when there was no film.
+    pub async fn delete(&self, slug: &Slug) -> Result<Option<Meta>> {
+        let mut tx = self.pool.begin().await?;
+        let meta = self.bump(&mut tx, 1, -1).await?;
+        self.counted();
+        let gone = sqlx::query("delete from films where slug = $1").bind(slug.as_str()).execute(&mut *tx).await?;
+        if gone.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(meta))
+    }
+
+    /// Raises the catalog version (and the order version and count by the given steps).
+    pub(super) async fn bump(&self, tx: &mut Transaction<'_, Any>, order: i64, count: i64) -> Result<Meta> {
+        self.counted();
+        let row = sqlx::query(
+            "update catalog set version = version + 1, order_version = order_version + $1, \
+             film_count = film_count + $2 where id = 1 \
+             returning version as c_version, order_version as c_order_version, film_count as c_film_count",
+        )
+        .bind(order)
+        .bind(count)
+        .fetch_one(&mut **tx)
+        .await?;
+        meta(&row)
+    }
+
+    async fn bump_order(&self, tx: &mut Transaction<'_, Any>) -> Result<Meta> {
+        self.counted();
+        let row = sqlx::query(
+            "update catalog set order_version = order_version + 1 where id = 1 \
+             returning version as c_version, order_version as c_order_version, film_count as c_film_count",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        meta(&row)
+    }
+}

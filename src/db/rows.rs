@@ -1,0 +1,92 @@
+//! Between `Movie` and a row: the column list, decoding, and binding.
+
+use sqlx::any::{Any, AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Error, Row};
+
+use crate::movies::Movie;
+
+/// The film columns in one fixed order, used by every select and insert.
+pub const COLUMNS: &str = "slug, title, release_date, genre, director, mpaa_rating, running_time_min, imdb_rating, \
+     imdb_votes, rotten_tomatoes_rating, us_gross, worldwide_gross, production_budget, distributor, source, \
+     creative_type, version";
+
+pub const COLUMN_COUNT: usize = 17;
+
+/// The same list prefixed with a table alias: `f.slug, f.title, …`.
+pub fn columns_of(alias: &str) -> String {
+    COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Decodes a film; `Ok(None)` for the all-null row a left join gives when there is no film.
+pub fn movie(row: &AnyRow) -> Result<Option<Movie>, Error> {
+    let Some(slug) = row.try_get::<Option<String>, _>("slug")? else {
+        return Ok(None);
+    };
+    let date: String = row.try_get("release_date")?;
+    Ok(Some(Movie {
+        version: row.try_get("version")?,
+        slug,
+        title: row.try_get("title")?,
+        release_date: date.parse().map_err(|e| Error::Decode(Box::new(e)))?,
+        genre: row.try_get("genre")?,
+        director: row.try_get("director")?,
+        mpaa_rating: row.try_get("mpaa_rating")?,
+        running_time_min: row.try_get("running_time_min")?,
+        imdb_rating: row.try_get("imdb_rating")?,
+        imdb_votes: row.try_get("imdb_votes")?,
+        rotten_tomatoes_rating: row.try_get("rotten_tomatoes_rating")?,
+        us_gross: row.try_get("us_gross")?,
+        worldwide_gross: row.try_get("worldwide_gross")?,
+        production_budget: row.try_get("production_budget")?,
+        distributor: row.try_get("distributor")?,
+        source: row.try_get("source")?,
+        creative_type: row.try_get("creative_type")?,
+    }))
+}
+
+/// Binds a film's values in `COLUMNS` order.
+pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, m: &Movie) -> Query<'q, Any, AnyArguments<'q>> {
+    q.bind(m.slug.clone())
+        .bind(m.title.clone())
+        .bind(m.release_date.to_string())
+        .bind(m.genre.clone())
+        .bind(m.director.clone())
+        .bind(m.mpaa_rating.clone())
+        .bind(m.running_time_min)
+        .bind(m.imdb_rating)
+        .bind(m.imdb_votes)
+        .bind(m.rotten_tomatoes_rating)
+        .bind(m.us_gross)
+        .bind(m.worldwide_gross)
+        .bind(m.production_budget)
+        .bind(m.distributor.clone())
+        .bind(m.source.clone())
+        .bind(m.creative_type.clone())
+        .bind(m.version)
+}
+
+/// `($1, …, $17), ($18, …)`: placeholders for `rows` films, numbered as both databases accept.
+pub fn placeholders(rows: usize) -> String {
+    let mut out = String::with_capacity(rows * COLUMN_COUNT * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..COLUMN_COUNT {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * COLUMN_COUNT + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$from, $from+1, …` for an `in (…)` list of `n` values.
+pub fn list(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,80 @@
+//! Deferred cache writes. A read path never waits for Redis writes: it queues them, and the
+//! request's middleware spawns them once the response is built. The spawned tasks are tracked, so
+//! graceful shutdown can wait (bounded) until every one has finished.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio_util::task::TaskTracker;
+
+use crate::stats::Stats;
+
+/// A queued write; resolves to whether it reached Redis.
+pub type Job = BoxFuture<'static, bool>;
+
+tokio::task_local! {
+    static QUEUE: RefCell<Vec<Job>>;
+}
+
+#[derive(Clone)]
+pub struct Deferred {
+    tracker: TaskTracker,
+    stats: Arc<Stats>,
+}
+
+impl Deferred {
+    pub fn new(stats: Arc<Stats>) -> Self {
+        Self { tracker: TaskTracker::new(), stats }
+    }
+
+    /// Queues `job` on the current request, or spawns it at once outside of one.
+    pub fn defer(&self, job: Job) {
+        self.stats.deferred_started();
+        let mut slot = Some(job);
+        let _ = QUEUE.try_with(|q| q.borrow_mut().extend(slot.take()));
+        if let Some(job) = slot {
+            self.spawn(job);
+        }
+    }
+
+    /// Runs `fut` (a request) with its own queue, then spawns what it queued.
+    pub async fn around<T>(&self, fut: impl Future<Output = T>) -> T {
+        let (out, jobs) = QUEUE
+            .scope(RefCell::new(Vec::new()), async move {
+                let out = fut.await;
+                (out, QUEUE.try_with(|q| std::mem::take(&mut *q.borrow_mut())).unwrap_or_default())
+            })
+            .await;
+        for job in jobs {
+            self.spawn(job);
+        }
+        out
+    }
+
+    fn spawn(&self, job: Job) {
+        let stats = self.stats.clone();
+        self.tracker.spawn(async move {
+            let ok = job.await;
+            stats.deferred_finished(ok);
+        });
+    }
+
+    /// Waits until every spawned write has finished, at most `limit`. True when none is left.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        self.tracker.close();
+        let done = tokio::time::timeout(limit, self.tracker.wait()).await.is_ok();
+        self.tracker.reopen();
+        done
+    }
+
+    /// Waits for the writes spawned so far (tests and tools use it to let the cache settle).
+    pub async fn settle(&self) {
+        self.drain(Duration::from_secs(30)).await;
+    }
+
+    pub fn pending(&self) -> usize {
+        self.tracker.len()
+    }
+}

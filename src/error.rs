@@ -1,0 +1,136 @@
+//! The application's errors. Client errors carry a message that says what was wrong; database
+//! failures are logged with their cause and shown as a plain "unavailable" answer. Pages get an
+//! HTML page in the site's layout, the API gets JSON.
+
+use askama::Template;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+
+use crate::movies::FieldError;
+use crate::service::ServiceError;
+use crate::web::views::ErrorPage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("this needs a valid admin token (Authorization: Bearer …)")]
+    Unauthorized,
+    #[error("writes are disabled: the server has no ADMIN_TOKEN")]
+    WritesDisabled,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the catalog is unavailable right now; please try again shortly")]
+    Unavailable(#[source] ServiceError),
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::SlugTaken(_) => Self::Conflict(e.to_string()),
+            ServiceError::Db(_) => Self::Unavailable(e),
+        }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(e: FieldError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::WritesDisabled => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn log(&self) {
+        if let Self::Unavailable(cause) = self {
+            tracing::error!(error = %cause, "request failed: database unavailable");
+        }
+    }
+
+    fn heading(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) | Self::Invalid(_) => "That request doesn't look right",
+            Self::NotFound(_) => "Not found",
+            Self::Unauthorized | Self::WritesDisabled => "Not allowed",
+            Self::Conflict(_) => "Already exists",
+            Self::MethodNotAllowed(_) => "Method not allowed",
+            Self::TooLarge(_) => "Too large",
+            Self::Unavailable(_) => "The catalog is resting",
+        }
+    }
+}
+
+/// An error shown as a page in the site's layout.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        e.log();
+        let status = e.status();
+        let page = ErrorPage { status: status.as_u16(), heading: e.heading().to_owned(), message: e.to_string() };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(render) => {
+                tracing::error!(error = %render, "error page failed to render");
+                (status, e.to_string()).into_response()
+            }
+        }
+    }
+}
+
+/// An error answered as JSON: `{"error": "...", "field": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        e.log();
+        let body = match &e {
+            AppError::Invalid(f) => json!({ "error": f.to_string(), "field": f.field }),
+            other => json!({ "error": other.to_string() }),
+        };
+        let mut response = (e.status(), Json(body)).into_response();
+        if matches!(e, AppError::Unauthorized) {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,139 @@
+//! Request coalescing: concurrent misses of the same key share one database read. A flight stays
+//! joinable until the cache holds its result (its deferred write releases it), so requests that
+//! arrive between the read and the write do not read again. A write to the catalog forgets the
+//! flights it makes stale, so nobody joins a read that started before it.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+
+type Flight<V, E> = Shared<BoxFuture<'static, Result<Arc<V>, E>>>;
+type Map<K, V, E> = HashMap<K, (u64, Flight<V, E>)>;
+
+pub struct Flights<K, V, E> {
+    map: Mutex<Map<K, V, E>>,
+    next_id: AtomicU64,
+}
+
+impl<K, V, E> Default for Flights<K, V, E> {
+    fn default() -> Self {
+        Self { map: Mutex::default(), next_id: AtomicU64::new(1) }
+    }
+}
+
+/// Who ran the read: the first request, or one that joined it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+impl<K, V, E> Flights<K, V, E>
+where
+    K: Hash + Eq + Clone,
+    V: Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+{
+    /// Joins the flight for `key`, or starts one with `start(flight_id)`. The started future must
+    /// see to `release(key, flight_id)` once its result is in the cache (or failed to get there).
+    pub async fn run<F>(&self, key: &K, start: impl FnOnce(u64) -> F) -> (Result<Arc<V>, E>, Role)
+    where
+        F: Future<Output = Result<Arc<V>, E>> + Send + 'static,
+    {
+        let (flight, role, id) = {
+            let Ok(mut map) = self.map.lock() else {
+                let id = self.next_id.fetch_add(1, Relaxed);
+                return (start(id).await, Role::Leader);
+            };
+            match map.get(key) {
+                Some((id, flight)) => (flight.clone(), Role::Follower, *id),
+                None => {
+                    let id = self.next_id.fetch_add(1, Relaxed);
+                    let flight = start(id).boxed().shared();
+                    map.insert(key.clone(), (id, flight.clone()));
+                    (flight, Role::Leader, id)
+                }
+            }
+        };
+        let result = flight.await;
+        if result.is_err() {
+            self.release(key, id);
+        }
+        (result, role)
+    }
+
+    /// Ends flight `id` of `key` (a newer flight of the same key is left alone).
+    pub fn release(&self, key: &K, id: u64) {
+        if let Ok(mut map) = self.map.lock()
+            && map.get(key).is_some_and(|(current, _)| *current == id)
+        {
+            map.remove(key);
+        }
+    }
+
+    /// Forgets the flight of `key`: later requests start a fresh read.
+    pub fn forget(&self, key: &K) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(key);
+        }
+    }
+
+    pub fn forget_all(&self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn concurrent_runs_share_one_read_until_released() {
+        let flights: Arc<Flights<u32, u32, ()>> = Arc::default();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (flights, reads, gate) = (flights.clone(), reads.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                flights
+                    .run(&7, |_| async move {
+                        reads.fetch_add(1, Relaxed);
+                        gate.notified().await;
+                        Ok(Arc::new(42))
+                    })
+                    .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        gate.notify_waiters();
+        let mut leaders = 0;
+        for t in tasks {
+            let (value, role) = t.await.unwrap_or((Err(()), Role::Follower));
+            assert_eq!(value.map(|v| *v), Ok(42));
+            leaders += usize::from(role == Role::Leader);
+        }
+        assert_eq!((reads.load(Relaxed), leaders), (1, 1));
+        // not yet released: a late request still joins
+        let (_, role) = flights.run(&7, |_| async { Ok(Arc::new(0)) }).await;
+        assert_eq!(role, Role::Follower);
+        flights.forget(&7);
+        let (value, role) = flights.run(&7, |_| async { Ok(Arc::new(1)) }).await;
+        assert_eq!((value.map(|v| *v), role), (Ok(1), Role::Leader));
+    }
+
+    #[tokio::test]
+    async fn release_ends_only_its_own_flight() {
+        let flights: Flights<u32, u32, ()> = Flights::default();
+        let (_, _) = flights.run(&1, |_| async { Ok(Arc::new(1)) }).await;
+        flights.release(&1, 999);
+        let (_, role) = flights.run(&1, |_| async { Ok(Arc::new(2)) }).await;
+        assert_eq!(role, Role::Follower);
+    }
+}

@@ -1,0 +1,31 @@
+//! marquee: a server-rendered movie catalog whose reads go through a normalized Redis cache.
+//! The modules, in the order a request meets them:
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+/// Builds the application from its config, serves it, shuts it down gracefully.
+pub mod app;
+/// Redis: key layout, MGET, pipelined compare-and-set writes, page sweeps, fail-open.
+pub mod cache;
+/// `Config::from_env`: every setting, read once at start.
+pub mod config;
+/// The real dataset (embedded) and synthetic films for load tests.
+pub mod dataset;
+/// The database (SQLite or PostgreSQL through sqlx): migrations and every query.
+pub mod db;
+/// Cache writes that run after the response, tracked for graceful shutdown.
+pub mod deferred;
+/// `AppError` and how it is shown (an HTML page or JSON).
+pub mod error;
+/// Coalescing of concurrent misses into one database read.
+pub mod flights;
+/// The domain: `Movie`, `Slug`, `PageNumber`, dates and how values are shown.
+pub mod movies;
+/// The cached movie service: reads through the cache, coalesces misses, defers cache writes.
+pub mod service;
+/// Counters the service keeps for itself and publishes as Prometheus metrics.
+pub mod stats;
+/// Logging and the metrics recorder.
+pub mod telemetry;
+/// HTTP: router, middleware, pages, the JSON API, health and metrics.
+pub mod web;

@@ -1,0 +1,39 @@
+//! The domain: a film, the values that enter from outside (slugs, page numbers, dates), and how they
+//! are shown to people.
+
+mod date;
+pub mod format;
+mod input;
+mod page;
+mod slug;
+
+pub use date::Date;
+pub use input::{FieldError, MoviePatch, NewMovie};
+pub use page::PageNumber;
+pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, film_slug, slugify};
+
+use serde::{Deserialize, Serialize};
+
+/// One film as stored. `version` is the catalog version of its last write: it only grows, across
+/// deletes and re-creations too, so the cache can refuse an older copy over a newer one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Movie {
+    #[serde(rename = "v")]
+    pub version: i64,
+    pub slug: String,
+    pub title: String,
+    pub release_date: Date,
+    pub genre: Option<String>,
+    pub director: Option<String>,
+    pub mpaa_rating: Option<String>,
+    pub running_time_min: Option<i64>,
+    pub imdb_rating: Option<f64>,
+    pub imdb_votes: Option<i64>,
+    pub rotten_tomatoes_rating: Option<i64>,
+    pub us_gross: Option<i64>,
+    pub worldwide_gross: Option<i64>,
+    pub production_budget: Option<i64>,
+    pub distributor: Option<String>,
+    pub source: Option<String>,
+    pub creative_type: Option<String>,
+}

@@ -1,0 +1,158 @@
+use std::fmt;
+
+/// The longest slug we make or accept.
+pub const MAX_LEN: usize = 100;
+
+/// A film's URL key: ASCII lower-case letters and digits in runs joined by single hyphens, at most
+/// 100 characters. Anything else is refused at the edge, so it never reaches Redis or the database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slug(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SlugError {
+    #[error("a slug cannot be empty")]
+    Empty,
+    #[error("a slug is at most {MAX_LEN} characters")]
+    TooLong,
+    #[error("a slug uses only a-z, 0-9 and single hyphens between them")]
+    BadCharacters,
+}
+
+impl Slug {
+    pub fn parse(text: &str) -> Result<Self, SlugError> {
+        if text.is_empty() {
+            return Err(SlugError::Empty);
+        }
+        if text.len() > MAX_LEN {
+            return Err(SlugError::TooLong);
+        }
+        let well_formed = text
+            .split('-')
+            .all(|run| !run.is_empty() && run.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        if well_formed { Ok(Self(text.to_owned())) } else { Err(SlugError::BadCharacters) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Slug {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Turns any text into slug form: accents transliterated (`Astérix` → `asterix`), everything that is
+/// not a letter or digit becomes one hyphen, cut to `max` characters at a hyphen where possible.
+/// Returns an empty string when nothing usable is left (a title of only punctuation).
+pub fn slugify(text: &str, max: usize) -> String {
+    // Where the transliteration reads badly: "2½" would become "21/2", "Ri¢h" "Ric/h".
+    let text = text.replace('½', " 1/2").replace('¢', "c");
+    let ascii = deunicode::deunicode(&text);
+    let mut out = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    if out.len() > max {
+        out.truncate(max);
+        if let Some(cut) = out.rfind('-').filter(|&i| i > max / 2) {
+            out.truncate(cut);
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// A film's slug: `{title}-{year}`, then `-{n}` from n = 2 for the n-th film of that title and
+/// year. A title that already ends in its year ("King Kong (1933)") does not get it twice.
+pub fn film_slug(title: &str, year: u16, n: u32) -> String {
+    let year = year.to_string();
+    let dedup = if n <= 1 { String::new() } else { format!("-{n}") };
+    let mut base = slugify(title, MAX_LEN - year.len() - 1 - dedup.len());
+    if base.is_empty() {
+        base.push_str("film");
+    }
+    if !base.strip_suffix(&year).is_some_and(|rest| rest.ends_with('-')) {
+        base.push('-');
+        base.push_str(&year);
+    }
+    base + &dedup
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_well_formed_slugs() {
+        for s in ["king-kong-1976", "300-2007", "a", "1776-1972"] {
+            assert_eq!(Slug::parse(s).map(|s| s.into_string()), Ok(s.to_owned()));
+        }
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        let long = "a".repeat(MAX_LEN + 1);
+        for s in ["", "-a", "a-", "a--b", "A", "a b", "a*", "a?", "a[1]", "a:b", "a\0", "../x", "é", &long] {
+            assert!(Slug::parse(s).is_err(), "{s:?} was accepted");
+        }
+        assert!(Slug::parse(&"a".repeat(MAX_LEN)).is_ok());
+    }
+
+    #[test]
+    fn slugify_transliterates_and_joins() {
+        assert_eq!(slugify("Astérix aux Jeux Olympiques", 100), "asterix-aux-jeux-olympiques");
+        assert_eq!(slugify("  The Naked Gun 2½: The Smell of Fear ", 100), "the-naked-gun-2-1-2-the-smell-of-fear");
+        assert_eq!(slugify("Ri¢hie Ri¢h", 100), "richie-rich");
+        assert_eq!(slugify("<script>alert(1)</script>", 100), "script-alert-1-script");
+        assert_eq!(slugify("!!!", 100), "");
+        assert_eq!(slugify("aaaa bbbb cccc", 11), "aaaa-bbbb");
+    }
+
+    #[test]
+    fn film_slugs_carry_the_year_once() {
+        assert_eq!(film_slug("King Kong", 1976, 1), "king-kong-1976");
+        assert_eq!(film_slug("King Kong (1933)", 1933, 1), "king-kong-1933");
+        assert_eq!(film_slug("1933", 1933, 1), "1933-1933");
+        assert_eq!(film_slug("Heat", 1995, 3), "heat-1995-3");
+        assert_eq!(film_slug("!!!", 1995, 1), "film-1995");
+        assert!(film_slug(&"long words ".repeat(30), 1995, 12).len() <= MAX_LEN);
+    }
+
+    proptest! {
+        #[test]
+        fn slugify_output_is_always_a_valid_slug_or_empty(text in any::<String>(), max in 1usize..=MAX_LEN) {
+            let s = slugify(&text, max);
+            prop_assert!(s.len() <= max);
+            if !s.is_empty() {
+                prop_assert!(Slug::parse(&s).is_ok(), "{:?} -> {:?}", text, s);
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_and_accepts_only_the_alphabet(text in any::<String>()) {
+            if let Ok(slug) = Slug::parse(&text) {
+                prop_assert!(slug.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                prop_assert!(!slug.as_str().contains("--"));
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The service's own counters. Each app instance counts for itself (so tests can read exact
+//! figures per request); `/metrics` publishes them through the `metrics` recorder.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Which kind of Redis key a hit or miss was on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Page,
+    Film,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    db_queries: AtomicU64,
+    page_hits: AtomicU64,
+    page_misses: AtomicU64,
+    film_hits: AtomicU64,
+    film_misses: AtomicU64,
+    coalesced_waits: AtomicU64,
+    stale_writes_refused: AtomicU64,
+    deferred_pending: AtomicI64,
+    deferred_done: AtomicU64,
+    deferred_failed: AtomicU64,
+    redis_errors: AtomicU64,
+    corrupt_entries: AtomicU64,
+}
+
+/// A copy of every counter at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Snapshot {
+    pub db_queries: u64,
+    pub page_hits: u64,
+    pub page_misses: u64,
+    pub film_hits: u64,
+    pub film_misses: u64,
+    pub coalesced_waits: u64,
+    pub stale_writes_refused: u64,
+    pub deferred_pending: i64,
+    pub deferred_done: u64,
+    pub deferred_failed: u64,
+    pub redis_errors: u64,
+    pub corrupt_entries: u64,
+}
+
+impl Stats {
+    pub fn db_query(&self) {
+        self.db_queries.fetch_add(1, Relaxed);
+    }
+
+    pub fn hits(&self, kind: KeyKind, n: u64) {
+        match kind {
+            KeyKind::Page => self.page_hits.fetch_add(n, Relaxed),
+            KeyKind::Film => self.film_hits.fetch_add(n, Relaxed),
+        };
+    }
+
+    pub fn misses(&self, kind: KeyKind, n: u64) {
+        match kind {
+            KeyKind::Page => self.page_misses.fetch_add(n, Relaxed),
+            KeyKind::Film => self.film_misses.fetch_add(n, Relaxed),
+        };
+    }
+
+    pub fn coalesced_wait(&self) {
+        self.coalesced_waits.fetch_add(1, Relaxed);
+    }
+
+    pub fn stale_writes_refused(&self, n: u64) {
+        self.stale_writes_refused.fetch_add(n, Relaxed);
+    }
+
+    pub fn deferred_started(&self) {
+        self.deferred_pending.fetch_add(1, Relaxed);
+    }
+
+    pub fn deferred_finished(&self, ok: bool) {
+        self.deferred_pending.fetch_sub(1, Relaxed);
+        if ok { &self.deferred_done } else { &self.deferred_failed }.fetch_add(1, Relaxed);
+    }
+
+    pub fn redis_error(&self) {
+        self.redis_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn corrupt_entry(&self) {
+        self.corrupt_entries.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            db_queries: self.db_queries.load(Relaxed),
+            page_hits: self.page_hits.load(Relaxed),
+            page_misses: self.page_misses.load(Relaxed),
+            film_hits: self.film_hits.load(Relaxed),
+            film_misses: self.film_misses.load(Relaxed),
+            coalesced_waits: self.coalesced_waits.load(Relaxed),
+            stale_writes_refused: self.stale_writes_refused.load(Relaxed),
+            deferred_pending: self.deferred_pending.load(Relaxed),
+            deferred_done: self.deferred_done.load(Relaxed),
+            deferred_failed: self.deferred_failed.load(Relaxed),
+            redis_errors: self.redis_errors.load(Relaxed),
+            corrupt_entries: self.corrupt_entries.load(Relaxed),
+        }
+    }
+
+    /// Hands the current values to the `metrics` recorder, just before it renders them.
+    pub fn publish(&self) {
+        let s = self.snapshot();
+        metrics::counter!("marquee_db_queries_total").absolute(s.db_queries);
+        metrics::counter!("marquee_cache_hits_total", "kind" => "page").absolute(s.page_hits);
+        metrics::counter!("marquee_cache_hits_total", "kind" => "film").absolute(s.film_hits);
+        metrics::counter!("marquee_cache_misses_total", "kind" => "page").absolute(s.page_misses);
+        metrics::counter!("marquee_cache_misses_total", "kind" => "film").absolute(s.film_misses);
+        metrics::counter!("marquee_coalesced_waits_total").absolute(s.coalesced_waits);
+        metrics::counter!("marquee_stale_writes_refused_total").absolute(s.stale_writes_refused);
+        metrics::gauge!("marquee_deferred_writes_pending").set(s.deferred_pending as f64);
+        metrics::counter!("marquee_deferred_writes_total", "outcome" => "ok").absolute(s.deferred_done);
+        metrics::counter!("marquee_deferred_writes_total", "outcome" => "failed").absolute(s.deferred_failed);
+        metrics::counter!("marquee_redis_errors_total").absolute(s.redis_errors);
+        metrics::counter!("marquee_cache_corrupt_entries_total").absolute(s.corrupt_entries);
+    }
+}

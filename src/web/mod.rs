@@ -1,0 +1,136 @@
+//! HTTP: the router and every middleware, put together in one place.
+
+mod api;
+mod ops;
+mod pages;
+mod query;
+pub mod views;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::{ApiError, AppError, PageError};
+use crate::service::MovieService;
+
+/// The largest request body accepted (the write API's JSON).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler gets: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: MovieService,
+    pub config: Arc<Config>,
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let statics =
+        Router::new().nest_service("/static", ServeDir::new(static_dir)).layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        ));
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/movies", get(pages::movies))
+        .route("/movies/{slug}", get(pages::movie))
+        .route("/api/movies", axum::routing::post(api::create))
+        .route("/api/movies/{slug}", get(api::get).put(api::update).delete(api::delete))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(pages::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .merge(statics)
+        .layer(middleware::from_fn_with_state(state.clone(), deferred_writes))
+        .layer(middleware::from_fn(record_latency))
+        .layer(middleware::from_fn(refuse_large_bodies))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.config.request_timeout))
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+            // the path only: no query string and no headers, so the admin token never reaches a log
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(x_request_id, Counter::default()))
+        .with_state(state)
+}
+
+/// Request ids: a per-process counter, cheap and unique enough to follow one request in the logs.
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicU64>);
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Relaxed) + 1;
+        HeaderValue::from_str(&format!("{n:x}")).ok().map(RequestId::new)
+    }
+}
+
+/// Runs the request with its own queue of deferred cache writes, spawned once the response is built.
+async fn deferred_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    state.service.deferred().around(next.run(req)).await
+}
+
+/// Request latency by route.
+async fn record_latency(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("marquee_http_request_duration_seconds", "route" => route, "status" => status)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// A body over the limit gets a JSON (API) or page 413 in our own words, before anything reads it.
+async fn refuse_large_bodies(req: Request, next: Next) -> Response {
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return error_for(req.uri().path(), AppError::TooLarge(BODY_LIMIT));
+    }
+    let response = next.run(req).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && response.headers().get(header::CONTENT_TYPE).is_none() {
+        return ApiError(AppError::TooLarge(BODY_LIMIT)).into_response();
+    }
+    response
+}
+
+async fn method_not_allowed(method: Method, req: Request) -> Response {
+    let message = format!("{method} is not allowed on {}", req.uri().path());
+    error_for(req.uri().path(), AppError::MethodNotAllowed(message))
+}
+
+fn error_for(path: &str, e: AppError) -> Response {
+    if path.starts_with("/api/") { ApiError(e).into_response() } else { PageError(e).into_response() }
+}

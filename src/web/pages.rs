@@ -1,0 +1,64 @@
+//! The pages people see: the listing (full page or htmx fragment) and the detail page.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use super::views::{DetailPage, Feed, ListingFragment, ListingPage};
+use crate::error::{AppError, PageError};
+use crate::movies::{PageNumber, Slug};
+
+/// Whether to answer with the fragment: an htmx request, but not a history restore (which needs
+/// the whole page). The one place this choice is made.
+fn wants_fragment(headers: &HeaderMap) -> bool {
+    let is = |name: &str| headers.get(name).is_some_and(|v| v.as_bytes() == b"true");
+    is("hx-request") && !is("hx-history-restore-request")
+}
+
+fn render(template: &impl Template) -> Result<Html<String>, PageError> {
+    template.render().map(Html).map_err(|e| {
+        tracing::error!(error = %e, "template failed to render");
+        PageError(AppError::NotFound("this page could not be shown".into()))
+    })
+}
+
+/// `/`: always the whole first page.
+pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
+    listing(&state, PageNumber::FIRST, false).await
+}
+
+/// `/movies?page=N`: the whole page, or only its cards and the next trigger for htmx.
+pub async fn movies(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let page = super::query::page_param(query.as_deref())?;
+    listing(&state, page, wants_fragment(&headers)).await
+}
+
+async fn listing(state: &AppState, page: PageNumber, fragment: bool) -> Result<Response, PageError> {
+    let Some(listing) = state.service.page(page).await? else {
+        return Err(AppError::NotFound(format!("There is no page {page}: the listing ends before it.")).into());
+    };
+    let feed = Feed::new(&listing, state.service.page_size(), fragment);
+    let html = if fragment { render(&ListingFragment { feed })? } else { render(&ListingPage { feed })? };
+    let mut response = html.into_response();
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    Ok(response)
+}
+
+/// `/movies/{slug}`
+pub async fn movie(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, PageError> {
+    let not_found = || AppError::NotFound("There is no film at this address.".into());
+    let slug = Slug::parse(&slug).map_err(|_| not_found())?;
+    let movie = state.service.movie(&slug).await?.ok_or_else(not_found)?;
+    Ok(render(&DetailPage::new(&movie))?.into_response())
+}
+
+/// Anything else.
+pub async fn not_found() -> PageError {
+    PageError(AppError::NotFound("There is nothing at this address.".into()))
+}

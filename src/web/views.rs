@@ -1,0 +1,183 @@
+//! The templates' data: each page is a struct, built from the service's results by plain
+//! functions, so templates only place values (all escaped by askama).
+
+use askama::Template;
+
+use crate::movies::{Movie, format};
+use crate::service::Listing;
+
+/// A listing card.
+pub struct Card {
+    pub slug: String,
+    pub title: String,
+    pub year: u16,
+    pub genre: Option<String>,
+    pub director: Option<String>,
+    pub imdb_rating: Option<String>,
+    pub mpaa_rating: Option<String>,
+    /// Up to two letters for the poster placeholder.
+    pub initials: String,
+    /// A hue (0–359) derived from the slug, for the poster placeholder's colour.
+    pub hue: u16,
+}
+
+impl Card {
+    pub fn new(m: &Movie) -> Self {
+        Self {
+            slug: m.slug.clone(),
+            title: m.title.clone(),
+            year: m.release_date.year(),
+            genre: m.genre.clone(),
+            director: m.director.clone(),
+            imdb_rating: m.imdb_rating.map(format::rating),
+            mpaa_rating: m.mpaa_rating.clone(),
+            initials: initials(&m.title),
+            hue: hue(&m.slug),
+        }
+    }
+}
+
+fn initials(title: &str) -> String {
+    let skip = ["the", "a", "an", "of", "and", "la", "le", "les", "el", "der", "die", "das"];
+    let words: Vec<&str> = title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !skip.contains(&w.to_lowercase().as_str()))
+        .collect();
+    let words = if words.is_empty() { title.split_whitespace().collect() } else { words };
+    words.iter().take(2).filter_map(|w| w.chars().next()).flat_map(char::to_uppercase).collect()
+}
+
+fn hue(slug: &str) -> u16 {
+    // FNV-1a: stable across runs and platforms
+    let h = slug.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    u16::try_from(h % 360).unwrap_or(0)
+}
+
+/// The feed's items for one page, shared by the full page and the htmx fragment.
+pub struct Feed {
+    pub cards: Vec<Card>,
+    pub page: u32,
+    /// `/movies?page=N+1`, absent on the last page.
+    pub next_href: Option<String>,
+    pub total: i64,
+    /// aria-posinset of the first card on this page
+    pub first_position: u64,
+    /// Rendered as an htmx fragment: the next trigger replaces the old one out of band.
+    pub fragment: bool,
+}
+
+impl Feed {
+    pub fn new(listing: &Listing, page_size: u32, fragment: bool) -> Self {
+        Self {
+            cards: listing.films.iter().map(Card::new).collect(),
+            page: listing.page.get(),
+            next_href: listing.page.next().filter(|_| listing.has_next).map(|n| format!("/movies?page={n}")),
+            total: listing.total,
+            first_position: listing.page.offset(page_size) + 1,
+            fragment,
+        }
+    }
+}
+
+/// The whole listing document (`/`, `/movies?page=N`).
+#[derive(Template)]
+#[template(path = "movies/index.html")]
+pub struct ListingPage {
+    pub feed: Feed,
+}
+
+/// Only the feed items and the next trigger (htmx requests).
+#[derive(Template)]
+#[template(path = "movies/index.html", block = "feed_items")]
+pub struct ListingFragment {
+    pub feed: Feed,
+}
+
+/// The detail page.
+#[derive(Template)]
+#[template(path = "movies/show.html")]
+pub struct DetailPage {
+    pub title: String,
+    pub year: u16,
+    pub release_date: String,
+    pub initials: String,
+    pub hue: u16,
+    /// (label, value) pairs of the fields the film has, in reading order.
+    pub facts: Vec<(&'static str, String)>,
+    /// One sentence for `<meta name="description">`.
+    pub description: String,
+}
+
+impl DetailPage {
+    pub fn new(m: &Movie) -> Self {
+        let mut facts: Vec<(&'static str, String)> = vec![("Released", m.release_date.long())];
+        let mut text = |label, v: &Option<String>| {
+            if let Some(v) = v {
+                facts.push((label, v.clone()));
+            }
+        };
+        text("Genre", &m.genre);
+        text("Director", &m.director);
+        text("Rated", &m.mpaa_rating);
+        let mut push = |label, v: Option<String>| {
+            if let Some(v) = v {
+                facts.push((label, v));
+            }
+        };
+        push("Running time", m.running_time_min.map(format::runtime));
+        push("IMDB rating", m.imdb_rating.map(|r| format!("{} / 10", format::rating(r))));
+        push("IMDB votes", m.imdb_votes.map(format::count));
+        push("Rotten Tomatoes", m.rotten_tomatoes_rating.map(|r| format!("{r}%")));
+        push("Production budget", m.production_budget.map(format::money));
+        push("US gross", m.us_gross.map(format::money));
+        push("Worldwide gross", m.worldwide_gross.map(format::money));
+        push("Distributor", m.distributor.clone());
+        push("Source", m.source.clone());
+        push("Creative type", m.creative_type.clone());
+        let mut description = format!("{} ({})", m.title, m.release_date.year());
+        if let Some(g) = &m.genre {
+            description.push_str(&format!(", {}", g.to_lowercase()));
+        }
+        if let Some(d) = &m.director {
+            description.push_str(&format!(" directed by {d}"));
+        }
+        description.push('.');
+        Self {
+            title: m.title.clone(),
+            year: m.release_date.year(),
+            release_date: m.release_date.to_string(),
+            initials: initials(&m.title),
+            hue: hue(&m.slug),
+            facts,
+            description,
+        }
+    }
+}
+
+/// An error page in the site's layout.
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+pub struct ErrorPage {
+    pub status: u16,
+    pub heading: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_skip_articles() {
+        assert_eq!(initials("The Land Girls"), "LG");
+        assert_eq!(initials("300"), "3");
+        assert_eq!(initials("Astérix aux Jeux Olympiques"), "AA");
+        assert_eq!(initials("The"), "T");
+    }
+
+    #[test]
+    fn hue_is_stable_and_in_range() {
+        assert_eq!(hue("heat-1995"), hue("heat-1995"));
+        assert!(hue("anything") < 360);
+    }
+}
