@@ -46,7 +46,9 @@ impl Application {
         crate::telemetry::prometheus();
         let stats = Arc::new(Stats::default());
         let db = open_db(&config, stats.clone()).await?;
-        load_dataset_if_empty(&db).await?;
+        if config.load_dataset {
+            load_dataset_if_empty(&db).await?;
+        }
         let cache = Cache::new(config.cache.clone(), stats.clone())?;
         let deferred = Deferred::new(stats.clone());
         let service = MovieService::new(db, cache, deferred, stats, config.page_size);

@@ -28,6 +28,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub log_json: bool,
+    /// Load the embedded dataset into an empty catalog when serving.
+    pub load_dataset: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,6 +56,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("REQUEST_TIMEOUT_SECS", "10", "the longest a request may take"),
     ("SHUTDOWN_TIMEOUT_SECS", "5", "how long shutdown waits for pending cache writes"),
     ("LOG_FORMAT", "text", "`text` or `json`"),
+    ("LOAD_DATASET", "true", "load the embedded dataset into an empty catalog at start"),
 ];
 
 impl Config {
@@ -89,6 +92,12 @@ impl Config {
             "text" => false,
             _ => return Err(bad("LOG_FORMAT", &log, "expected text or json")),
         };
+        let (_, load) = get("LOAD_DATASET");
+        let load_dataset = match load.as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(bad("LOAD_DATASET", &load, "expected true or false")),
+        };
         let (_, prefix) = get("CACHE_PREFIX");
         if prefix.len() > 100 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("CACHE_PREFIX", &prefix, "at most 100 characters, no spaces"));
@@ -110,6 +119,7 @@ impl Config {
             request_timeout: secs("REQUEST_TIMEOUT_SECS")?,
             shutdown_timeout: secs("SHUTDOWN_TIMEOUT_SECS")?,
             log_json,
+            load_dataset,
         })
     }
 }

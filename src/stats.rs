@@ -25,6 +25,8 @@ pub struct Stats {
     deferred_done: AtomicU64,
     deferred_failed: AtomicU64,
     redis_errors: AtomicU64,
+    redis_round_trips: AtomicU64,
+    redis_commands: AtomicU64,
     corrupt_entries: AtomicU64,
 }
 
@@ -42,6 +44,10 @@ pub struct Snapshot {
     pub deferred_done: u64,
     pub deferred_failed: u64,
     pub redis_errors: u64,
+    /// Exchanges with Redis (a pipeline is one).
+    pub redis_round_trips: u64,
+    /// Commands sent to Redis (a pipeline counts each of its commands).
+    pub redis_commands: u64,
     pub corrupt_entries: u64,
 }
 
@@ -85,6 +91,11 @@ impl Stats {
         self.redis_errors.fetch_add(1, Relaxed);
     }
 
+    pub fn redis_call(&self, commands: u64) {
+        self.redis_round_trips.fetch_add(1, Relaxed);
+        self.redis_commands.fetch_add(commands, Relaxed);
+    }
+
     pub fn corrupt_entry(&self) {
         self.corrupt_entries.fetch_add(1, Relaxed);
     }
@@ -102,6 +113,8 @@ impl Stats {
             deferred_done: self.deferred_done.load(Relaxed),
             deferred_failed: self.deferred_failed.load(Relaxed),
             redis_errors: self.redis_errors.load(Relaxed),
+            redis_round_trips: self.redis_round_trips.load(Relaxed),
+            redis_commands: self.redis_commands.load(Relaxed),
             corrupt_entries: self.corrupt_entries.load(Relaxed),
         }
     }
@@ -120,6 +133,8 @@ impl Stats {
         metrics::counter!("marquee_deferred_writes_total", "outcome" => "ok").absolute(s.deferred_done);
         metrics::counter!("marquee_deferred_writes_total", "outcome" => "failed").absolute(s.deferred_failed);
         metrics::counter!("marquee_redis_errors_total").absolute(s.redis_errors);
+        metrics::counter!("marquee_redis_round_trips_total").absolute(s.redis_round_trips);
+        metrics::counter!("marquee_redis_commands_total").absolute(s.redis_commands);
         metrics::counter!("marquee_cache_corrupt_entries_total").absolute(s.corrupt_entries);
     }
 }

@@ -154,8 +154,8 @@ impl Cache {
         u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Runs one Redis exchange under the timeout and the back-off rule.
-    async fn call<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, CacheError>
+    /// Runs one Redis exchange of `commands` commands under the timeout and the back-off rule.
+    async fn call<T, F>(&self, commands: u64, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, CacheError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {
@@ -165,6 +165,7 @@ impl Cache {
         if self.now_ms() < self.inner.quiet_until.load(Relaxed) {
             return Err(CacheError::BackingOff);
         }
+        self.inner.stats.redis_call(commands);
         let timeout = self.inner.config.timeout;
         let result = match tokio::time::timeout(timeout, f(conn)).await {
             Ok(Ok(value)) => return Ok(value),
@@ -194,7 +195,7 @@ impl Cache {
     /// GET of one page key. `Ok(None)` on a miss; a value that is not an array of slugs is a miss too.
     pub async fn page(&self, n: u32) -> Result<Option<Vec<String>>, CacheError> {
         let key = self.inner.keys.page(n);
-        let raw: Option<Vec<u8>> = self.call(|mut c| async move { Cmd::get(key).query_async(&mut c).await }).await?;
+        let raw: Option<Vec<u8>> = self.call(1, |mut c| async move { Cmd::get(key).query_async(&mut c).await }).await?;
         let decoded = entry::decode_page(raw.as_deref());
         if matches!(decoded, Some(Err(()))) {
             self.inner.stats.corrupt_entry();
@@ -215,7 +216,7 @@ impl Cache {
             return Ok((None, Vec::new()));
         }
         let raw: Vec<Option<Vec<u8>>> =
-            self.call(|mut c| async move { Cmd::mget(keys).query_async(&mut c).await }).await?;
+            self.call(1, |mut c| async move { Cmd::mget(keys).query_async(&mut c).await }).await?;
         let mut raw = raw.into_iter();
         let meta = if with_meta { raw.next().flatten().and_then(|m| entry::decode_meta(Some(&m))) } else { None };
         let films: Vec<FilmEntry> = raw.map(|r| entry::decode_film(r.as_deref())).collect();
@@ -226,7 +227,7 @@ impl Cache {
     /// GET of one film key.
     pub async fn film(&self, slug: &str) -> Result<FilmEntry, CacheError> {
         let key = self.inner.keys.film(slug);
-        let raw: Option<Vec<u8>> = self.call(|mut c| async move { Cmd::get(key).query_async(&mut c).await }).await?;
+        let raw: Option<Vec<u8>> = self.call(1, |mut c| async move { Cmd::get(key).query_async(&mut c).await }).await?;
         let entry = entry::decode_film(raw.as_deref());
         self.tally(std::slice::from_ref(&entry));
         Ok(entry)
@@ -264,8 +265,9 @@ impl Cache {
             cmd.arg("LOAD").arg(source);
             cmd
         });
+        let commands = batch.films.len() as u64 + u64::from(batch.page.is_some()) + u64::from(batch.meta.is_some());
         let results: Vec<i64> = self
-            .call(|mut c| async move {
+            .call(commands, |mut c| async move {
                 match pipe.query_async(&mut c).await {
                     Err(e) if e.code() == Some("NOSCRIPT") => {
                         // Redis restarted and forgot the scripts: load them and send the batch again.
@@ -324,7 +326,7 @@ impl Cache {
         loop {
             let set_key = set.clone();
             let (next, members): (u64, Vec<String>) = self
-                .call(|mut c| async move {
+                .call(1, |mut c| async move {
                     redis::cmd("SSCAN")
                         .arg(&set_key)
                         .arg(cursor)
@@ -337,7 +339,7 @@ impl Cache {
             if !members.is_empty() {
                 let set_key = set.clone();
                 let n = members.len() as u64;
-                self.call(|mut c| async move {
+                self.call(2, |mut c| async move {
                     let mut pipe = redis::pipe();
                     pipe.cmd("UNLINK").arg(&members).ignore();
                     pipe.cmd("SREM").arg(&set_key).arg(&members).ignore();
@@ -355,12 +357,12 @@ impl Cache {
 
     /// PING, for the readiness check.
     pub async fn ping(&self) -> Result<(), CacheError> {
-        self.call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ()) }).await
+        self.call(1, |mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ()) }).await
     }
 
     /// A raw command, for operator tools and tests (bypasses nothing: same timeout and back-off).
     pub async fn raw(&self, cmd: Cmd) -> Result<Value, CacheError> {
-        self.call(|mut c| async move { cmd.query_async(&mut c).await }).await
+        self.call(1, |mut c| async move { cmd.query_async(&mut c).await }).await
     }
 }
 

@@ -47,15 +47,22 @@ pub fn movie(row: &AnyRow) -> Result<Option<Movie>, Error> {
 
 /// Binds a film's values in `COLUMNS` order.
 pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, m: &Movie) -> Query<'q, Any, AnyArguments<'q>> {
-    q.bind(m.slug.clone())
+    let q = q
+        .bind(m.slug.clone())
         .bind(m.title.clone())
         .bind(m.release_date.to_string())
         .bind(m.genre.clone())
         .bind(m.director.clone())
         .bind(m.mpaa_rating.clone())
-        .bind(m.running_time_min)
-        .bind(m.imdb_rating)
-        .bind(m.imdb_votes)
+        .bind(m.running_time_min);
+    // sqlx 0.8's Any driver sends a NULL f64 to PostgreSQL as a float4 and a present one as a
+    // float8, and a cached statement then refuses the other form ("incorrect binary data format").
+    // Its NULL f32 goes as float8, so that is the NULL we send: one type either way.
+    let q = match m.imdb_rating {
+        Some(rating) => q.bind(rating),
+        None => q.bind(None::<f32>),
+    };
+    q.bind(m.imdb_votes)
         .bind(m.rotten_tomatoes_rating)
         .bind(m.us_gross)
         .bind(m.worldwide_gross)

@@ -1,0 +1,343 @@
+//! What every test uses: a real app on port 0 against the real Redis and a database of its own
+//! (a SQLite file, or a PostgreSQL schema), each with its own Redis key prefix.
+
+use std::collections::HashMap;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use marquee::app::Application;
+use marquee::config::Config;
+use marquee::db::Db;
+use marquee::service::MovieService;
+use marquee::stats::{Snapshot, Stats};
+use reqwest::StatusCode;
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+pub const TOKEN: &str = "test-admin-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per backend: `both!(name, |backend| async move { … })`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            marquee::telemetry::init_logs(false);
+        }
+    });
+}
+
+/// A name no other test (of this run or an earlier one) uses.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{tag}{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), fastrand::u32(..))
+}
+
+/// A database of the test's own, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    cleanup: Option<Cleanup>,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Schema(String),
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{}.db", unique("marquee_test_")));
+                Self { url: format!("sqlite://{}", path.display()), backend, cleanup: Some(Cleanup::File(path)) }
+            }
+            Backend::Postgres => {
+                let schema = unique("t_");
+                admin_sql(&format!("create schema {schema}")).await;
+                Self {
+                    url: format!("{PG_ADMIN}?options=-c%20search_path%3D{schema}"),
+                    backend,
+                    cleanup: Some(Cleanup::Schema(schema)),
+                }
+            }
+        }
+    }
+
+    /// The repository on this database, migrated.
+    pub async fn connect(&self) -> (Db, std::sync::Arc<Stats>) {
+        let stats = std::sync::Arc::new(Stats::default());
+        let config = config(&[("DATABASE_URL", &self.url)]);
+        (marquee::app::open_db(&config, stats.clone()).await.expect("database opens"), stats)
+    }
+}
+
+async fn admin_sql(sql: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(PG_ADMIN).await.expect("PostgreSQL at 127.0.0.1:5432 (user postgres)");
+    sqlx::query(sql).execute(&mut conn).await.expect("admin sql");
+    let _ = conn.close().await;
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self.cleanup.take() {
+            Some(Cleanup::File(path)) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Some(Cleanup::Schema(schema)) => {
+                // Drop runs inside the test's runtime: clean up from a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        rt.block_on(admin_sql(&format!("drop schema if exists {schema} cascade")));
+                    }
+                })
+                .join();
+            }
+            None => {}
+        }
+    }
+}
+
+/// A config from the documented defaults plus `pairs`.
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let env: HashMap<&str, &str> = pairs.iter().copied().collect();
+    Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).expect("valid test config")
+}
+
+/// How a test app is set up; `Setup::new(backend).spawn()`.
+pub struct Setup {
+    pub backend: Backend,
+    pub redis_url: String,
+    pub page_size: u32,
+    pub dataset: bool,
+    pub env: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn new(backend: Backend) -> Self {
+        Self { backend, redis_url: REDIS.into(), page_size: 24, dataset: true, env: Vec::new() }
+    }
+
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis_url = url.into();
+        self
+    }
+
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.page_size = n;
+        self
+    }
+
+    pub fn empty(mut self) -> Self {
+        self.dataset = false;
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        init_logs();
+        let db = TestDb::new(self.backend).await;
+        let prefix = format!("{}:", unique("test"));
+        let page_size = self.page_size.to_string();
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("DATABASE_URL", &db.url),
+            ("REDIS_URL", &self.redis_url),
+            ("CACHE_PREFIX", &prefix),
+            ("PAGE_SIZE", &page_size),
+            ("ADMIN_TOKEN", TOKEN),
+            ("DB_MAX_CONNECTIONS", "8"),
+            ("LOAD_DATASET", if self.dataset { "true" } else { "false" }),
+        ];
+        pairs.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // later pairs win
+        let env: HashMap<&str, &str> = pairs.into_iter().collect();
+        let config = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).expect("valid test config");
+        let app = Application::build(config).await.expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let service = app.service().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
+        TestApp { base, client, service, prefix, db, stop: Some(stop), server: Some(server) }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    Setup::new(backend).spawn().await
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub service: MovieService,
+    pub prefix: String,
+    pub db: TestDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// GET, returning the status and the body as text.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let r = self.get(path).await;
+        let status = r.status();
+        (status, r.text().await.expect("body"))
+    }
+
+    /// GET as htmx does it.
+    pub async fn get_fragment(&self, path: &str) -> (StatusCode, String) {
+        let r = self.client.get(self.url(path)).header("HX-Request", "true").send().await.expect("request");
+        let status = r.status();
+        (status, r.text().await.expect("body"))
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    /// Waits until every deferred cache write spawned so far has finished.
+    pub async fn settle(&self) {
+        self.service.deferred().settle().await;
+    }
+
+    pub fn stats(&self) -> Snapshot {
+        self.service.stats().snapshot()
+    }
+
+    /// A key of this app's prefix.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// A connection of the test's own to the shared Redis, to look at or tamper with the cache.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis_conn(REDIS).await
+    }
+
+    /// The keys under this app's prefix.
+    pub async fn cached_keys(&self, pattern: &str) -> Vec<String> {
+        let mut conn = self.redis().await;
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}{pattern}", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .expect("scan");
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let prefix = self.prefix.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(async move {
+                    let Ok(client) = redis::Client::open(REDIS) else { return };
+                    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+                    let mut cursor = 0u64;
+                    loop {
+                        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(format!("{prefix}*"))
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut conn)
+                            .await
+                        else {
+                            return;
+                        };
+                        if !keys.is_empty() {
+                            let _: Result<(), _> = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+                        }
+                        if next == 0 {
+                            return;
+                        }
+                        cursor = next;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).expect("redis url").get_multiplexed_async_connection().await.expect("redis answers")
+}
+
+/// The slugs of the cards on a listing page or fragment, in order.
+pub fn card_slugs(html: &str) -> Vec<String> {
+    html.split("data-slug=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
+}

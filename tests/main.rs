@@ -1,0 +1,15 @@
+//! The integration tests: one binary. Each test starts the real app on port 0 against the real
+//! Redis (its own key prefix) and a database of its own (a SQLite file or a PostgreSQL schema).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod api;
+mod browser;
+mod cache;
+mod cli;
+mod faults;
+mod input;
+mod pages;
+mod repository;

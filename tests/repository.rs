@@ -1,0 +1,180 @@
+//! The repository on both databases: listing order, page boundaries (shallow and deep), batch
+//! fetches, writes and what they report, the import.
+
+use marquee::dataset;
+use marquee::db::Db;
+use marquee::movies::{Date, Movie, MoviePatch, NewMovie, PageNumber, Slug};
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::TestDb;
+
+async fn loaded(backend: crate::helpers::Backend) -> (TestDb, Db) {
+    let test_db = TestDb::new(backend).await;
+    let (db, _) = test_db.connect().await;
+    let data = dataset::parse(dataset::MOVIES_JSON).unwrap();
+    db.import(data.films).await.unwrap();
+    (test_db, db)
+}
+
+fn page(n: u32) -> PageNumber {
+    PageNumber::new(n).unwrap()
+}
+
+fn slug(s: &str) -> Slug {
+    Slug::parse(s).unwrap()
+}
+
+/// The whole catalog in listing order, computed here from the dataset.
+fn expected_order() -> Vec<String> {
+    let mut films = dataset::parse(dataset::MOVIES_JSON).unwrap().films;
+    films.sort_by(|a, b| b.release_date.cmp(&a.release_date).then_with(|| a.slug.cmp(&b.slug)));
+    films.into_iter().map(|f| f.slug).collect()
+}
+
+both!(import_keeps_every_usable_row_and_is_idempotent, |backend| async move {
+    let test_db = TestDb::new(backend).await;
+    let (db, _) = test_db.connect().await;
+    let data = dataset::parse(dataset::MOVIES_JSON).unwrap();
+    let usable = data.films.len() as u64;
+    assert_eq!(usable + data.rejected.len() as u64, 3201);
+    let first = db.import(data.films.clone()).await.unwrap();
+    assert_eq!((first.imported, first.updated), (usable, 0));
+    assert_eq!(db.count().await.unwrap(), usable as i64);
+    let again = db.import(data.films.clone()).await.unwrap();
+    assert_eq!((again.imported, again.updated, again.unchanged), (0, 0, usable));
+    // a changed row is updated, not duplicated
+    let mut changed = data.films.clone();
+    changed[0].genre = Some("Changed".into());
+    let third = db.import(changed).await.unwrap();
+    assert_eq!((third.imported, third.updated), (0, 1));
+    assert_eq!(db.count().await.unwrap(), usable as i64);
+});
+
+both!(imported_quirks_are_repaired, |backend| async move {
+    let (_t, db) = loaded(backend).await;
+    let get = |s: &'static str| {
+        let db = db.clone();
+        async move { db.movie(&slug(s)).await.unwrap().1.unwrap_or_else(|| panic!("{s} is missing")) }
+    };
+    // numeric titles become text
+    assert_eq!(get("300-2007").await.title, "300");
+    assert_eq!(get("1776-1972").await.title, "1776");
+    // remakes get distinct slugs
+    assert_eq!(get("king-kong-1976").await.title, "King Kong");
+    assert_eq!(get("king-kong-2005").await.title, "King Kong");
+    // mis-decoded accents repaired; the slug transliterated
+    assert_eq!(get("asterix-aux-jeux-olympiques-2008").await.title, "Astérix aux Jeux Olympiques");
+    assert_eq!(get("leon-1994").await.title, "Léon");
+    // real characters kept
+    assert_eq!(get("alien3-1992").await.title, "Alien³");
+    // text dates become ISO dates; two-digit years wrongly put in the future moved back
+    assert_eq!(get("the-land-girls-1998").await.release_date, Date::new(1998, 6, 12).unwrap());
+    assert_eq!(get("gone-with-the-wind-1939").await.release_date.year(), 1939);
+});
+
+both!(listing_pages_follow_release_date_then_slug, |backend| async move {
+    let (_t, db) = loaded(backend).await;
+    let expected = expected_order();
+    let size = 24u32;
+    let mut seen = Vec::new();
+    let last = expected.len().div_ceil(size as usize) as u32;
+    for n in [1, 2, 3, last - 1, last] {
+        let (meta, films) = db.page(page(n), size).await.unwrap();
+        assert_eq!(meta.film_count, expected.len() as i64);
+        let from = (n as usize - 1) * size as usize;
+        let want = &expected[from..(from + size as usize).min(expected.len())];
+        let got: Vec<String> = films.iter().map(|f| f.slug.clone()).collect();
+        assert_eq!(got, want, "page {n}");
+        seen.extend(got);
+    }
+    // the last page is partial, the one after it empty
+    assert_eq!(db.page(page(last), size).await.unwrap().1.len(), expected.len() % size as usize);
+    assert!(db.page(page(last + 1), size).await.unwrap().1.is_empty());
+    assert!(db.page(page(1_000_000), size).await.unwrap().1.is_empty());
+});
+
+both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
+    let (_t, db) = loaded(backend).await;
+    let expected = expected_order();
+    // a small page size puts most pages past the first anchor step
+    let size = 7u32;
+    let pages = expected.len().div_ceil(size as usize) as u32;
+    let mut all = Vec::new();
+    for n in 1..=pages {
+        let (_, films) = db.page(page(n), size).await.unwrap();
+        all.extend(films.into_iter().map(|f| f.slug));
+    }
+    assert_eq!(all, expected);
+    // a write that changes the order is seen by deep pages at once (stale anchors are rebuilt)
+    let moved = expected[10].clone();
+    let patch = MoviePatch::from_json(&json!({"release_date": "1901-01-01"})).unwrap();
+    db.update(&slug(&moved), &patch).await.unwrap().unwrap();
+    let (_, last) = db.page(page(pages), size).await.unwrap();
+    assert_eq!(last.last().map(|f| f.slug.as_str()), Some(moved.as_str()));
+    let (_, deep) = db.page(page(100), size).await.unwrap();
+    let from = 99 * size as usize + 1; // one film moved from before this page to the end
+    assert_eq!(deep.iter().map(|f| f.slug.clone()).collect::<Vec<_>>(), expected[from..from + size as usize]);
+});
+
+both!(batch_fetch_keeps_the_asked_order_and_skips_missing, |backend| async move {
+    let (_t, db) = loaded(backend).await;
+    let (meta, films) =
+        db.movies(&["king-kong-2005", "no-such-film-1999", "300-2007", "king-kong-1976"]).await.unwrap();
+    let got: Vec<&str> = films.iter().map(|f| f.slug.as_str()).collect();
+    assert_eq!(got, ["king-kong-2005", "300-2007", "king-kong-1976"]);
+    assert!(meta.version > 0);
+    assert!(db.movies(&[]).await.unwrap().1.is_empty());
+});
+
+fn new_movie(title: &str, date: &str) -> NewMovie {
+    NewMovie::from_json(&json!({"title": title, "release_date": date, "genre": "Drama"})).unwrap()
+}
+
+both!(create_update_delete_report_what_changed, |backend| async move {
+    let (_t, db) = loaded(backend).await;
+    let before = db.meta().await.unwrap();
+    let (created, meta) = db.create(new_movie("King Kong", "2031-05-01")).await.unwrap();
+    assert_eq!(created.slug, "king-kong-2031");
+    assert!(created.version > before.version);
+    assert_eq!(meta.film_count, before.film_count + 1);
+    // the same title and year again gets the next free slug
+    let (again, _) = db.create(new_movie("King Kong", "2031-06-01")).await.unwrap();
+    assert_eq!(again.slug, "king-kong-2031-2");
+    // an explicit slug that is taken is refused, nothing written
+    let mut taken = new_movie("Other", "2000-01-01");
+    taken.slug = Some(slug("king-kong-2031"));
+    assert!(matches!(db.create(taken).await, Err(marquee::db::DbError::SlugTaken(_))));
+    assert_eq!(db.count().await.unwrap(), before.film_count + 2);
+
+    let patch = MoviePatch::from_json(&json!({"genre": "Adventure", "title": "King Kong"})).unwrap();
+    let updated = db.update(&slug("king-kong-2031"), &patch).await.unwrap().unwrap();
+    assert_eq!(updated.changed, ["genre"]);
+    assert!(updated.movie.version > created.version);
+    let stored: Movie = db.movie(&slug("king-kong-2031")).await.unwrap().1.unwrap();
+    assert_eq!(stored.genre.as_deref(), Some("Adventure"));
+    assert_eq!(stored, updated.movie);
+    // a patch that changes nothing writes nothing
+    let same = db.update(&slug("king-kong-2031"), &patch).await.unwrap().unwrap();
+    assert!(same.changed.is_empty());
+    assert_eq!(db.movie(&slug("king-kong-2031")).await.unwrap().1.unwrap().version, updated.movie.version);
+    assert!(db.update(&slug("no-such-film-1999"), &patch).await.unwrap().is_none());
+
+    let gone = db.delete(&slug("king-kong-2031")).await.unwrap().unwrap();
+    assert!(gone.version > updated.movie.version);
+    assert!(db.movie(&slug("king-kong-2031")).await.unwrap().1.is_none());
+    assert!(db.delete(&slug("king-kong-2031")).await.unwrap().is_none());
+    assert_eq!(db.count().await.unwrap(), before.film_count + 1);
+    // versions only grow, across a delete and a re-creation
+    let (recreated, _) = db.create(new_movie("King Kong", "2031-05-01")).await.unwrap();
+    assert!(recreated.version > gone.version);
+});
+
+both!(migrations_run_twice_harmlessly, |backend| async move {
+    let test_db = TestDb::new(backend).await;
+    let (db, _) = test_db.connect().await;
+    db.migrate().await.unwrap();
+    let (db2, _) = test_db.connect().await;
+    db2.migrate().await.unwrap();
+    assert_eq!(db2.count().await.unwrap(), 0);
+});
