@@ -16,11 +16,14 @@ type Map<K, V, E> = HashMap<K, (u64, Flight<V, E>)>;
 pub struct Flights<K, V, E> {
     map: Mutex<Map<K, V, E>>,
     next_id: AtomicU64,
+    /// Counts releases. A request notes it before looking in the cache; if a flight was released
+    /// since, its result may be in the cache now, so the request looks again instead of reading.
+    epoch: AtomicU64,
 }
 
 impl<K, V, E> Default for Flights<K, V, E> {
     fn default() -> Self {
-        Self { map: Mutex::default(), next_id: AtomicU64::new(1) }
+        Self { map: Mutex::default(), next_id: AtomicU64::new(1), epoch: AtomicU64::new(0) }
     }
 }
 
@@ -37,19 +40,32 @@ where
     V: Send + Sync + 'static,
     E: Clone + Send + Sync + 'static,
 {
+    /// The current release count, to pass to `run` as `seen`.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Relaxed)
+    }
+
     /// Joins the flight for `key`, or starts one with `start(flight_id)`. The started future must
     /// see to `release(key, flight_id)` once its result is in the cache (or failed to get there).
-    pub async fn run<F>(&self, key: &K, start: impl FnOnce(u64) -> F) -> (Result<Arc<V>, E>, Role)
+    /// `None` (nothing started) when there is no flight but one was released since `seen`: the
+    /// caller should look in the cache again first.
+    pub async fn run<F>(
+        &self,
+        key: &K,
+        seen: Option<u64>,
+        start: impl FnOnce(u64) -> F,
+    ) -> Option<(Result<Arc<V>, E>, Role)>
     where
         F: Future<Output = Result<Arc<V>, E>> + Send + 'static,
     {
         let (flight, role, id) = {
             let Ok(mut map) = self.map.lock() else {
                 let id = self.next_id.fetch_add(1, Relaxed);
-                return (start(id).await, Role::Leader);
+                return Some((start(id).await, Role::Leader));
             };
             match map.get(key) {
                 Some((id, flight)) => (flight.clone(), Role::Follower, *id),
+                None if seen.is_some_and(|seen| seen != self.epoch()) => return None,
                 None => {
                     let id = self.next_id.fetch_add(1, Relaxed);
                     let flight = start(id).boxed().shared();
@@ -62,7 +78,7 @@ where
         if result.is_err() {
             self.release(key, id);
         }
-        (result, role)
+        Some((result, role))
     }
 
     /// Ends flight `id` of `key` (a newer flight of the same key is left alone).
@@ -71,6 +87,7 @@ where
             && map.get(key).is_some_and(|(current, _)| *current == id)
         {
             map.remove(key);
+            self.epoch.fetch_add(1, Relaxed);
         }
     }
 
@@ -103,12 +120,13 @@ mod tests {
             let (flights, reads, gate) = (flights.clone(), reads.clone(), gate.clone());
             tasks.push(tokio::spawn(async move {
                 flights
-                    .run(&7, |_| async move {
+                    .run(&7, None, |_| async move {
                         reads.fetch_add(1, Relaxed);
                         gate.notified().await;
                         Ok(Arc::new(42))
                     })
                     .await
+                    .unwrap()
             }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -121,19 +139,29 @@ mod tests {
         }
         assert_eq!((reads.load(Relaxed), leaders), (1, 1));
         // not yet released: a late request still joins
-        let (_, role) = flights.run(&7, |_| async { Ok(Arc::new(0)) }).await;
+        let (_, role) = flights.run(&7, None, |_| async { Ok(Arc::new(0)) }).await.unwrap();
         assert_eq!(role, Role::Follower);
         flights.forget(&7);
-        let (value, role) = flights.run(&7, |_| async { Ok(Arc::new(1)) }).await;
+        let (value, role) = flights.run(&7, None, |_| async { Ok(Arc::new(1)) }).await.unwrap();
         assert_eq!((value.map(|v| *v), role), (Ok(1), Role::Leader));
     }
 
     #[tokio::test]
     async fn release_ends_only_its_own_flight() {
         let flights: Flights<u32, u32, ()> = Flights::default();
-        let (_, _) = flights.run(&1, |_| async { Ok(Arc::new(1)) }).await;
+        let (_, _) = flights.run(&1, None, |_| async { Ok(Arc::new(1)) }).await.unwrap();
         flights.release(&1, 999);
-        let (_, role) = flights.run(&1, |_| async { Ok(Arc::new(2)) }).await;
+        let (_, role) = flights.run(&1, None, |_| async { Ok(Arc::new(2)) }).await.unwrap();
         assert_eq!(role, Role::Follower);
+    }
+
+    #[tokio::test]
+    async fn a_release_since_the_cache_was_read_sends_the_caller_back_to_it() {
+        let flights: Flights<u32, u32, ()> = Flights::default();
+        let seen = flights.epoch();
+        let (_, _) = flights.run(&1, None, |id| async move { Ok(Arc::new(id as u32)) }).await.unwrap();
+        flights.release(&1, 1);
+        assert!(flights.run(&1, Some(seen), |_| async { Ok(Arc::new(2)) }).await.is_none());
+        assert!(flights.run(&1, Some(flights.epoch()), |_| async { Ok(Arc::new(2)) }).await.is_some());
     }
 }

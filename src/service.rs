@@ -121,17 +121,30 @@ impl MovieService {
 
     /// Listing page `page`; `None` past the end.
     pub async fn page(&self, page: PageNumber) -> Result<Option<Listing>> {
-        let n = page.get();
-        if let Ok(Some(slugs)) = self.inner.cache.page(n).await
-            && let Some(listing) = self.page_from_slugs(page, slugs).await?
-        {
-            return Ok(Some(listing));
+        let mut seen = Some(self.inner.pages.epoch());
+        loop {
+            if let Ok(Some(slugs)) = self.inner.cache.page(page.get()).await
+                && let Some(listing) = self.page_from_slugs(page, slugs).await?
+            {
+                return Ok(Some(listing));
+            }
+            match self.read_page(page, seen).await {
+                Some(read) => return read,
+                // a read of this page finished while we looked: its result is in the cache now
+                None => seen = None,
+            }
         }
+    }
+
+    /// The page from the database, shared with concurrent requests for it, written back after
+    /// the response. `None` as `Flights::run` says.
+    async fn read_page(&self, page: PageNumber, seen: Option<u64>) -> Option<Result<Option<Listing>>> {
+        let n = page.get();
         let this = self.clone();
         let (read, role) = self
             .inner
             .pages
-            .run(&n, |id| async move {
+            .run(&n, seen, |id| async move {
                 let (meta, films) = this.inner.db.page(page, this.inner.page_size).await?;
                 this.gate().await;
                 if !films.is_empty() {
@@ -149,12 +162,11 @@ impl MovieService {
                 }
                 Ok(Arc::new(PageRead { meta, films }))
             })
-            .await;
+            .await?;
         if role == Role::Follower {
             self.inner.stats.coalesced_wait();
         }
-        let read = read?;
-        Ok(self.listing(page, read.films.clone(), read.meta.film_count))
+        Some(read.map(|read| self.listing(page, read.films.clone(), read.meta.film_count)))
     }
 
     /// A page whose slugs came from the cache: the films from one MGET, what is missing from one
@@ -183,7 +195,11 @@ impl MovieService {
             _ => {
                 let wanted: Vec<(String, bool)> =
                     missing.iter().filter_map(|&(i, corrupt)| slugs.get(i).map(|s| (s.clone(), corrupt))).collect();
-                let read = self.fetch_films(wanted).await?;
+                // (without `seen`, a flight always runs; `None` would only send us to the page read)
+                let Some(read) = self.fetch_films(wanted, None).await else {
+                    return Ok(None);
+                };
+                let read = read?;
                 for (i, _) in &missing {
                     if let (Some(slot), Some(slug)) = (films.get_mut(*i), slugs.get(*i)) {
                         *slot = read.films.iter().find(|f| &f.slug == slug).cloned();
@@ -206,14 +222,14 @@ impl MovieService {
 
     /// Films by slug from the database in one query, shared with concurrent requests for the same
     /// slugs; found films are written back, missing ones remembered as gone.
-    async fn fetch_films(&self, wanted: Vec<(String, bool)>) -> Result<Arc<FilmsRead>> {
+    async fn fetch_films(&self, wanted: Vec<(String, bool)>, seen: Option<u64>) -> Option<Result<Arc<FilmsRead>>> {
         let key = wanted.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>().join(",");
         let this = self.clone();
         let flight_key = key.clone();
         let (read, role) = self
             .inner
             .films
-            .run(&key, |id| async move {
+            .run(&key, seen, |id| async move {
                 let slugs: Vec<&str> = wanted.iter().map(|(s, _)| s.as_str()).collect();
                 let (meta, films) = this.inner.db.movies(&slugs).await?;
                 this.gate().await;
@@ -229,23 +245,28 @@ impl MovieService {
                 this.write_back(batch, move || flights.inner.films.release(&flight_key, id));
                 Ok(Arc::new(FilmsRead { meta, films }))
             })
-            .await;
+            .await?;
         if role == Role::Follower {
             self.inner.stats.coalesced_wait();
         }
-        read
+        Some(read)
     }
 
     /// One film; `None` when there is no film with that slug.
     pub async fn movie(&self, slug: &Slug) -> Result<Option<Movie>> {
-        let corrupt = match self.inner.cache.film(slug.as_str()).await {
-            Ok(FilmEntry::Film(m)) => return Ok(Some(*m)),
-            Ok(FilmEntry::Gone) => return Ok(None),
-            Ok(FilmEntry::Missing { corrupt }) => corrupt,
-            Err(_) => false,
-        };
-        let read = self.fetch_films(vec![(slug.to_string(), corrupt)]).await?;
-        Ok(read.films.first().cloned())
+        let mut seen = Some(self.inner.films.epoch());
+        loop {
+            let corrupt = match self.inner.cache.film(slug.as_str()).await {
+                Ok(FilmEntry::Film(m)) => return Ok(Some(*m)),
+                Ok(FilmEntry::Gone) => return Ok(None),
+                Ok(FilmEntry::Missing { corrupt }) => corrupt,
+                Err(_) => false,
+            };
+            match self.fetch_films(vec![(slug.to_string(), corrupt)], seen).await {
+                Some(read) => return Ok(read?.films.first().cloned()),
+                None => seen = None,
+            }
+        }
     }
 
     /// Queues a cache write for after the response; `done` runs once it has been tried.

@@ -1,1 +1,304 @@
-//! (to be written)
+//! The cached movie service, counted: Redis commands and database queries per request on each
+//! path, coalescing, the stale-set race, invalidation, negative caching, TTL jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use marquee::stats::Snapshot;
+use redis::AsyncCommands;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{TestApp, card_slugs, spawn_app};
+
+/// What one step cost: the difference of two snapshots.
+fn cost(before: Snapshot, after: Snapshot) -> (u64, u64, u64) {
+    (
+        after.redis_commands - before.redis_commands,
+        after.redis_round_trips - before.redis_round_trips,
+        after.db_queries - before.db_queries,
+    )
+}
+
+async fn page_slugs(app: &TestApp, n: u32) -> Vec<String> {
+    let (status, html) = app.get_text(&format!("/movies?page={n}")).await;
+    assert_eq!(status, StatusCode::OK, "page {n}");
+    card_slugs(&html)
+}
+
+async fn cached_page(app: &TestApp, n: u32) -> Option<Vec<String>> {
+    let raw: Option<String> = app.redis().await.get(app.key(&format!("movies:page:{n}"))).await.unwrap();
+    raw.map(|r| serde_json::from_str(&r).unwrap())
+}
+
+both!(cold_listing_is_one_query_and_one_pipeline, |backend| async move {
+    let app = spawn_app(backend).await;
+    let before = app.stats();
+    let slugs = page_slugs(&app, 3).await;
+    app.settle().await;
+    let (commands, round_trips, queries) = cost(before, app.stats());
+    assert_eq!(slugs.len(), 24);
+    assert_eq!(queries, 1, "one database query for a cold page");
+    // the GET that missed, then ONE pipeline: the page, its 24 films and the meta key
+    assert_eq!(round_trips, 2);
+    assert_eq!(commands, 1 + 24 + 2);
+    // the page key holds only the slugs, in page order; every film has its own key with its TTL
+    assert_eq!(cached_page(&app, 3).await.as_ref(), Some(&slugs));
+    let mut redis = app.redis().await;
+    for slug in &slugs {
+        let ttl: i64 = redis.ttl(app.key(&format!("movie:{slug}"))).await.unwrap();
+        assert!((3240..=3960).contains(&ttl), "film TTL {ttl} not within 3600 ± 10%");
+    }
+    let page_ttl: i64 = redis.ttl(app.key("movies:page:3")).await.unwrap();
+    assert!((270..=330).contains(&page_ttl), "page TTL {page_ttl}");
+});
+
+both!(warm_listing_is_one_get_and_one_mget_and_no_query, |backend| async move {
+    let app = spawn_app(backend).await;
+    let cold = page_slugs(&app, 2).await;
+    app.settle().await;
+    let before = app.stats();
+    let warm = page_slugs(&app, 2).await;
+    let (commands, round_trips, queries) = cost(before, app.stats());
+    assert_eq!(warm, cold);
+    assert_eq!((commands, round_trips, queries), (2, 2, 0));
+    // the htmx fragment is served from the same keys
+    let before = app.stats();
+    let (status, fragment) = app.get_fragment("/movies?page=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(card_slugs(&fragment), cold);
+    assert_eq!(cost(before, app.stats()), (2, 2, 0));
+});
+
+both!(warm_detail_is_one_get, |backend| async move {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.get("/movies/the-land-girls-1998").await.status(), StatusCode::OK);
+    app.settle().await;
+    let before = app.stats();
+    let (status, html) = app.get_text("/movies/the-land-girls-1998").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("The Land Girls"));
+    assert_eq!(cost(before, app.stats()), (1, 1, 0));
+});
+
+both!(partial_miss_is_one_query_and_the_page_stays_whole, |backend| async move {
+    let app = spawn_app(backend).await;
+    let full = page_slugs(&app, 4).await;
+    app.settle().await;
+    let mut redis = app.redis().await;
+    let dropped: Vec<String> = full.iter().step_by(3).map(|s| app.key(&format!("movie:{s}"))).collect();
+    assert_eq!(dropped.len(), 8);
+    let _: () = redis.unlink(&dropped).await.unwrap();
+    let before = app.stats();
+    assert_eq!(page_slugs(&app, 4).await, full, "complete and in order");
+    app.settle().await;
+    let (_, _, queries) = cost(before, app.stats());
+    assert_eq!(queries, 1, "one query for all eight missing films");
+    let back: usize = redis.exists(&dropped).await.unwrap();
+    assert_eq!(back, 8, "the missing films were written back");
+    // warm again: no query
+    let before = app.stats();
+    page_slugs(&app, 4).await;
+    assert_eq!(cost(before, app.stats()).2, 0);
+});
+
+both!(a_film_gone_from_the_database_is_left_out_of_a_cached_page, |backend| async move {
+    let app = spawn_app(backend).await;
+    let full = page_slugs(&app, 1).await;
+    app.settle().await;
+    // another server deleted the film and its key expired; this page key still lists it
+    let victim = marquee::movies::Slug::parse(&full[5]).unwrap();
+    app.service.db().delete(&victim).await.unwrap().unwrap();
+    let _: () = app.redis().await.unlink(app.key(&format!("movie:{victim}"))).await.unwrap();
+    let shown = page_slugs(&app, 1).await;
+    let expected: Vec<String> = full.iter().filter(|s| s.as_str() != victim.as_str()).cloned().collect();
+    assert_eq!(shown, expected);
+});
+
+both!(two_hundred_cold_requests_share_one_query, |backend| async move {
+    let app = Arc::new(spawn_app(backend).await);
+    let before = app.stats();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { app.get("/movies?page=5").await.status() }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    app.settle().await;
+    let after = app.stats();
+    assert_eq!(after.db_queries - before.db_queries, 1, "200 cold requests, one page query: {before:?} {after:?}");
+    assert!(after.coalesced_waits > before.coalesced_waits, "the others waited on it");
+});
+
+both!(unknown_slugs_are_remembered_as_not_found, |backend| async move {
+    let app = spawn_app(backend).await;
+    let before = app.stats();
+    for _ in 0..50 {
+        assert_eq!(app.get("/movies/no-such-film-1999").await.status(), StatusCode::NOT_FOUND);
+        app.settle().await;
+    }
+    assert_eq!(app.stats().db_queries - before.db_queries, 1, "one query per distinct unknown slug");
+    let ttl: i64 = app.redis().await.ttl(app.key("movie:no-such-film-1999")).await.unwrap();
+    assert!((1..=33).contains(&ttl), "negative entries live briefly, got {ttl}");
+    // a slug that breaks the rules reaches neither Redis nor the database
+    let before = app.stats();
+    for bad in ["/movies/Bad_Slug", "/movies/a*", "/movies/%E2%98%83", "/movies/a--b"] {
+        assert_eq!(app.get(bad).await.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+    assert_eq!(cost(before, app.stats()), (0, 0, 0));
+    // creating the film ends the negative entry at once
+    let created = app
+        .admin(Method::POST, "/api/movies")
+        .json(&json!({"title": "No Such Film", "release_date": "1999-03-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(app.get("/movies/no-such-film-1999").await.status(), StatusCode::OK);
+});
+
+both!(ttls_are_jittered, |backend| async move {
+    let app = spawn_app(backend).await;
+    let slugs = page_slugs(&app, 1).await;
+    app.settle().await;
+    let mut redis = app.redis().await;
+    let mut ttls = Vec::new();
+    for slug in &slugs {
+        let ttl: i64 = redis.ttl(app.key(&format!("movie:{slug}"))).await.unwrap();
+        ttls.push(ttl);
+    }
+    ttls.sort_unstable();
+    ttls.dedup();
+    assert!(ttls.len() > 5, "24 keys written together should not share one TTL: {ttls:?}");
+});
+
+both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async move {
+    let app = spawn_app(backend).await;
+    for n in 1..=6 {
+        page_slugs(&app, n).await;
+    }
+    app.settle().await;
+    assert_eq!(app.cached_keys("movies:page:*").await.len(), 6);
+    let mut redis = app.redis().await;
+    let decoy = format!("other{}:movies:page:1", app.prefix);
+    let _: () = redis.set_ex(&decoy, "[]", 60).await.unwrap();
+    let film_keys = app.cached_keys("movie:*").await.len();
+
+    let slug = page_slugs(&app, 3).await[0].clone();
+    let put = app
+        .admin(Method::PUT, &format!("/api/movies/{slug}"))
+        .json(&json!({"release_date": "2030-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    assert!(app.cached_keys("movies:page:*").await.is_empty(), "no page key survives");
+    assert_eq!(app.cached_keys("movie:*").await.len(), film_keys, "film keys stay");
+    let decoy_left: bool = redis.exists(&decoy).await.unwrap();
+    assert!(decoy_left, "another prefix's keys are not touched");
+    let _: () = redis.unlink(&decoy).await.unwrap();
+    // read your writes: the moved film now opens the listing
+    assert_eq!(page_slugs(&app, 1).await[0], slug);
+});
+
+both!(a_title_change_touches_only_its_film_key, |backend| async move {
+    let app = spawn_app(backend).await;
+    let slugs = page_slugs(&app, 1).await;
+    app.settle().await;
+    let slug = &slugs[2];
+    let put = app
+        .admin(Method::PUT, &format!("/api/movies/{slug}"))
+        .json(&json!({"title": "A Changed Title"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    assert!(cached_page(&app, 1).await.is_some(), "the page key is not dropped");
+    let before = app.stats();
+    let (_, html) = app.get_text("/movies?page=1").await;
+    assert!(html.contains("A Changed Title"), "the listing shows the write at once");
+    assert_eq!(cost(before, app.stats()), (2, 2, 0), "still served warm");
+    let (_, detail) = app.get_text(&format!("/movies/{slug}")).await;
+    assert!(detail.contains("A Changed Title"));
+});
+
+both!(deletes_and_creates_are_read_at_once, |backend| async move {
+    let app = spawn_app(backend).await;
+    let slugs = page_slugs(&app, 1).await;
+    app.get(&format!("/movies/{}", slugs[0])).await;
+    app.settle().await;
+    let gone = app.admin(Method::DELETE, &format!("/api/movies/{}", slugs[0])).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("/movies/{}", slugs[0])).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(page_slugs(&app, 1).await[0], slugs[1]);
+    let created = app
+        .admin(Method::POST, "/api/movies")
+        .json(&json!({"title": "Tomorrow's Film", "release_date": "2032-02-02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(page_slugs(&app, 1).await[0], "tomorrow-s-film-2032");
+});
+
+// Replays the race a deferred write invites: reads fetch the old row, are held while a write
+// completes, then write back. After the deferred tasks settle, Redis must equal the database.
+both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
+    let app = spawn_app(backend).await;
+    let mut redis = app.redis().await;
+    for round in 0..6 {
+        let slug = page_slugs(&app, 1).await[round].clone();
+        app.settle().await;
+        // cold: the film and the first page must be read from the database
+        let _: () = redis.unlink(&[app.key(&format!("movie:{slug}")), app.key("movies:page:1")]).await.unwrap();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        app.service.hold_reads(Some(gate.clone()));
+        let before = app.stats().db_queries;
+        let (detail_app, list_app) = (app.client.clone(), app.client.clone());
+        let detail_url = app.url(&format!("/movies/{slug}"));
+        let list_url = app.url("/movies?page=1");
+        let detail = tokio::spawn(async move { detail_app.get(detail_url).send().await.unwrap().status() });
+        let list = tokio::spawn(async move { list_app.get(list_url).send().await.unwrap().status() });
+        // both reads have fetched the old rows and are waiting at the gate
+        for _ in 0..200 {
+            if app.stats().db_queries >= before + 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(app.stats().db_queries >= before + 2, "the reads reached the database");
+        // the write: a new title, and every other round a new date that moves the film
+        let mut change = json!({"title": format!("Rewritten {round}")});
+        if round % 2 == 1 {
+            change["release_date"] = json!(format!("19{:02}-01-01", 10 + round));
+        }
+        let put = app.admin(Method::PUT, &format!("/api/movies/{slug}")).json(&change).send().await.unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+        // release the old reads and let their deferred writes run
+        app.service.hold_reads(None);
+        gate.add_permits(1000);
+        assert_eq!(detail.await.unwrap(), StatusCode::OK);
+        assert_eq!(list.await.unwrap(), StatusCode::OK);
+        app.settle().await;
+
+        let db_film = app.service.db().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap().1.unwrap();
+        let cached: Option<String> = redis.get(app.key(&format!("movie:{slug}"))).await.unwrap();
+        if let Some(cached) = cached {
+            let cached: serde_json::Value = serde_json::from_str(&cached).unwrap();
+            assert_eq!(cached["title"], db_film.title, "round {round}: film key");
+            assert_eq!(cached["v"], db_film.version, "round {round}: film version");
+        }
+        if let Some(page) = cached_page(&app, 1).await {
+            let (_, fresh) = app.service.db().page(marquee::movies::PageNumber::FIRST, 24).await.unwrap();
+            let fresh: Vec<String> = fresh.into_iter().map(|f| f.slug).collect();
+            assert_eq!(page, fresh, "round {round}: page key");
+        }
+        // and what visitors see now
+        let (_, html) = app.get_text(&format!("/movies/{slug}")).await;
+        assert!(html.contains(&format!("Rewritten {round}")), "round {round}: detail page");
+    }
+    assert!(app.stats().stale_writes_refused > 0, "the older writes were refused");
+});

@@ -1,6 +1,9 @@
 //! What every test uses: a real app on port 0 against the real Redis and a database of its own
 //! (a SQLite file, or a PostgreSQL schema), each with its own Redis key prefix.
 
+// Not every test module uses every helper.
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -179,6 +182,9 @@ impl Setup {
             ("PAGE_SIZE", &page_size),
             ("ADMIN_TOKEN", TOKEN),
             ("DB_MAX_CONNECTIONS", "8"),
+            // Tests run in parallel on a small machine with a debug build: a generous Redis timeout
+            // keeps a busy moment from turning into a cache miss. Fault tests set their own.
+            ("REDIS_TIMEOUT_MS", "1000"),
             ("LOAD_DATASET", if self.dataset { "true" } else { "false" }),
         ];
         pairs.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

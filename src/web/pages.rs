@@ -1,6 +1,7 @@
 //! The pages people see: the listing (full page or htmx fragment) and the detail page.
 
 use askama::Template;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -50,9 +51,14 @@ async fn listing(state: &AppState, page: PageNumber, fragment: bool) -> Result<R
     Ok(response)
 }
 
-/// `/movies/{slug}`
-pub async fn movie(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, PageError> {
+/// `/movies/{slug}`. A segment that is not even UTF-8 (`%ff`) is no film either: the 404 page,
+/// not axum's plain-text rejection.
+pub async fn movie(
+    State(state): State<AppState>,
+    slug: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
     let not_found = || AppError::NotFound("There is no film at this address.".into());
+    let Ok(Path(slug)) = slug else { return Err(not_found().into()) };
     let slug = Slug::parse(&slug).map_err(|_| not_found())?;
     let movie = state.service.movie(&slug).await?.ok_or_else(not_found)?;
     Ok(render(&DetailPage::new(&movie))?.into_response())
