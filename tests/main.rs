@@ -12,4 +12,5 @@ mod cli;
 mod faults;
 mod input;
 mod pages;
+mod redis_server;
 mod repository;

@@ -98,6 +98,8 @@ impl MoviePatch {
             };
             changes.push((field, check(field, kind, value)?));
         }
+        // report changes in the fields' own order, whatever the body's order
+        changes.sort_by_key(|(field, _)| FIELDS.iter().position(|(f, _)| f == field));
         Ok(Self { changes })
     }
 

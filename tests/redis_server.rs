@@ -1,0 +1,143 @@
+//! A private `redis-server` for one test, on a free port: a real process the test may kill, pause
+//! (SIGSTOP) and restart on the same port, without touching the shared Redis other tests use.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = "/usr/bin/redis-server";
+
+/// A port nothing listens on right now (bound once by the OS, then let go).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`, …) to process `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill(1) runs");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub async fn start() -> Self {
+        let mut server = Self { port: free_port(), child: None };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the server is running")
+    }
+
+    /// Starts the server (again) on its port, with nothing persisted, and waits for PING.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is already running");
+        let child = Command::new(BINARY)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(Ok(mut conn)) =
+                    tokio::time::timeout(Duration::from_secs(1), client.get_multiplexed_async_connection()).await
+                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, then waits for the process to be gone (the port is free again).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP: the process keeps its sockets but answers nothing until `resume`.
+    pub fn pause(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(self.pid(), "CONT");
+    }
+
+    /// A connection of the test's own.
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        crate::helpers::redis_conn(&self.url()).await
+    }
+
+    /// The keys whose name starts with `prefix`, sorted.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut conn = self.conn().await;
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", glob_escape(prefix)))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .expect("scan");
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys
+    }
+
+    /// The number of client connections the server has open (`CLIENT LIST`, our own included).
+    pub async fn clients(&self) -> usize {
+        let mut conn = self.conn().await;
+        let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.expect("client list");
+        list.lines().filter(|l| !l.trim().is_empty()).count()
+    }
+}
+
+/// `text` as a SCAN MATCH pattern that matches only itself.
+pub fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // a paused server does not die of SIGKILL any later than a running one, but be explicit
+            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
+        }
+        self.kill();
+    }
+}
