@@ -76,20 +76,9 @@ impl Application {
         let static_dir = std::env::var_os("STATIC_DIR")
             .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")), Into::into);
         let app = web::router(state.clone(), &static_dir);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        };
-        let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-        let drain_limit = state.config.request_timeout + Duration::from_secs(1);
-        let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => result?,
-            _ = async { let _ = stopping_rx.await; tokio::time::sleep(drain_limit).await } => {
-                tracing::warn!("requests still open after {drain_limit:?}; closing them");
-            }
-        }
+        // in-flight requests are bounded by the request timeout; a second more to send the answers
+        let drain = state.config.request_timeout + Duration::from_secs(1);
+        crate::server::serve(listener, app, shutdown, drain).await;
         let deferred = state.service.deferred();
         let pending = deferred.pending();
         if deferred.drain(state.config.shutdown_timeout).await {

@@ -21,6 +21,8 @@ pub mod error;
 pub mod flights;
 /// The domain: `Movie`, `Slug`, `PageNumber`, dates and how values are shown.
 pub mod movies;
+/// The HTTP/1.1 server loop: header timeout and size limit, graceful shutdown.
+pub mod server;
 /// The cached movie service: reads through the cache, coalesces misses, defers cache writes.
 pub mod service;
 /// Counters the service keeps for itself and publishes as Prometheus metrics.

@@ -169,6 +169,8 @@ impl Cache {
         let timeout = self.inner.config.timeout;
         let result = match tokio::time::timeout(timeout, f(conn)).await {
             Ok(Ok(value)) => return Ok(value),
+            // Redis answered: a key of the wrong type is a bad entry, not an outage
+            Ok(Err(e)) if is_wrong_type(&e) => return Err(CacheError::Redis(e)),
             Ok(Err(e)) => CacheError::Redis(e),
             Err(_) => CacheError::Timeout(timeout),
         };
@@ -192,11 +194,17 @@ impl Cache {
         }
     }
 
-    /// GET of one page key. `Ok(None)` on a miss; a value that is not an array of slugs is a miss too.
+    /// GET of one page key. `Ok(None)` on a miss; a value that is not an array of slugs (or a key
+    /// of another type) is a miss too.
     pub async fn page(&self, n: u32) -> Result<Option<Vec<String>>, CacheError> {
         let key = self.inner.keys.page(n);
-        let raw: Option<Vec<u8>> = self.call(1, |mut c| async move { Cmd::get(key).query_async(&mut c).await }).await?;
-        let decoded = entry::decode_page(raw.as_deref());
+        let decoded =
+            match self.call(1, |mut c| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await }).await
+            {
+                Ok(raw) => entry::decode_page(raw.as_deref()),
+                Err(CacheError::Redis(e)) if is_wrong_type(&e) => Some(Err(())),
+                Err(e) => return Err(e),
+            };
         if matches!(decoded, Some(Err(()))) {
             self.inner.stats.corrupt_entry();
         }
@@ -224,11 +232,16 @@ impl Cache {
         Ok((meta, films))
     }
 
-    /// GET of one film key.
+    /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).
     pub async fn film(&self, slug: &str) -> Result<FilmEntry, CacheError> {
         let key = self.inner.keys.film(slug);
-        let raw: Option<Vec<u8>> = self.call(1, |mut c| async move { Cmd::get(key).query_async(&mut c).await }).await?;
-        let entry = entry::decode_film(raw.as_deref());
+        let entry =
+            match self.call(1, |mut c| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await }).await
+            {
+                Ok(raw) => entry::decode_film(raw.as_deref()),
+                Err(CacheError::Redis(e)) if is_wrong_type(&e) => FilmEntry::Missing { corrupt: true },
+                Err(e) => return Err(e),
+            };
         self.tally(std::slice::from_ref(&entry));
         Ok(entry)
     }
@@ -364,6 +377,11 @@ impl Cache {
     pub async fn raw(&self, cmd: Cmd) -> Result<Value, CacheError> {
         self.call(1, |mut c| async move { cmd.query_async(&mut c).await }).await
     }
+}
+
+/// WRONGTYPE: the key holds a hash, list, … where a string was expected.
+fn is_wrong_type(e: &RedisError) -> bool {
+    e.code() == Some("WRONGTYPE")
 }
 
 fn evalsha<'a>(pipe: &'a mut Pipeline, script: &redis::Script, keys: &[String]) -> &'a mut Pipeline {

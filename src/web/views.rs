@@ -60,6 +60,8 @@ pub struct Feed {
     /// `/movies?page=N+1`, absent on the last page.
     pub next_href: Option<String>,
     pub total: i64,
+    /// The total for people: "3,200".
+    pub total_text: String,
     /// aria-posinset of the first card on this page
     pub first_position: u64,
     /// Rendered as an htmx fragment: the next trigger replaces the old one out of band.
@@ -73,6 +75,7 @@ impl Feed {
             page: listing.page.get(),
             next_href: listing.page.next().filter(|_| listing.has_next).map(|n| format!("/movies?page={n}")),
             total: listing.total,
+            total_text: format::count(listing.total),
             first_position: listing.page.offset(page_size) + 1,
             fragment,
         }
