@@ -325,10 +325,9 @@ impl MovieService {
     /// when the listing changed, sweep the page keys, all before the writer gets its answer. When
     /// Redis does not take it, a background task keeps trying for a while.
     async fn after_write(&self, slug: &str, batch: WriteBatch, listing_changed: bool) {
+        // page reads carry films too, so both kinds of read under way are stale now
         self.inner.films.forget_all();
-        if listing_changed {
-            self.inner.pages.forget_all();
-        }
+        self.inner.pages.forget_all();
         if !self.inner.cache.is_enabled() {
             return;
         }
