@@ -1,1 +1,432 @@
-//! (to be written)
+//! The listing in a real browser: Debian's headless Chromium driven by fantoccini through
+//! chromedriver, which each test starts on a free port.
+//!
+//! Without /usr/bin/chromedriver these tests print "SKIPPED" and pass, unless `CI` is set: there
+//! they fail, so that a missing package cannot hide them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+// fantoccini without a TLS feature needs a plain-HTTP connector from outside: hyper-util's, whose
+// `client-legacy` feature fantoccini itself turns on.
+use hyper_util::client::legacy::connect::HttpConnector;
+use marquee::movies::PageNumber;
+use reqwest::{Method, Url};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Setup, TestApp, card_slugs, spawn_app, unique};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One browser at a time: two cores, and each test measures timing-sensitive things (scrolling).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// chromedriver and its browser session; quits the browser and kills chromedriver when dropped,
+/// panics included.
+struct Driver {
+    child: Child,
+    port: u16,
+    session: Option<String>,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            // blocking on purpose: Drop cannot await, and Chromium must not outlive chromedriver
+            let _ = delete_session(self.port, &session);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn delete_session(port: u16, session: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(WAIT))?;
+    write!(stream, "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    stream.read_to_end(&mut Vec::new()).map(drop)
+}
+
+/// `url::ParseError`, named through reqwest's re-export of `Url` (the url crate is no dependency).
+type UrlError = <Url as std::str::FromStr>::Err;
+
+/// A chromedriver command fantoccini has no method for: `POST /session/{id}/{path}` with `body`.
+#[derive(Debug)]
+struct Post {
+    path: &'static str,
+    body: Value,
+}
+
+impl WebDriverCompatibleCommand for Post {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, UrlError> {
+        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        (Method::POST, Some(self.body.to_string()))
+    }
+}
+
+/// A browser session, with the few things these tests do in it.
+struct Browser {
+    client: Client,
+    _driver: Driver,
+}
+
+impl Browser {
+    /// A fresh headless Chromium; `None` when chromedriver is missing and this is not CI.
+    async fn start() -> Option<Self> {
+        if !Path::new(CHROMEDRIVER).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{CHROMEDRIVER} is missing and CI is set: install the chromium and chromium-driver packages"
+            );
+            eprintln!("SKIPPED: chromedriver not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = std::env::temp_dir().join(unique("marquee_chromium_"));
+        let mut driver = Driver { child, port, session: None, profile };
+        let status = format!("http://127.0.0.1:{port}/status");
+        let deadline = Instant::now() + WAIT;
+        while !reqwest::get(&status).await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < deadline, "chromedriver did not start on port {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+            &format!("--user-data-dir={}", driver.profile.display()),
+        ];
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+        });
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(serde_json::from_value(capabilities).expect("capabilities"))
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        driver.session = client.session_id().await.expect("session id");
+        Some(Self { client, _driver: driver })
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("goto");
+    }
+
+    async fn back(&self) {
+        self.client.back().await.expect("back");
+    }
+
+    /// Runs `script` (a function body) in the page. WebDriver scripts are not subject to the CSP.
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, Vec::new()).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Waits until the expression `condition` is true in the page.
+    async fn wait_for(&self, what: &str, condition: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.js(&format!("return !!({condition});")).await != json!(true) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what} ({condition})");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the page to stop scrolling (a smooth scroll, say after a focus change).
+    async fn wait_until_still(&self) {
+        let deadline = Instant::now() + WAIT;
+        let mut last = self.js("return scrollY;").await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let now = self.js("return scrollY;").await;
+            if now == last {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the page keeps scrolling");
+            last = now;
+        }
+    }
+
+    /// Clicks the first element matching `css`, as a user would (WebDriver's element click).
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.expect(css).click().await.expect("click");
+    }
+
+    /// Presses and releases `key`.
+    async fn key(&self, key: Key) {
+        let press = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key.into() })
+            .then(KeyAction::Up { value: key.into() });
+        self.client.perform_actions(press).await.expect("key press");
+    }
+
+    /// The console's errors (and CSP violations, failed loads) since the last call.
+    async fn console_errors(&self) -> Vec<String> {
+        let entries = self.client.issue_cmd(Post { path: "se/log", body: json!({"type": "browser"}) }).await;
+        let entries = entries.expect("browser log");
+        let entries = entries.as_array().cloned().unwrap_or_default();
+        entries.iter().filter(|e| e["level"] == "SEVERE").map(|e| e["message"].to_string()).collect()
+    }
+
+    /// The viewport's exact size in CSS pixels (a phone: small, touch, 2x pixels), through the
+    /// DevTools protocol: a window size would include the browser's own frame.
+    async fn viewport(&self, width: u32, height: u32, phone: bool) {
+        let params =
+            json!({"width": width, "height": height, "deviceScaleFactor": if phone { 2 } else { 1 }, "mobile": phone});
+        let cdp = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
+        self.client.issue_cmd(Post { path: "goog/cdp/execute", body: cdp }).await.expect("viewport");
+    }
+
+    /// Saves what the viewport shows as screenshots/{name}.png, for people to look at.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshots dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write png");
+    }
+
+    async fn count(&self, css: &str) -> u64 {
+        let n = self.js(&format!("return document.querySelectorAll({css:?}).length;")).await;
+        n.as_u64().expect("a count")
+    }
+
+    async fn slugs(&self) -> Vec<String> {
+        let slugs = self.js("return [...document.querySelectorAll('.movie-card')].map(c => c.dataset.slug);").await;
+        serde_json::from_value(slugs).expect("slugs")
+    }
+
+    /// Scrolls at once (no smooth scrolling) to `y`, an expression.
+    async fn scroll_to(&self, y: &str) {
+        self.js(&format!("window.scrollTo({{top: {y}, behavior: 'instant'}});")).await;
+    }
+}
+
+/// The slugs of pages `1..=n` as the server sends them.
+async fn slugs_over_http(app: &TestApp, n: u32) -> Vec<String> {
+    let mut slugs = Vec::new();
+    for page in 1..=n {
+        slugs.extend(card_slugs(&app.get_text(&format!("/movies?page={page}")).await.1));
+    }
+    slugs
+}
+
+/// Records, while the page lives, whether a feed load ever showed the indicator and set aria-busy.
+const WATCH_LOADING: &str = "
+    window.seen = {busy: false, indicator: false};
+    new MutationObserver(() => {
+        if (document.getElementById('feed').getAttribute('aria-busy') === 'true') seen.busy = true;
+        const dots = document.querySelector('#more.htmx-request .more-loading');
+        if (dots && getComputedStyle(dots).display !== 'none' && dots.offsetHeight > 0) seen.indicator = true;
+    }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['class', 'aria-busy']});";
+
+/// Every resource the current page loaded, as URLs.
+const RESOURCES: &str = "return [location.href, ...performance.getEntriesByType('resource').map(e => e.name)];";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    browser.goto(&app.url("/")).await;
+    browser.wait_for("htmx", "window.htmx").await;
+    assert_eq!(browser.count(".movie-card").await, 24);
+    browser.js(WATCH_LOADING).await;
+
+    // loads before the end: with half a screen of cards still below the viewport
+    browser.scroll_to("document.getElementById('more').offsetTop - 1.5 * innerHeight").await;
+    browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
+    for expected in [72, 96] {
+        browser
+            .wait_for("the feed to settle", "document.getElementById('feed').getAttribute('aria-busy') === 'false'")
+            .await;
+        browser.scroll_to("document.documentElement.scrollHeight").await;
+        browser
+            .wait_for("the next page", &format!("document.querySelectorAll('.movie-card').length === {expected}"))
+            .await;
+    }
+    assert_eq!(browser.js("return seen;").await, json!({"busy": true, "indicator": true}), "no sign of loading");
+    assert_eq!(browser.slugs().await, slugs_over_http(&app, 4).await, "the feed differs from pages 1–4");
+
+    // a pause every few pages, so that the footer can be reached by scrolling
+    browser.scroll_to("document.documentElement.scrollHeight").await;
+    browser.wait_for("page 5", "document.querySelectorAll('.movie-card').length === 120").await;
+    browser.scroll_to("document.documentElement.scrollHeight").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(browser.count(".movie-card").await, 120, "the feed never lets the visitor reach the footer");
+    let footer =
+        "const r = document.querySelector('.site-footer').getBoundingClientRect(); return r.bottom <= innerHeight + 1;";
+    assert_eq!(browser.js(footer).await, json!(true), "the footer is out of reach");
+    // from there the keyboard asks for more, and lands on the first new film
+    browser.js("document.querySelector('.more-link').focus();").await;
+    browser.key(Key::Enter).await;
+    browser.wait_for("page 6", "document.querySelectorAll('.movie-card').length === 144").await;
+    let focused = "return document.activeElement.closest('.movie-card')?.getAttribute('aria-posinset');";
+    assert_eq!(browser.js(focused).await, "121", "focus is not on the first new film");
+
+    // open the 50th film, then come back (once the focus's smooth scroll has ended)
+    browser.wait_until_still().await;
+    browser
+        .js("document.querySelectorAll('.movie-card')[49].scrollIntoView({block: 'center', behavior: 'instant'});")
+        .await;
+    let before = browser.js("return scrollY;").await;
+    let cards_before = browser.slugs().await;
+    for url in serde_json::from_value::<Vec<String>>(browser.js(RESOURCES).await).expect("urls") {
+        assert!(url.starts_with(&app.base), "the listing loaded {url} from another host");
+    }
+    browser.click(".movie-card:nth-child(50) h2 a").await;
+    browser.wait_for("the detail page", "location.pathname.startsWith('/movies/')").await;
+    let title = browser.js("return document.querySelector('h1').textContent;").await;
+    let path = browser.js("return location.pathname;").await;
+    assert_eq!(path.as_str(), Some(format!("/movies/{}", cards_before[49]).as_str()));
+    let (_, detail) = app.get_text(path.as_str().expect("path")).await;
+    assert!(detail.contains(&format!("<h1>{}</h1>", title.as_str().expect("title"))), "h1 {title} is not the film's");
+    for url in serde_json::from_value::<Vec<String>>(browser.js(RESOURCES).await).expect("urls") {
+        assert!(url.starts_with(&app.base), "the detail page loaded {url} from another host");
+    }
+
+    browser.back().await;
+    browser.wait_for("the listing", "location.pathname === '/' && document.querySelector('.movie-card')").await;
+    assert_eq!(browser.slugs().await, cards_before, "the cards loaded before are gone");
+    assert_eq!(browser.js("return scrollY;").await, before, "not back where the visitor left");
+    let in_view = "const r = document.querySelectorAll('.movie-card')[49].getBoundingClientRect(); \
+                   return r.top >= 0 && r.bottom <= innerHeight;";
+    assert_eq!(browser.js(in_view).await, json!(true), "the film opened is out of view");
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_page_ends_the_feed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = Setup::new(Backend::Sqlite).page_size(500).spawn().await;
+    let listing = app.service.page(PageNumber::FIRST).await.expect("page 1").expect("films");
+    let total = u64::try_from(listing.total).expect("a count");
+    let last = total.div_ceil(500);
+    browser.goto(&app.url(&format!("/movies?page={}", last - 1))).await;
+    browser.wait_for("htmx", "window.htmx").await;
+    let end = "document.documentElement.scrollHeight";
+    browser.scroll_to(end).await;
+    let all = total - (last - 2) * 500;
+    browser.wait_for("the last page", &format!("document.querySelectorAll('.movie-card').length === {all}")).await;
+    browser.wait_for("the end message", "document.querySelector('.more-end')").await;
+    let message = browser.js("return document.querySelector('.more-end').textContent;").await;
+    let says_total = |m: &str| m.contains("every film") && m.replace(',', "").contains(&format!(" {total} "));
+    assert!(message.as_str().is_some_and(says_total), "end message: {message}");
+
+    // scrolling on asks for nothing more
+    let requests =
+        "return performance.getEntriesByType('resource').filter(e => e.initiatorType === 'xmlhttprequest').length;";
+    browser.scroll_to(end).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(browser.js(requests).await, json!(1), "more requests after the end");
+    assert_eq!(browser.count(".movie-card").await, all);
+    assert_eq!(browser.count("#more [hx-get], .more-link").await, 0, "a trigger is left after the end");
+    // the footer is reachable at the bottom
+    let footer = "const r = document.querySelector('.site-footer').getBoundingClientRect(); \
+                  return r.bottom <= innerHeight + 1 && r.top >= 0;";
+    assert_eq!(browser.js(footer).await, json!(true));
+    browser.screenshot("listing-end").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+/// The first request for page 2 fails (it is sent to a URL that 400s); Retry asks again.
+const FAIL_NEXT_FEED_REQUEST: &str = "
+    const open = XMLHttpRequest.prototype.open;
+    let failures = 1;
+    XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+        if (failures > 0 && String(url).includes('/movies?page=')) { failures -= 1; url = '/movies?page=abc'; }
+        return open.call(this, method, url, ...rest);
+    };";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_offers_retry() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    browser.goto(&app.url("/")).await;
+    browser.wait_for("htmx", "window.htmx").await;
+    browser.js(FAIL_NEXT_FEED_REQUEST).await;
+    browser.scroll_to("document.documentElement.scrollHeight").await;
+    browser.wait_for("the error", "document.querySelector('#more [role=alert]')").await;
+    let alert = browser.js("return document.querySelector('#more [role=alert]').innerText;").await;
+    assert!(alert.as_str().is_some_and(|t| t.contains("Couldn't load more films.")), "alert: {alert}");
+    assert_eq!(browser.js("return document.querySelector('#more [role=alert] button').textContent;").await, "Retry");
+    assert_eq!(browser.js("return document.getElementById('feed').getAttribute('aria-busy');").await, "false");
+    assert_eq!(browser.count(".movie-card").await, 24);
+    browser.screenshot("listing-retry").await;
+    let errors = browser.console_errors().await;
+    // the browser and htmx report the failure itself, and nothing else
+    assert!(errors.iter().all(|e| e.contains("abc") || e.contains("Error Code 400")), "{errors:?}");
+
+    browser.click("#more [role=alert] button").await;
+    browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
+    assert_eq!(browser.slugs().await, slugs_over_http(&app, 2).await);
+    assert_eq!(browser.count("#more [role=alert]").await, 0, "the error stays after a successful retry");
+    assert_eq!(browser.count("#more [hx-get='/movies?page=3']").await, 2, "no trigger for page 3");
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+/// Desktop and phone: nothing wider than the screen, focus visible; screenshots for people.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_fit_desktop_and_phone_screens() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let overflow = "return [...document.querySelectorAll('body *')]
+        .filter(e => { const r = e.getBoundingClientRect();
+                       return r.width > 0 && (r.left < -1 || r.right > innerWidth + 1); })
+        .map(e => e.outerHTML.slice(0, 80)).filter(h => !h.includes('visually-hidden'));";
+    for (name, width, height, phone) in [("desktop", 1280, 900, false), ("phone", 390, 844, true)] {
+        browser.viewport(width, height, phone).await;
+        for (page, path) in [("listing", "/"), ("detail", "/movies/inception-2010"), ("error", "/movies?page=0")] {
+            browser.goto(&app.url(path)).await;
+            browser.wait_for("htmx", "window.htmx").await;
+            assert_eq!(browser.js("return innerWidth;").await, json!(width));
+            assert_eq!(browser.js(overflow).await, json!([]), "{name} {page}: wider than the screen");
+            browser.screenshot(&format!("{page}-{name}")).await;
+            let errors = browser.console_errors().await;
+            // an error page's own status is reported by the browser: expected there, and only there
+            let expected = |e: &String| page == "error" && e.contains("status of 400");
+            assert!(errors.iter().all(expected), "{name} {page}: {errors:?}");
+        }
+    }
+    // keyboard focus on a card is visible: skip link, site name, then the first film
+    browser.viewport(1280, 900, false).await;
+    browser.goto(&app.url("/")).await;
+    for _ in 0..3 {
+        browser.key(Key::Tab).await;
+    }
+    let focused = browser.js("return document.activeElement.closest('.movie-card') !== null;").await;
+    assert_eq!(focused, json!(true), "the third Tab does not reach the first film");
+    let ring =
+        "const s = getComputedStyle(document.activeElement, '::after'); return [s.outlineStyle, s.outlineWidth];";
+    assert_eq!(browser.js(ring).await, json!(["solid", "3px"]), "no visible focus ring");
+    browser.screenshot("listing-focus").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}

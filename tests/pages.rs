@@ -1,1 +1,351 @@
-//! (to be written)
+//! The pages over HTTP: the listing (full page and htmx fragment), the detail page, every kind of
+//! bad address, escaping, security headers and static files. Rendering does not depend on the
+//! database, so most tests run on SQLite; `both!` is used where the backend sees the input.
+
+use std::io::{Read, Write};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{Backend, Setup, TestApp, card_slugs, spawn_app};
+
+/// What every page in the site's layout has: the header with the site's name and the footer.
+fn assert_in_layout(body: &str, what: &str) {
+    assert!(body.starts_with("<!doctype html>"), "{what}: not a full document:\n{body}");
+    assert!(body.contains(r#"<a class="site-name" href="/">marquee</a>"#), "{what}: no site header:\n{body}");
+    assert!(body.contains(r#"<footer class="site-footer">"#), "{what}: no footer:\n{body}");
+}
+
+/// Headings go down one level at a time from a single `<h1>`, so that a screen reader's outline
+/// of the page makes sense.
+fn assert_headings_in_order(html: &str, what: &str) {
+    let levels: Vec<u32> = html.split("<h").skip(1).filter_map(|rest| rest.chars().next()?.to_digit(10)).collect();
+    assert_eq!(levels.iter().filter(|&&l| l == 1).count(), 1, "{what}: one h1 expected, got {levels:?}");
+    assert_eq!(levels.first(), Some(&1), "{what}: the first heading is not the h1");
+    for pair in levels.windows(2) {
+        assert!(pair[1] <= pair[0] + 1, "{what}: heading levels skip: {levels:?}");
+    }
+}
+
+/// An error page in the layout, with the given status and a message mentioning `needle`.
+async fn assert_error_page(app: &TestApp, path: &str, status: StatusCode, needle: &str) {
+    let response = app.get(path).await;
+    assert_eq!(response.status(), status, "{path}");
+    assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8", "{path}");
+    let body = response.text().await.expect("body");
+    assert_in_layout(&body, path);
+    assert_headings_in_order(&body, path);
+    assert!(body.contains(&format!("Error {}", status.as_u16())), "{path}: status not shown:\n{body}");
+    assert!(body.to_lowercase().contains(needle), "{path}: message does not mention {needle:?}:\n{body}");
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get_all(name).iter().map(|v| v.to_str().unwrap_or("<binary>")).collect::<Vec<_>>().join(", ")
+}
+
+/// The number of films the listing says the catalog holds (every card's `aria-setsize`).
+fn setsize(html: &str) -> u64 {
+    let value = html.split("aria-setsize=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("aria-setsize");
+    value.parse().expect("a number")
+}
+
+/// The `hx-get` of the trigger that loads the next page, if any.
+fn next_trigger(html: &str) -> Option<String> {
+    let more = &html[html.find(r#"id="more""#)?..];
+    more.split("hx-get=\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_is_the_whole_first_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(header(&response, "vary").to_lowercase().contains("hx-request"));
+    let home = response.text().await.expect("body");
+    assert_in_layout(&home, "/");
+    assert_headings_in_order(&home, "/");
+    assert!(home.contains(r#"role="feed""#), "the listing is an ARIA feed");
+    let slugs = card_slugs(&home);
+    assert_eq!(slugs.len(), 24);
+    for slug in &slugs {
+        assert!(home.contains(&format!(r#"<a href="/movies/{slug}">"#)), "card {slug} has no real link");
+    }
+    // the next page is a real link too, for people and crawlers without JavaScript
+    assert!(home.contains(r#"<a class="more-link" href="/movies?page=2""#), "no link to page 2");
+    assert_eq!(next_trigger(&home).as_deref(), Some("/movies?page=2"));
+
+    let (status, page_one) = app.get_text("/movies?page=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(card_slugs(&page_one), slugs, "/ and /movies?page=1 differ");
+    let (status, plain) = app.get_text("/movies").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(card_slugs(&plain), slugs, "/movies without a page is page 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn htmx_gets_the_fragment_and_everyone_else_the_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let full = app.get("/movies?page=2").await;
+    assert!(header(&full, "vary").to_lowercase().contains("hx-request"), "a cache must not mix the two answers");
+    let full = full.text().await.expect("body");
+    assert_in_layout(&full, "page 2");
+
+    let fragment = app.client.get(app.url("/movies?page=2")).header("HX-Request", "true").send().await.expect("get");
+    assert_eq!(fragment.status(), StatusCode::OK);
+    assert!(header(&fragment, "vary").to_lowercase().contains("hx-request"));
+    let fragment = fragment.text().await.expect("body");
+    assert!(!fragment.contains("<html") && !fragment.contains("site-footer"), "fragment has the layout:\n{fragment}");
+    assert_eq!(card_slugs(&fragment), card_slugs(&full), "fragment and full page 2 show different films");
+    assert!(fragment.contains(r#"aria-posinset="25""#), "page 2's first card is the feed's 25th article");
+    // the trigger for page 3 replaces the old one out of band
+    assert!(fragment.contains(r#"<div id="more" class="more" hx-swap-oob="true">"#), "no oob #more:\n{fragment}");
+    assert_eq!(next_trigger(&fragment).as_deref(), Some("/movies?page=3"));
+    assert_ne!(card_slugs(&fragment), card_slugs(&app.get_text("/").await.1), "page 2 repeats page 1");
+
+    // a history restore needs the whole document, although htmx sends HX-Request too
+    let restore = app
+        .client
+        .get(app.url("/movies?page=2"))
+        .header("HX-Request", "true")
+        .header("HX-History-Restore-Request", "true")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(restore.status(), StatusCode::OK);
+    assert_in_layout(&restore.text().await.expect("body"), "history restore");
+}
+
+both!(following_the_triggers_reaches_every_film_once, |backend| async move {
+    let app = Setup::new(backend).page_size(500).spawn().await;
+    let (_, first) = app.get_text("/").await;
+    let total = setsize(&first);
+    let mut seen = card_slugs(&first);
+    let mut next = next_trigger(&first);
+    let mut last = String::new();
+    let mut pages = 1;
+    while let Some(path) = next {
+        let (status, fragment) = app.get_fragment(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        seen.extend(card_slugs(&fragment));
+        next = next_trigger(&fragment);
+        last = path;
+        pages += 1;
+        assert!(pages <= 100, "the triggers never stop");
+    }
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a film is shown twice");
+    assert_eq!(seen.len() as u64, total, "the feed does not reach every film the listing counts");
+    assert_eq!(pages, total.div_ceil(500), "the last page is not where the count says");
+
+    let (_, end) = app.get_fragment(&last).await;
+    let end_message = end.split(r#"<p class="more-end">"#).nth(1).and_then(|m| m.split("</p>").next());
+    let says_total = |m: &str| m.contains("every film") && m.replace(',', "").contains(&format!(" {total} "));
+    assert!(end_message.is_some_and(says_total), "no end message with the total:\n{end}");
+    assert!(!end.contains("hx-get") && !end.contains("more-link"), "the last page still loads more");
+    let past = format!("/movies?page={}", pages + 1);
+    assert_error_page(&app, &past, StatusCode::NOT_FOUND, &format!("no page {}", pages + 1)).await;
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_page_numbers_get_a_400_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for query in [
+        "page=0",
+        "page=-1",
+        "page=abc",
+        "page=1.5",
+        "page=1e3",
+        "page=99999999999999999999",
+        "page=1000001",
+        "page=",
+        "page",
+        "page=%20",
+        "page=1&page=2",
+        "page=%ff",
+    ] {
+        assert_error_page(&app, &format!("/movies?{query}"), StatusCode::BAD_REQUEST, "page").await;
+    }
+    // the largest page number allowed is only past the end
+    assert_error_page(&app, "/movies?page=1000000", StatusCode::NOT_FOUND, "no page 1000000").await;
+}
+
+both!(unknown_and_odd_slugs_get_a_4xx_page, |backend| async move {
+    let app = spawn_app(backend).await;
+    let long = "a".repeat(5000);
+    let odd = [
+        "no-such-film-1999",
+        "a*b",
+        "what%3F",
+        "%5Bx%5D",
+        "a:b",
+        "a%00b",
+        "..%2F..%2FCargo.toml",
+        long.as_str(),
+        "café-2001",
+        "%E2%98%83",
+        "%ff",
+        "UPPER-2000",
+        "a--b",
+        "-",
+    ];
+    for slug in odd {
+        let path = format!("/movies/{slug}");
+        let response = app.get(&path).await;
+        let status = response.status();
+        assert!(status.is_client_error(), "{path:.60}: {status}");
+        let body = response.text().await.expect("body");
+        assert_in_layout(&body, &path);
+    }
+    assert_error_page(&app, "/movies/no-such-film-1999", StatusCode::NOT_FOUND, "no film").await;
+    assert_error_page(&app, "/nowhere", StatusCode::NOT_FOUND, "nothing at this address").await;
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_page_shows_every_known_field_for_people() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, page) = app.get_text("/movies/the-land-girls-1998").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_in_layout(&page, "detail");
+    assert_headings_in_order(&page, "detail");
+    assert!(page.contains("<h1>The Land Girls</h1>"));
+    assert!(page.contains("<title>The Land Girls (1998) — marquee</title>"));
+    assert!(page.contains(r#"<meta name="description" content="The Land Girls (1998)"#));
+    assert!(page.contains(r#"<a href="/">"#), "no way back to the listing");
+    for (label, value) in [
+        ("Released", "12 June 1998"),
+        ("Rated", "R"),
+        ("IMDB rating", "6.1 / 10"),
+        ("IMDB votes", "1,071"),
+        ("Production budget", "$8,000,000"),
+        ("US gross", "$146,083"),
+        ("Worldwide gross", "$146,083"),
+        ("Distributor", "Gramercy"),
+    ] {
+        assert!(page.contains(&format!("<dt>{label}</dt><dd>{value}</dd>")), "{label} {value} missing:\n{page}");
+    }
+    // the dataset knows nothing of these for this film: they are left out, not shown empty
+    for absent in ["null", "None", "NaN", "Director", "Genre", "Running time", "Rotten Tomatoes", "<dd></dd>"] {
+        assert!(!page.contains(absent), "{absent:?} shown:\n{page}");
+    }
+
+    let (status, page) = app.get_text("/movies/inception-2010").await;
+    assert_eq!(status, StatusCode::OK);
+    for (label, value) in [
+        ("Released", "16 July 2010"),
+        ("Genre", "Thriller/Suspense"),
+        ("Director", "Christopher Nolan"),
+        ("Running time", "2 h 27 min"),
+        ("IMDB rating", "9.1 / 10"),
+        ("Rotten Tomatoes", "87%"),
+        ("Production budget", "$160,000,000"),
+        ("Source", "Original Screenplay"),
+        ("Creative type", "Science Fiction"),
+    ] {
+        assert!(page.contains(&format!("<dt>{label}</dt><dd>{value}</dd>")), "{label} {value} missing:\n{page}");
+    }
+    assert!(page.contains("directed by Christopher Nolan"), "the description says little:\n{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_title_is_shown_as_text() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let title = "<script>alert(1)</script>";
+    let created = app
+        .admin(Method::POST, "/api/movies")
+        .json(&json!({"title": title, "release_date": "2031-01-01"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let slug = created.json::<serde_json::Value>().await.expect("json")["slug"].as_str().expect("slug").to_owned();
+
+    let (_, listing) = app.get_text("/").await;
+    let (_, fragment) = app.get_fragment("/movies?page=1").await;
+    let (status, detail) = app.get_text(&format!("/movies/{slug}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(card_slugs(&listing).first(), Some(&slug), "a 2031 film comes first");
+    assert_eq!(card_slugs(&fragment).first(), Some(&slug));
+    for (what, html) in [("listing", &listing), ("fragment", &fragment), ("detail", &detail)] {
+        assert!(!html.contains("<script>alert"), "{what} has the title as markup:\n{html}");
+        let escaped = html.matches("&#60;script&#62;alert(1)&#60;/script&#62;").count()
+            + html.matches("&lt;script&gt;alert(1)&lt;/script&gt;").count();
+        assert!(escaped >= 1, "{what} does not show the title as text:\n{html}");
+    }
+    // the <title>, <h1> and both meta descriptions
+    assert!(detail.matches("&#60;script&#62;alert(1)").count() >= 4, "{detail}");
+}
+
+/// Every HTML answer (page, fragment, error) carries the security headers, and no page needs
+/// anything the CSP forbids (inline scripts, inline styles, inline handlers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_answers_carry_the_security_headers_and_obey_the_csp() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let htmx = |path: &str| app.client.get(app.url(path)).header("HX-Request", "true");
+    let requests = [
+        app.client.get(app.url("/")),
+        htmx("/movies?page=2"),
+        app.client.get(app.url("/movies/the-land-girls-1998")),
+        app.client.get(app.url("/movies/nope-1999")),
+        app.client.get(app.url("/movies?page=abc")),
+    ];
+    for request in requests {
+        let response = request.send().await.expect("get");
+        let url = response.url().to_string();
+        let csp = header(&response, "content-security-policy");
+        assert!(csp.contains("script-src 'self'"), "{url}: CSP {csp:?}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{url}: CSP {csp:?}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{url}");
+        assert!(!header(&response, "referrer-policy").is_empty(), "{url}");
+        let body = response.text().await.expect("body");
+        for script in body.split("<script").skip(1) {
+            let tag = script.split('>').next().unwrap_or_default();
+            assert!(tag.contains(" src=\"/static/"), "{url}: inline or foreign script <script{tag}>");
+        }
+        assert!(!body.contains(" style=") && !body.contains("<style"), "{url}: inline style");
+        assert!(!body.contains(" onclick=") && !body.contains(" onload=") && !body.contains(" hx-on"), "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_are_immutable_and_confined_to_their_folder() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, home) = app.get_text("/").await;
+    let assets: Vec<&str> =
+        home.split(['"', '\'']).filter(|s| s.starts_with("/static/") && !s.ends_with('/')).collect();
+    assert!(assets.len() >= 4, "the page links its stylesheet, scripts and icon: {assets:?}");
+    for asset in assets {
+        let response = app.get(asset).await;
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        let cache = header(&response, "cache-control");
+        assert!(cache.contains("immutable") && cache.contains("max-age=31536000"), "{asset}: {cache:?}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{asset}");
+    }
+    // sent as written: an HTTP client would resolve the dots before sending
+    let port = app.base.rsplit(':').next().expect("port").to_owned();
+    for path in [
+        "/static/../Cargo.toml",
+        "/static/%2e%2e/Cargo.toml",
+        "/static/%2E%2E/%2E%2E/main/Cargo.toml",
+        "/static/..%2fCargo.toml",
+        "/static/..%5cCargo.toml",
+        "/static/vendor/../../Cargo.toml",
+    ] {
+        let path = path.to_owned();
+        let port = port.clone();
+        let answer = tokio::task::spawn_blocking(move || raw_get(&port, &path)).await.expect("raw get");
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(status_line.contains(" 404 ") || status_line.contains(" 400 "), "{status_line}\n{answer}");
+        assert!(!answer.contains("[package]"), "served a file outside /static:\n{answer}");
+    }
+}
+
+/// A GET of `path` exactly as written, returning the whole answer.
+fn raw_get(port: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}

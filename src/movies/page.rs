@@ -70,6 +70,30 @@ mod tests {
             prop_assert_eq!(PageNumber::parse(&text).is_ok(), expected);
         }
 
+        // digit strings, with leading zeros and past u32 and u64, where an `any::<String>()` rarely goes
+        #[test]
+        fn digit_strings_agree_with_the_rule(text in "[0-9]{0,25}") {
+            let value = text.trim_start_matches('0');
+            let expected = !text.is_empty()
+                && value.len() <= 7
+                && value.parse::<u32>().is_ok_and(|n| (1..=MAX_PAGE).contains(&n));
+            prop_assert_eq!(PageNumber::parse(&text).is_ok(), expected, "{:?}", text);
+        }
+
+        #[test]
+        fn anything_around_a_number_is_refused(n in 1u32..=MAX_PAGE, junk in "[^0-9]{1,3}", before in any::<bool>()) {
+            let text = if before { format!("{junk}{n}") } else { format!("{n}{junk}") };
+            prop_assert!(PageNumber::parse(&text).is_err(), "{:?}", text);
+        }
+
+        #[test]
+        fn offsets_follow_the_pages(n in 1u32..MAX_PAGE, size in 1u32..=500) {
+            let page = PageNumber(n);
+            let next = page.next().map(|p| p.offset(size));
+            prop_assert_eq!(next, Some(page.offset(size) + u64::from(size)));
+            prop_assert_eq!(PageNumber(MAX_PAGE).next(), None);
+        }
+
         #[test]
         fn numbers_round_trip(n in 1u32..=MAX_PAGE) {
             prop_assert_eq!(PageNumber::parse(&n.to_string()).map(PageNumber::get), Ok(n));

@@ -147,6 +147,41 @@ mod tests {
             }
         }
 
+        // `any::<String>()` almost never draws a slug: these draw from the slug alphabet itself.
+        #[test]
+        fn every_well_formed_slug_is_accepted(text in "[a-z0-9]{1,12}(-[a-z0-9]{1,12}){0,6}") {
+            prop_assert_eq!(Slug::parse(&text).map(Slug::into_string), Ok(text.clone()));
+        }
+
+        #[test]
+        fn parse_agrees_with_the_rule_on_the_alphabet(text in "[a-z0-9-]{0,110}") {
+            let expected = !text.is_empty()
+                && text.len() <= MAX_LEN
+                && !text.starts_with('-')
+                && !text.ends_with('-')
+                && !text.contains("--");
+            prop_assert_eq!(Slug::parse(&text).is_ok(), expected, "{:?}", text);
+        }
+
+        #[test]
+        fn near_misses_are_refused(
+            good in "[a-z0-9]{1,10}",
+            bad in "[A-Z*?\\[\\]:/. _%\u{0}\u{e9}\u{2014}]",
+            at in 0usize..=10,
+        ) {
+            let mut text = good.clone();
+            text.insert_str(at.min(text.len()), &bad);
+            prop_assert!(Slug::parse(&text).is_err(), "{:?} was accepted", text);
+        }
+
+        #[test]
+        fn film_slugs_are_always_valid(title in any::<String>(), year in 1u16..=9999, n in 1u32..=10_000) {
+            let slug = film_slug(&title, year, n);
+            prop_assert!(Slug::parse(&slug).is_ok(), "{:?} ({}, {}) -> {:?}", title, year, n, slug);
+            let dedup = format!("-{n}");
+            prop_assert!(n == 1 || slug.ends_with(&dedup), "{:?}", slug);
+        }
+
         #[test]
         fn parse_never_panics_and_accepts_only_the_alphabet(text in any::<String>()) {
             if let Ok(slug) = Slug::parse(&text) {

@@ -119,9 +119,16 @@ async fn refuse_large_bodies(req: Request, next: Next) -> Response {
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return error_for(req.uri().path(), AppError::TooLarge(BODY_LIMIT));
     }
+    let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && response.headers().get(header::CONTENT_TYPE).is_none() {
-        return ApiError(AppError::TooLarge(BODY_LIMIT)).into_response();
+    // A streamed body over the limit is refused by axum's extractor in plain text: say it in ours.
+    let ours = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !ours {
+        return error_for(&path, AppError::TooLarge(BODY_LIMIT));
     }
     response
 }

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
@@ -64,7 +64,7 @@ pub async fn movie(
     Ok(render(&DetailPage::new(&movie))?.into_response())
 }
 
-/// Anything else.
-pub async fn not_found() -> PageError {
-    PageError(AppError::NotFound("There is nothing at this address.".into()))
+/// Anything else: a page, or JSON under `/api/` (API clients read JSON errors).
+pub async fn not_found(uri: Uri) -> Response {
+    super::error_for(uri.path(), AppError::NotFound("There is nothing at this address.".into()))
 }

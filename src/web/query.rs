@@ -67,6 +67,42 @@ mod tests {
         assert_eq!(page("p%61ge=4"), Ok(4));
     }
 
+    /// Percent-encodes every byte of `text`.
+    fn encode_all(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(query in proptest::prelude::any::<String>()) {
+            let _ = page_param(Some(&query));
+        }
+
+        #[test]
+        fn decoding_undoes_percent_encoding(text in proptest::prelude::any::<String>()) {
+            proptest::prop_assert_eq!(decode(&encode_all(&text)), Some(text));
+        }
+
+        #[test]
+        fn the_page_is_found_among_other_parameters(
+            n in 1u32..=1_000_000,
+            others in proptest::collection::vec("[a-z]{1,5}=[a-z0-9%*?]{0,5}", 0..4),
+            at in 0usize..4,
+            encoded in proptest::prelude::any::<bool>(),
+        ) {
+            let value = if encoded { encode_all(&n.to_string()) } else { n.to_string() };
+            let mut pairs: Vec<String> = others.into_iter().filter(|p| !p.starts_with("page=")).collect();
+            pairs.insert(at.min(pairs.len()), format!("page={value}"));
+            proptest::prop_assert_eq!(page(&pairs.join("&")), Ok(n));
+        }
+
+        #[test]
+        fn a_page_given_twice_is_refused(a in 1u32..100, b in 1u32..100, middle in "[a-z]{1,5}=[a-z]{0,5}") {
+            let query = format!("page={a}&{middle}&page={b}");
+            proptest::prop_assert!(page(&query).is_err(), "{}", query);
+        }
+    }
+
     #[test]
     fn refuses_odd_forms() {
         for q in [
