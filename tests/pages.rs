@@ -338,6 +338,11 @@ async fn static_files_are_immutable_and_confined_to_their_folder() {
         assert!(status_line.contains(" 404 ") || status_line.contains(" 400 "), "{status_line}\n{answer}");
         assert!(!answer.contains("[package]"), "served a file outside /static:\n{answer}");
     }
+    // a missing file gets the site's 404 page, and is not cached for a year
+    let missing = app.get("/static/nope.css").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(!header(&missing, "cache-control").contains("immutable"));
+    assert_in_layout(&missing.text().await.unwrap(), "static 404");
 }
 
 /// A GET of `path` exactly as written, returning the whole answer.

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -42,11 +43,16 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    let statics =
-        Router::new().nest_service("/static", ServeDir::new(static_dir)).layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000, immutable"),
-        ));
+    // A missing file gets the site's 404 page, and is not cached: only what was found is immutable
+    // (the templates name app.css and app.js with a hash of their content, htmx with its version).
+    let files = ServeDir::new(static_dir).not_found_service(pages::not_found.into_service());
+    let statics = Router::new().nest_service("/static", files).layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        |r: &Response| {
+            let found = r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED;
+            found.then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
+        },
+    ));
     Router::new()
         .route("/", get(pages::home))
         .route("/movies", get(pages::movies))

@@ -6,6 +6,21 @@ use askama::Template;
 use crate::movies::{Movie, format};
 use crate::service::Listing;
 
+/// Changes whenever app.css or app.js changes: the templates add it to their URLs, so browsers
+/// holding the old files (served as immutable) fetch the new ones.
+pub const ASSET_VERSION: u64 =
+    fnv1a(include_bytes!("../../static/app.css")) ^ fnv1a(include_bytes!("../../static/app.js")).rotate_left(1);
+
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
 /// A listing card.
 pub struct Card {
     pub slug: String,
