@@ -245,6 +245,9 @@ async fn detail_page_shows_every_known_field_for_people() {
         assert!(page.contains(&format!("<dt>{label}</dt><dd>{value}</dd>")), "{label} {value} missing:\n{page}");
     }
     assert!(page.contains("directed by Christopher Nolan"), "the description says little:\n{page}");
+
+    let (_, page) = app.get_text("/movies/king-kong-2005").await;
+    assert!(page.contains("<dt>US DVD sales</dt><dd>$140,752,353</dd>"), "DVD sales missing:\n{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ create table films (
     rotten_tomatoes_rating  bigint,
     us_gross                bigint,
     worldwide_gross         bigint,
+    us_dvd_sales            bigint,
     production_budget       bigint,
     distributor             text,
     source                  text,

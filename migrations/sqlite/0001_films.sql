@@ -14,6 +14,7 @@ create table films (
     rotten_tomatoes_rating  integer,
     us_gross                integer,
     worldwide_gross         integer,
+    us_dvd_sales            integer,
     production_budget       integer,
     distributor             text,
     source                  text,

@@ -92,6 +92,7 @@ mod tests {
             rotten_tomatoes_rating: None,
             us_gross: None,
             worldwide_gross: None,
+            us_dvd_sales: None,
             production_budget: None,
             distributor: None,
             source: None,

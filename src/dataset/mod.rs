@@ -124,6 +124,7 @@ fn film(fields: &Map<String, Value>, taken: &mut HashSet<String>) -> Result<Movi
         rotten_tomatoes_rating: whole("Rotten Tomatoes Rating").filter(|r| (0..=100).contains(r)),
         us_gross: whole("US Gross").filter(|&m| m >= 0),
         worldwide_gross: whole("Worldwide Gross").filter(|&m| m >= 0),
+        us_dvd_sales: whole("US DVD Sales").filter(|&m| m >= 0),
         production_budget: whole("Production Budget").filter(|&m| m >= 0),
         distributor: text_field("Distributor"),
         source: text_field("Source"),
@@ -250,6 +251,7 @@ mod tests {
             rotten_tomatoes_rating: Some(83),
             us_gross: Some(218080025),
             worldwide_gross: Some(550517357),
+            us_dvd_sales: Some(140752353),
             production_budget: Some(207000000),
             distributor: Some("Universal".into()),
             source: Some("Remake".into()),
@@ -261,11 +263,12 @@ mod tests {
     #[test]
     fn missing_keys_and_nulls_are_none() {
         let bare = one(r#"[{"Title": "Bare", "Release Date": "Jun 12 1998"}]"#);
-        let nulls =
-            one(r#"[{"Title": "Bare", "Release Date": "Jun 12 1998", "US Gross": null, "Worldwide Gross": null,
+        let nulls = one(
+            r#"[{"Title": "Bare", "Release Date": "Jun 12 1998", "US Gross": null, "Worldwide Gross": null, "US DVD Sales": null,
                 "Production Budget": null, "MPAA Rating": null, "Running Time min": null, "Distributor": null,
                 "Source": null, "Major Genre": null, "Creative Type": null, "Director": null,
-                "Rotten Tomatoes Rating": null, "IMDB Rating": null, "IMDB Votes": null}]"#);
+                "Rotten Tomatoes Rating": null, "IMDB Rating": null, "IMDB Votes": null}]"#,
+        );
         assert_eq!(bare, nulls);
         assert_eq!(bare.version, 0);
         assert_eq!(bare.slug, "bare-1998");
@@ -280,6 +283,7 @@ mod tests {
             bare.rotten_tomatoes_rating,
             bare.us_gross,
             bare.worldwide_gross,
+            bare.us_dvd_sales,
             bare.production_budget,
         ] {
             assert_eq!(field, None);

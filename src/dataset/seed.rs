@@ -269,6 +269,7 @@ fn synthetic_film(number: u64) -> Option<Movie> {
         rotten_tomatoes_rating,
         us_gross: money_known.then_some(us),
         worldwide_gross: money_known.then_some(worldwide),
+        us_dvd_sales: None,
         production_budget: Some(budget),
         distributor: draw.chance(90).then(|| draw.pick(&DISTRIBUTORS).to_owned()),
         source: draw.chance(88).then(|| draw.pick(&SOURCES).to_owned()),

@@ -8,10 +8,10 @@ use crate::movies::Movie;
 
 /// The film columns in one fixed order, used by every select and insert.
 pub const COLUMNS: &str = "slug, title, release_date, genre, director, mpaa_rating, running_time_min, imdb_rating, \
-     imdb_votes, rotten_tomatoes_rating, us_gross, worldwide_gross, production_budget, distributor, source, \
+     imdb_votes, rotten_tomatoes_rating, us_gross, worldwide_gross, us_dvd_sales, production_budget, distributor, source, \
      creative_type, version";
 
-pub const COLUMN_COUNT: usize = 17;
+pub const COLUMN_COUNT: usize = 18;
 
 /// The same list prefixed with a table alias: `f.slug, f.title, …`.
 pub fn columns_of(alias: &str) -> String {
@@ -38,6 +38,7 @@ pub fn movie(row: &AnyRow) -> Result<Option<Movie>, Error> {
         rotten_tomatoes_rating: row.try_get("rotten_tomatoes_rating")?,
         us_gross: row.try_get("us_gross")?,
         worldwide_gross: row.try_get("worldwide_gross")?,
+        us_dvd_sales: row.try_get("us_dvd_sales")?,
         production_budget: row.try_get("production_budget")?,
         distributor: row.try_get("distributor")?,
         source: row.try_get("source")?,
@@ -66,6 +67,7 @@ pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, m: &Movie) -> Query<'q, Any
         .bind(m.rotten_tomatoes_rating)
         .bind(m.us_gross)
         .bind(m.worldwide_gross)
+        .bind(m.us_dvd_sales)
         .bind(m.production_budget)
         .bind(m.distributor.clone())
         .bind(m.source.clone())

@@ -32,6 +32,7 @@ pub struct Movie {
     pub rotten_tomatoes_rating: Option<i64>,
     pub us_gross: Option<i64>,
     pub worldwide_gross: Option<i64>,
+    pub us_dvd_sales: Option<i64>,
     pub production_budget: Option<i64>,
     pub distributor: Option<String>,
     pub source: Option<String>,

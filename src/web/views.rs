@@ -149,6 +149,7 @@ impl DetailPage {
         push("Production budget", m.production_budget.map(format::money));
         push("US gross", m.us_gross.map(format::money));
         push("Worldwide gross", m.worldwide_gross.map(format::money));
+        push("US DVD sales", m.us_dvd_sales.map(format::money));
         push("Distributor", m.distributor.clone());
         push("Source", m.source.clone());
         push("Creative type", m.creative_type.clone());
