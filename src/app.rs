@@ -78,7 +78,17 @@ impl Application {
         let app = web::router(state.clone(), &static_dir);
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);
+        // The recorder keeps every histogram sample until it is drained, which otherwise happens
+        // only when /metrics is scraped: drain it every few seconds, or memory grows per request.
+        let upkeep = tokio::spawn(async {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                crate::telemetry::prometheus().run_upkeep();
+            }
+        });
         crate::server::serve(listener, app, shutdown, drain).await;
+        upkeep.abort();
         let deferred = state.service.deferred();
         let pending = deferred.pending();
         if deferred.drain(state.config.shutdown_timeout).await {

@@ -89,27 +89,7 @@ impl RedisServer {
 
     /// The keys whose name starts with `prefix`, sorted.
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut conn = self.conn().await;
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", glob_escape(prefix)))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .expect("scan");
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys.sort();
-        keys
+        keys_with_prefix(&mut self.conn().await, prefix).await
     }
 
     /// The number of client connections the server has open (`CLIENT LIST`, our own included).
@@ -118,6 +98,30 @@ impl RedisServer {
         let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.expect("client list");
         list.lines().filter(|l| !l.trim().is_empty()).count()
     }
+}
+
+/// The keys whose name starts with `prefix` (glob characters in it taken literally), sorted.
+pub async fn keys_with_prefix(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", glob_escape(prefix)))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("scan");
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys
 }
 
 /// `text` as a SCAN MATCH pattern that matches only itself.
