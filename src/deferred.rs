@@ -9,10 +9,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio_util::task::TaskTracker;
 
-use crate::stats::Stats;
+use crate::stats::{Outcome, Stats};
 
 /// A queued write; resolves to whether it reached Redis.
-pub type Job = BoxFuture<'static, bool>;
+pub type Job = BoxFuture<'static, Outcome>;
 
 tokio::task_local! {
     static QUEUE: RefCell<Vec<Job>>;
@@ -56,8 +56,7 @@ impl Deferred {
     fn spawn(&self, job: Job) {
         let stats = self.stats.clone();
         self.tracker.spawn(async move {
-            let ok = job.await;
-            stats.deferred_finished(ok);
+            stats.deferred_finished(job.await);
         });
     }
 

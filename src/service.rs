@@ -15,7 +15,7 @@ use crate::db::{Db, DbError, Meta, Updated};
 use crate::deferred::Deferred;
 use crate::flights::{Flights, Role};
 use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug};
-use crate::stats::Stats;
+use crate::stats::{Outcome, Stats};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
@@ -273,9 +273,9 @@ impl MovieService {
     fn write_back(&self, batch: WriteBatch, done: impl FnOnce() + Send + 'static) {
         let cache = self.inner.cache.clone();
         self.inner.deferred.defer(Box::pin(async move {
-            let ok = cache.write(batch).await.is_ok();
+            let outcome = Outcome::of(&cache.write(batch).await);
             done();
-            ok
+            outcome
         }));
     }
 
@@ -341,11 +341,11 @@ impl MovieService {
             for _ in 0..60 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if apply(&cache, &batch, listing_changed).await {
-                    return true;
+                    return Outcome::Written;
                 }
             }
             tracing::error!(slug, "cache could not be refreshed after a write");
-            false
+            Outcome::Failed
         }));
     }
 }

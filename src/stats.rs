@@ -12,6 +12,15 @@ pub enum KeyKind {
     Film,
 }
 
+/// How a deferred cache write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Written,
+    /// Not sent: Redis is off, or backing off after an error (not a failure of its own).
+    Skipped,
+    Failed,
+}
+
 #[derive(Debug, Default)]
 pub struct Stats {
     db_queries: AtomicU64,
@@ -24,6 +33,7 @@ pub struct Stats {
     deferred_pending: AtomicI64,
     deferred_done: AtomicU64,
     deferred_failed: AtomicU64,
+    deferred_skipped: AtomicU64,
     redis_errors: AtomicU64,
     redis_round_trips: AtomicU64,
     redis_commands: AtomicU64,
@@ -43,6 +53,7 @@ pub struct Snapshot {
     pub deferred_pending: i64,
     pub deferred_done: u64,
     pub deferred_failed: u64,
+    pub deferred_skipped: u64,
     pub redis_errors: u64,
     /// Exchanges with Redis (a pipeline is one).
     pub redis_round_trips: u64,
@@ -82,9 +93,14 @@ impl Stats {
         self.deferred_pending.fetch_add(1, Relaxed);
     }
 
-    pub fn deferred_finished(&self, ok: bool) {
+    pub fn deferred_finished(&self, outcome: Outcome) {
         self.deferred_pending.fetch_sub(1, Relaxed);
-        if ok { &self.deferred_done } else { &self.deferred_failed }.fetch_add(1, Relaxed);
+        match outcome {
+            Outcome::Written => &self.deferred_done,
+            Outcome::Skipped => &self.deferred_skipped,
+            Outcome::Failed => &self.deferred_failed,
+        }
+        .fetch_add(1, Relaxed);
     }
 
     pub fn redis_error(&self) {
@@ -112,6 +128,7 @@ impl Stats {
             deferred_pending: self.deferred_pending.load(Relaxed),
             deferred_done: self.deferred_done.load(Relaxed),
             deferred_failed: self.deferred_failed.load(Relaxed),
+            deferred_skipped: self.deferred_skipped.load(Relaxed),
             redis_errors: self.redis_errors.load(Relaxed),
             redis_round_trips: self.redis_round_trips.load(Relaxed),
             redis_commands: self.redis_commands.load(Relaxed),
@@ -132,6 +149,7 @@ impl Stats {
         metrics::gauge!("marquee_deferred_writes_pending").set(s.deferred_pending as f64);
         metrics::counter!("marquee_deferred_writes_total", "outcome" => "ok").absolute(s.deferred_done);
         metrics::counter!("marquee_deferred_writes_total", "outcome" => "failed").absolute(s.deferred_failed);
+        metrics::counter!("marquee_deferred_writes_total", "outcome" => "skipped").absolute(s.deferred_skipped);
         metrics::counter!("marquee_redis_errors_total").absolute(s.redis_errors);
         metrics::counter!("marquee_redis_round_trips_total").absolute(s.redis_round_trips);
         metrics::counter!("marquee_redis_commands_total").absolute(s.redis_commands);

@@ -20,7 +20,7 @@ use redis::{Cmd, Pipeline, RedisError, Value};
 use crate::config::CacheConfig;
 use crate::db::Meta;
 use crate::movies::Movie;
-use crate::stats::{KeyKind, Stats};
+use crate::stats::{KeyKind, Outcome, Stats};
 use scripts::Scripts;
 
 /// How long Redis is left alone after a failure before it is tried again.
@@ -83,6 +83,17 @@ impl WriteBatch {
 
     pub fn is_empty(&self) -> bool {
         self.films.is_empty() && self.page.is_none() && self.meta.is_none()
+    }
+}
+
+impl Outcome {
+    /// A deferred write's outcome from what `Cache::write` answered.
+    pub fn of<T>(result: &Result<T, CacheError>) -> Self {
+        match result {
+            Ok(_) => Self::Written,
+            Err(CacheError::Off | CacheError::BackingOff) => Self::Skipped,
+            Err(_) => Self::Failed,
+        }
     }
 }
 
