@@ -266,26 +266,7 @@ impl TestApp {
     /// The keys under this app's prefix.
     pub async fn cached_keys(&self, pattern: &str) -> Vec<String> {
         let mut conn = self.redis().await;
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}{pattern}", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .expect("scan");
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        keys.sort();
-        keys
+        scan(&mut conn, &format!("{}{pattern}", self.prefix)).await
     }
 
     /// Stops the server gracefully and waits for it.
@@ -337,6 +318,30 @@ impl Drop for TestApp {
         })
         .join();
     }
+}
+
+/// Every key matching the SCAN pattern, sorted.
+pub async fn scan(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("scan");
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys
 }
 
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {

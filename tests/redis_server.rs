@@ -102,26 +102,7 @@ impl RedisServer {
 
 /// The keys whose name starts with `prefix` (glob characters in it taken literally), sorted.
 pub async fn keys_with_prefix(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{}*", glob_escape(prefix)))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .expect("scan");
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort();
-    keys
+    crate::helpers::scan(conn, &format!("{}*", glob_escape(prefix))).await
 }
 
 /// `text` as a SCAN MATCH pattern that matches only itself.

@@ -81,22 +81,10 @@ mod tests {
         Movie {
             version: 42,
             slug: "heat-1995".into(),
-            title: "Heat".into(),
-            release_date: Date::new(1995, 12, 15).unwrap_or_else(|| unreachable!()),
             genre: Some("Action".into()),
-            director: None,
-            mpaa_rating: None,
             running_time_min: Some(170),
             imdb_rating: Some(8.2),
-            imdb_votes: None,
-            rotten_tomatoes_rating: None,
-            us_gross: None,
-            worldwide_gross: None,
-            us_dvd_sales: None,
-            production_budget: None,
-            distributor: None,
-            source: None,
-            creative_type: None,
+            ..Movie::new("Heat".into(), Date::new(1995, 12, 15).unwrap_or_else(|| unreachable!()))
         }
     }
 

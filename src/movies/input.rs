@@ -129,26 +129,8 @@ impl NewMovie {
             Some(_) => return Err(FieldError::new("slug", "expected a string")),
         };
         let patch = MoviePatch::from_map(map, true)?;
-        let mut movie = Movie {
-            version: 0,
-            slug: String::new(),
-            title: String::new(),
-            release_date: Date::new(1900, 1, 1).ok_or_else(|| FieldError::new("release_date", "internal"))?,
-            genre: None,
-            director: None,
-            mpaa_rating: None,
-            running_time_min: None,
-            imdb_rating: None,
-            imdb_votes: None,
-            rotten_tomatoes_rating: None,
-            us_gross: None,
-            worldwide_gross: None,
-            us_dvd_sales: None,
-            production_budget: None,
-            distributor: None,
-            source: None,
-            creative_type: None,
-        };
+        let placeholder = Date::new(1900, 1, 1).ok_or_else(|| FieldError::new("release_date", "internal"))?;
+        let mut movie = Movie::new(String::new(), placeholder);
         for required in ["title", "release_date"] {
             if !patch.changes.iter().any(|(f, _)| *f == required) {
                 return Err(FieldError::new(required, "is required"));

@@ -38,3 +38,29 @@ pub struct Movie {
     pub source: Option<String>,
     pub creative_type: Option<String>,
 }
+
+impl Movie {
+    /// A film with only its title and date known (slug and version are the repository's to set).
+    pub fn new(title: String, release_date: Date) -> Self {
+        Self {
+            version: 0,
+            slug: String::new(),
+            title,
+            release_date,
+            genre: None,
+            director: None,
+            mpaa_rating: None,
+            running_time_min: None,
+            imdb_rating: None,
+            imdb_votes: None,
+            rotten_tomatoes_rating: None,
+            us_gross: None,
+            worldwide_gross: None,
+            us_dvd_sales: None,
+            production_budget: None,
+            distributor: None,
+            source: None,
+            creative_type: None,
+        }
+    }
+}
