@@ -15,7 +15,27 @@ use crate::stats::{Outcome, Stats};
 pub type Job = BoxFuture<'static, Outcome>;
 
 tokio::task_local! {
-    static QUEUE: RefCell<Vec<Job>>;
+    static QUEUE: RefCell<Queue>;
+}
+
+/// A request's queued writes. Normally `around` spawns them once the response is built; when the
+/// request is dropped before that (the client hung up), dropping the queue spawns them instead,
+/// so no write is lost and none stays counted as pending.
+struct Queue {
+    jobs: Vec<Job>,
+    deferred: Deferred,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        for job in self.jobs.drain(..) {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                self.deferred.spawn(job);
+            } else {
+                self.deferred.stats.deferred_finished(Outcome::Skipped);
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -33,7 +53,7 @@ impl Deferred {
     pub fn defer(&self, job: Job) {
         self.stats.deferred_started();
         let mut slot = Some(job);
-        let _ = QUEUE.try_with(|q| q.borrow_mut().extend(slot.take()));
+        let _ = QUEUE.try_with(|q| q.borrow_mut().jobs.extend(slot.take()));
         if let Some(job) = slot {
             self.spawn(job);
         }
@@ -41,10 +61,11 @@ impl Deferred {
 
     /// Runs `fut` (a request) with its own queue, then spawns what it queued.
     pub async fn around<T>(&self, fut: impl Future<Output = T>) -> T {
+        let queue = Queue { jobs: Vec::new(), deferred: self.clone() };
         let (out, jobs) = QUEUE
-            .scope(RefCell::new(Vec::new()), async move {
+            .scope(RefCell::new(queue), async move {
                 let out = fut.await;
-                (out, QUEUE.try_with(|q| std::mem::take(&mut *q.borrow_mut())).unwrap_or_default())
+                (out, QUEUE.try_with(|q| std::mem::take(&mut q.borrow_mut().jobs)).unwrap_or_default())
             })
             .await;
         for job in jobs {

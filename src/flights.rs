@@ -7,11 +7,16 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 type Flight<V, E> = Shared<BoxFuture<'static, Result<Arc<V>, E>>>;
-type Map<K, V, E> = HashMap<K, (u64, Flight<V, E>)>;
+type Map<K, V, E> = HashMap<K, (u64, Instant, Flight<V, E>)>;
+
+/// A finished read is joinable for this long at most: its result normally reaches the cache (and
+/// the flight is released) within milliseconds; one whose write-back never came is not reused.
+const FRESH_FOR: Duration = Duration::from_secs(1);
 
 pub struct Flights<K, V, E> {
     map: Mutex<Map<K, V, E>>,
@@ -49,6 +54,7 @@ where
     /// see to `release(key, flight_id)` once its result is in the cache (or failed to get there).
     /// `None` (nothing started) when there is no flight but one was released since `seen`: the
     /// caller should look in the cache again first.
+    #[allow(clippy::type_complexity)]
     pub async fn run<F>(
         &self,
         key: &K,
@@ -57,19 +63,36 @@ where
     ) -> Option<(Result<Arc<V>, E>, Role)>
     where
         F: Future<Output = Result<Arc<V>, E>> + Send + 'static,
+        V: Send + Sync + 'static,
+        E: Send + 'static,
     {
         let (flight, role, id) = {
             let Ok(mut map) = self.map.lock() else {
                 let id = self.next_id.fetch_add(1, Relaxed);
                 return Some((start(id).await, Role::Leader));
             };
-            match map.get(key) {
-                Some((id, flight)) => (flight.clone(), Role::Follower, *id),
+            let current =
+                map.get(key).filter(|(_, started, flight)| flight.peek().is_none() || started.elapsed() < FRESH_FOR);
+            match current {
+                Some((id, _, flight)) => (flight.clone(), Role::Follower, *id),
                 None if seen.is_some_and(|seen| seen != self.epoch()) => return None,
                 None => {
                     let id = self.next_id.fetch_add(1, Relaxed);
-                    let flight = start(id).boxed().shared();
-                    map.insert(key.clone(), (id, flight.clone()));
+                    // The read runs on a task of its own, so that it finishes (and gives its
+                    // database connection back) even when every request waiting for it has gone.
+                    let task = tokio::spawn(start(id));
+                    let flight = async move {
+                        match task.await {
+                            Ok(result) => result,
+                            Err(e) => std::panic::resume_unwind(match e.try_into_panic() {
+                                Ok(payload) => payload,
+                                Err(e) => Box::new(e.to_string()),
+                            }),
+                        }
+                    }
+                    .boxed()
+                    .shared();
+                    map.insert(key.clone(), (id, Instant::now(), flight.clone()));
                     (flight, Role::Leader, id)
                 }
             }
@@ -84,7 +107,7 @@ where
     /// Ends flight `id` of `key` (a newer flight of the same key is left alone).
     pub fn release(&self, key: &K, id: u64) {
         if let Ok(mut map) = self.map.lock()
-            && map.get(key).is_some_and(|(current, _)| *current == id)
+            && map.get(key).is_some_and(|(current, ..)| *current == id)
         {
             map.remove(key);
             self.epoch.fetch_add(1, Relaxed);

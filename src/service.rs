@@ -36,6 +36,9 @@ impl From<DbError> for ServiceError {
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
+/// How long a shared read's write-back waits for a request to take it before it is written anyway.
+const UNCLAIMED_AFTER: Duration = Duration::from_millis(250);
+
 /// One listing page as shown.
 #[derive(Debug, Clone)]
 pub struct Listing {
@@ -49,13 +52,19 @@ pub struct Listing {
 struct PageRead {
     meta: Meta,
     films: Vec<Movie>,
+    write_back: Handoff,
 }
 
 /// A database read of some films (with the meta), shared likewise.
 struct FilmsRead {
     meta: Meta,
     films: Vec<Movie>,
+    write_back: Handoff,
 }
+
+/// A shared read's cache write and the flight it releases, taken by the first request that gets
+/// the result: queued on that request, so it runs once its response is built.
+type Handoff = std::sync::Mutex<Option<(WriteBatch, u64)>>;
 
 #[derive(Clone)]
 pub struct MovieService {
@@ -147,6 +156,7 @@ impl MovieService {
             .run(&n, seen, |id| async move {
                 let (meta, films) = this.inner.db.page(page, this.inner.page_size).await?;
                 this.gate().await;
+                let mut write_back = None;
                 if !films.is_empty() {
                     let mut batch = WriteBatch::default();
                     let slugs: Vec<&str> = films.iter().map(|f| f.slug.as_str()).collect();
@@ -155,16 +165,24 @@ impl MovieService {
                         batch.film(film, false);
                     }
                     batch.meta(meta);
-                    let pages = this.clone();
-                    this.write_back(batch, move || pages.inner.pages.release(&n, id));
+                    write_back = Some((batch, id));
                 } else {
                     this.inner.pages.release(&n, id);
                 }
-                Ok(Arc::new(PageRead { meta, films }))
+                let read = Arc::new(PageRead { meta, films, write_back: Handoff::new(write_back) });
+                let pages = this.clone();
+                this.unclaimed(read.clone(), |r| &r.write_back, move |id| pages.inner.pages.release(&n, id));
+                Ok(read)
             })
             .await?;
         if role == Role::Follower {
             self.inner.stats.coalesced_wait();
+        }
+        if let Ok(read) = &read
+            && let Some((batch, id)) = read.write_back.lock().ok().and_then(|mut w| w.take())
+        {
+            let pages = self.clone();
+            self.write_back(batch, move || pages.inner.pages.release(&n, id));
         }
         Some(read.map(|read| self.listing(page, read.films.clone(), read.meta.film_count)))
     }
@@ -226,6 +244,7 @@ impl MovieService {
         let key = wanted.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>().join(",");
         let this = self.clone();
         let flight_key = key.clone();
+        let unclaimed_key = key.clone();
         let (read, role) = self
             .inner
             .films
@@ -241,13 +260,24 @@ impl MovieService {
                     }
                 }
                 batch.meta(meta);
+                let read = Arc::new(FilmsRead { meta, films, write_back: Handoff::new(Some((batch, id))) });
                 let flights = this.clone();
-                this.write_back(batch, move || flights.inner.films.release(&flight_key, id));
-                Ok(Arc::new(FilmsRead { meta, films }))
+                this.unclaimed(
+                    read.clone(),
+                    |r| &r.write_back,
+                    move |id| flights.inner.films.release(&unclaimed_key, id),
+                );
+                Ok(read)
             })
             .await?;
         if role == Role::Follower {
             self.inner.stats.coalesced_wait();
+        }
+        if let Ok(read) = &read
+            && let Some((batch, id)) = read.write_back.lock().ok().and_then(|mut w| w.take())
+        {
+            let flights = self.clone();
+            self.write_back(batch, move || flights.inner.films.release(&flight_key, id));
         }
         Some(read)
     }
@@ -267,6 +297,23 @@ impl MovieService {
                 None => seen = None,
             }
         }
+    }
+
+    /// A read whose requests have all gone (clients hung up) leaves its write-back unclaimed:
+    /// after a moment, write it anyway, so the read still reaches the cache.
+    fn unclaimed<R: Send + Sync + 'static>(
+        &self,
+        read: Arc<R>,
+        handoff: fn(&R) -> &Handoff,
+        release: impl FnOnce(u64) + Send + 'static,
+    ) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(UNCLAIMED_AFTER).await;
+            if let Some((batch, id)) = handoff(&read).lock().ok().and_then(|mut w| w.take()) {
+                this.write_back(batch, move || release(id));
+            }
+        });
     }
 
     /// Queues a cache write for after the response; `done` runs once it has been tried.
