@@ -44,7 +44,7 @@ async fn listing(state: &AppState, page: PageNumber, fragment: bool) -> Result<R
     let Some(listing) = state.service.page(page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the listing ends before it.")).into());
     };
-    let feed = Feed::new(&listing, state.service.page_size(), fragment);
+    let feed = Feed::new(listing, state.service.page_size(), fragment);
     let html = if fragment { render(&ListingFragment { feed })? } else { render(&ListingPage { feed })? };
     let mut response = html.into_response();
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));

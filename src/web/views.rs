@@ -37,29 +37,35 @@ pub struct Card {
 }
 
 impl Card {
-    pub fn new(m: &Movie) -> Self {
+    /// Takes the film by value: its strings move into the card instead of being copied.
+    pub fn new(m: Movie) -> Self {
         Self {
-            slug: m.slug.clone(),
-            title: m.title.clone(),
-            year: m.release_date.year(),
-            genre: m.genre.clone(),
-            director: m.director.clone(),
-            imdb_rating: m.imdb_rating.map(format::rating),
-            mpaa_rating: m.mpaa_rating.clone(),
             initials: initials(&m.title),
             hue: hue(&m.slug),
+            year: m.release_date.year(),
+            imdb_rating: m.imdb_rating.map(format::rating),
+            slug: m.slug,
+            title: m.title,
+            genre: m.genre,
+            director: m.director,
+            mpaa_rating: m.mpaa_rating,
         }
     }
 }
 
 fn initials(title: &str) -> String {
-    let skip = ["the", "a", "an", "of", "and", "la", "le", "les", "el", "der", "die", "das"];
-    let words: Vec<&str> = title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty() && !skip.contains(&w.to_lowercase().as_str()))
-        .collect();
-    let words = if words.is_empty() { title.split_whitespace().collect() } else { words };
-    words.iter().take(2).filter_map(|w| w.chars().next()).flat_map(char::to_uppercase).collect()
+    const SKIP: [&str; 12] = ["the", "a", "an", "of", "and", "la", "le", "les", "el", "der", "die", "das"];
+    let first = |skip_articles: bool| {
+        title
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty() && !(skip_articles && SKIP.iter().any(|s| s.eq_ignore_ascii_case(w))))
+            .take(2)
+            .filter_map(|w| w.chars().next())
+            .flat_map(char::to_uppercase)
+            .collect::<String>()
+    };
+    let letters = first(true);
+    if letters.is_empty() { first(false) } else { letters }
 }
 
 fn hue(slug: &str) -> u16 {
@@ -84,9 +90,9 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(listing: &Listing, page_size: u32, fragment: bool) -> Self {
+    pub fn new(listing: Listing, page_size: u32, fragment: bool) -> Self {
         Self {
-            cards: listing.films.iter().map(Card::new).collect(),
+            cards: listing.films.into_iter().map(Card::new).collect(),
             page: listing.page.get(),
             next_href: listing.page.next().filter(|_| listing.has_next).map(|n| format!("/movies?page={n}")),
             total: listing.total,
