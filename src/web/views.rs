@@ -58,7 +58,7 @@ fn initials(title: &str) -> String {
     let first = |skip_articles: bool| {
         title
             .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty() && !(skip_articles && SKIP.iter().any(|s| s.eq_ignore_ascii_case(w))))
+            .filter(|w| !(w.is_empty() || skip_articles && SKIP.iter().any(|s| s.eq_ignore_ascii_case(w))))
             .take(2)
             .filter_map(|w| w.chars().next())
             .flat_map(char::to_uppercase)
