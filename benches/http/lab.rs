@@ -380,16 +380,7 @@ pub struct Design {
     pub writes: Vec<(usize, [f64; 3])>,
 }
 
-/// Keep in step with src/cache/scripts.rs (SET_VERSIONED).
-const SET_VERSIONED: &str = r#"
-local ok, cur = pcall(redis.call, 'GET', KEYS[1])
-if ARGV[4] ~= '1' and ok and cur then
-  local v = tonumber(string.match(cur, '^{"v":(%d+)'))
-  if v and v > tonumber(ARGV[2]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"#;
+use marquee::cache::SET_VERSIONED;
 
 pub async fn design(prefix: &str, secs: f64, rounds: usize) -> Result<Design> {
     let mut c = connect().await?;

@@ -9,6 +9,8 @@ mod scripts;
 
 pub use entry::FilmEntry;
 pub use keys::Keys;
+/// The film compare-and-set script, for tools that measure it against plain writes.
+pub use scripts::SET_VERSIONED;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
