@@ -112,8 +112,8 @@ impl Stats {
         self.redis_commands.fetch_add(commands, Relaxed);
     }
 
-    pub fn corrupt_entry(&self) {
-        self.corrupt_entries.fetch_add(1, Relaxed);
+    pub fn corrupt_entries(&self, n: u64) {
+        self.corrupt_entries.fetch_add(n, Relaxed);
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -565,6 +565,24 @@ fn secs_ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A server with the cache on, its own Redis prefix and static folder, on `db`.
+async fn cached_server(
+    j: &Janitor,
+    tmp: &Path,
+    short: &str,
+    db: &servers::Database,
+    load_dataset: bool,
+) -> Result<(String, Keys, PathBuf, Server)> {
+    let prefix = j.prefix(short);
+    let keys = Keys::new(&prefix);
+    let static_dir = tmp.join(format!("static-{short}"));
+    std::fs::create_dir_all(&static_dir)?;
+    let spec =
+        Spec { name: &format!("{short}-cache-on"), db, prefix: Some(&prefix), static_dir: &static_dir, load_dataset };
+    let server = Server::start(spec, tmp).await?;
+    Ok((prefix, keys, static_dir, server))
+}
+
 async fn backend_phase(
     o: &Opts,
     j: &Janitor,
@@ -580,21 +598,7 @@ async fn backend_phase(
     let scope = format!("{} · 3k", backend.name());
     let scope = scope.as_str();
     let db = j.database(backend, tmp, short).await?;
-    let prefix = j.prefix(short);
-    let keys = Keys::new(&prefix);
-    let static_dir = tmp.join(format!("static-{short}"));
-    std::fs::create_dir_all(&static_dir)?;
-    let on = Server::start(
-        Spec {
-            name: &format!("{short}-cache-on"),
-            db: &db,
-            prefix: Some(&prefix),
-            static_dir: &static_dir,
-            load_dataset: true,
-        },
-        tmp,
-    )
-    .await?;
+    let (prefix, keys, static_dir, on) = cached_server(j, tmp, short, &db, true).await?;
     let off = Server::start(
         Spec {
             name: &format!("{short}-cache-off"),
@@ -946,21 +950,7 @@ async fn million_phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows
             .ours(format!("{:.1} s", seeded.as_secs_f64()))
             .other(format!("{} films/s", thousands(big as f64 / seeded.as_secs_f64()))),
     );
-    let prefix = j.prefix(short);
-    let keys = Keys::new(&prefix);
-    let static_dir = tmp.join(format!("static-{short}"));
-    std::fs::create_dir_all(&static_dir)?;
-    let on = Server::start(
-        Spec {
-            name: &format!("{short}-cache-on"),
-            db: &db,
-            prefix: Some(&prefix),
-            static_dir: &static_dir,
-            load_dataset: false,
-        },
-        tmp,
-    )
-    .await?;
+    let (prefix, keys, _, on) = cached_server(j, tmp, short, &db, false).await?;
     let mut redis = lab::connect().await?;
     let (total, slugs) = catalog(on.addr, 24).await?;
     let last = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))?;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, Value};
+use redis::{Cmd, Pipeline, RedisError};
 
 use crate::config::CacheConfig;
 use crate::db::Meta;
@@ -156,10 +156,6 @@ impl Cache {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.inner.keys
-    }
-
     pub fn is_enabled(&self) -> bool {
         self.inner.conn.is_some()
     }
@@ -220,7 +216,7 @@ impl Cache {
                 Err(e) => return Err(e),
             };
         if matches!(decoded, Some(Err(()))) {
-            self.inner.stats.corrupt_entry();
+            self.inner.stats.corrupt_entries(1);
         }
         let hit = matches!(decoded, Some(Ok(_)));
         self.count(KeyKind::Page, hit);
@@ -262,10 +258,8 @@ impl Cache {
 
     fn tally(&self, films: &[FilmEntry]) {
         let misses = films.iter().filter(|f| matches!(f, FilmEntry::Missing { .. })).count() as u64;
-        let corrupt = films.iter().filter(|f| matches!(f, FilmEntry::Missing { corrupt: true })).count();
-        for _ in 0..corrupt {
-            self.inner.stats.corrupt_entry();
-        }
+        let corrupt = films.iter().filter(|f| matches!(f, FilmEntry::Missing { corrupt: true })).count() as u64;
+        self.inner.stats.corrupt_entries(corrupt);
         self.inner.stats.hits(KeyKind::Film, films.len() as u64 - misses);
         self.inner.stats.misses(KeyKind::Film, misses);
     }
@@ -385,11 +379,6 @@ impl Cache {
     /// PING, for the readiness check.
     pub async fn ping(&self) -> Result<(), CacheError> {
         self.call(1, |mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ()) }).await
-    }
-
-    /// A raw command, for operator tools and tests (bypasses nothing: same timeout and back-off).
-    pub async fn raw(&self, cmd: Cmd) -> Result<Value, CacheError> {
-        self.call(1, |mut c| async move { cmd.query_async(&mut c).await }).await
     }
 }
 

@@ -76,10 +76,6 @@ impl Db {
         Ok(Self { pool, backend, anchors: Arc::default(), stats })
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Runs the migrations that have not run yet; running them again changes nothing.
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {

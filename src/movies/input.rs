@@ -104,10 +104,6 @@ impl MoviePatch {
         Ok(Self { changes })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
     /// Applies the patch and names the fields whose value really changed.
     pub fn apply(&self, movie: &mut Movie) -> Vec<&'static str> {
         let mut changed = Vec::new();
