@@ -51,9 +51,9 @@ impl Application {
         }
         let cache = Cache::new(config.cache.clone(), stats.clone())?;
         let deferred = Deferred::new(stats.clone());
-        let service = MovieService::new(db, cache, deferred, stats, config.page_size);
+        let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size);
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, state: AppState { service, config: Arc::new(config) } })
+        Ok(Self { listener, state: AppState { service, deferred, stats, config: Arc::new(config) } })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -66,6 +66,16 @@ impl Application {
 
     pub fn service(&self) -> &MovieService {
         &self.state.service
+    }
+
+    /// The counters this instance keeps (what `/metrics` publishes).
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.state.stats
+    }
+
+    /// The cache writes deferred past their responses.
+    pub fn deferred(&self) -> &Deferred {
+        &self.state.deferred
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets requests in flight finish
@@ -89,14 +99,14 @@ impl Application {
         });
         crate::server::serve(listener, app, shutdown, drain).await;
         upkeep.abort();
-        let deferred = state.service.deferred();
+        let deferred = &state.deferred;
         let pending = deferred.pending();
         if deferred.drain(state.config.shutdown_timeout).await {
             tracing::info!(pending, "pending cache writes finished");
         } else {
             tracing::warn!(left = deferred.pending(), "shutdown timeout: some cache writes were not finished");
         }
-        state.service.db().close().await;
+        state.service.close().await;
         Ok(())
     }
 }

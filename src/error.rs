@@ -2,10 +2,9 @@
 //! failures are logged with their cause and shown as a plain "unavailable" answer. Pages get an
 //! HTML page in the site's layout, the API gets JSON.
 
-use askama::Template;
 use axum::Json;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::movies::FieldError;
@@ -99,13 +98,7 @@ impl IntoResponse for PageError {
         e.log();
         let status = e.status();
         let page = ErrorPage { status: status.as_u16(), heading: e.heading().to_owned(), message: e.to_string() };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(render) => {
-                tracing::error!(error = %render, "error page failed to render");
-                (status, e.to_string()).into_response()
-            }
-        }
+        (status, page).into_response()
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
     Page,
-    Film,
+    Movie,
 }
 
 /// How a deferred cache write ended.
@@ -26,8 +26,8 @@ pub struct Stats {
     db_queries: AtomicU64,
     page_hits: AtomicU64,
     page_misses: AtomicU64,
-    film_hits: AtomicU64,
-    film_misses: AtomicU64,
+    movie_hits: AtomicU64,
+    movie_misses: AtomicU64,
     coalesced_waits: AtomicU64,
     stale_writes_refused: AtomicU64,
     deferred_pending: AtomicI64,
@@ -46,8 +46,8 @@ pub struct Snapshot {
     pub db_queries: u64,
     pub page_hits: u64,
     pub page_misses: u64,
-    pub film_hits: u64,
-    pub film_misses: u64,
+    pub movie_hits: u64,
+    pub movie_misses: u64,
     pub coalesced_waits: u64,
     pub stale_writes_refused: u64,
     pub deferred_pending: i64,
@@ -70,14 +70,14 @@ impl Stats {
     pub fn hits(&self, kind: KeyKind, n: u64) {
         match kind {
             KeyKind::Page => self.page_hits.fetch_add(n, Relaxed),
-            KeyKind::Film => self.film_hits.fetch_add(n, Relaxed),
+            KeyKind::Movie => self.movie_hits.fetch_add(n, Relaxed),
         };
     }
 
     pub fn misses(&self, kind: KeyKind, n: u64) {
         match kind {
             KeyKind::Page => self.page_misses.fetch_add(n, Relaxed),
-            KeyKind::Film => self.film_misses.fetch_add(n, Relaxed),
+            KeyKind::Movie => self.movie_misses.fetch_add(n, Relaxed),
         };
     }
 
@@ -121,8 +121,8 @@ impl Stats {
             db_queries: self.db_queries.load(Relaxed),
             page_hits: self.page_hits.load(Relaxed),
             page_misses: self.page_misses.load(Relaxed),
-            film_hits: self.film_hits.load(Relaxed),
-            film_misses: self.film_misses.load(Relaxed),
+            movie_hits: self.movie_hits.load(Relaxed),
+            movie_misses: self.movie_misses.load(Relaxed),
             coalesced_waits: self.coalesced_waits.load(Relaxed),
             stale_writes_refused: self.stale_writes_refused.load(Relaxed),
             deferred_pending: self.deferred_pending.load(Relaxed),
@@ -141,9 +141,9 @@ impl Stats {
         let s = self.snapshot();
         metrics::counter!("marquee_db_queries_total").absolute(s.db_queries);
         metrics::counter!("marquee_cache_hits_total", "kind" => "page").absolute(s.page_hits);
-        metrics::counter!("marquee_cache_hits_total", "kind" => "film").absolute(s.film_hits);
+        metrics::counter!("marquee_cache_hits_total", "kind" => "movie").absolute(s.movie_hits);
         metrics::counter!("marquee_cache_misses_total", "kind" => "page").absolute(s.page_misses);
-        metrics::counter!("marquee_cache_misses_total", "kind" => "film").absolute(s.film_misses);
+        metrics::counter!("marquee_cache_misses_total", "kind" => "movie").absolute(s.movie_misses);
         metrics::counter!("marquee_coalesced_waits_total").absolute(s.coalesced_waits);
         metrics::counter!("marquee_stale_writes_refused_total").absolute(s.stale_writes_refused);
         metrics::gauge!("marquee_deferred_writes_pending").set(s.deferred_pending as f64);

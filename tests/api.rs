@@ -13,7 +13,7 @@ async fn film(app: &TestApp, slug: &str) -> (StatusCode, Value) {
 }
 
 async fn count(app: &TestApp) -> i64 {
-    app.service.db().count().await.unwrap()
+    app.database().count().await.unwrap()
 }
 
 both!(get_returns_every_field_as_json, |backend| async move {
@@ -159,7 +159,7 @@ both!(health_readiness_and_metrics, |backend| async move {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     for name in [
         "marquee_cache_hits_total{kind=\"page\"}",
-        "marquee_cache_misses_total{kind=\"film\"}",
+        "marquee_cache_misses_total{kind=\"movie\"}",
         "marquee_coalesced_waits_total",
         "marquee_stale_writes_refused_total",
         "marquee_deferred_writes_pending",

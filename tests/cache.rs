@@ -109,7 +109,7 @@ both!(a_film_gone_from_the_database_is_left_out_of_a_cached_page, |backend| asyn
     app.settle().await;
     // another server deleted the film and its key expired; this page key still lists it
     let victim = marquee::movies::Slug::parse(&full[5]).unwrap();
-    app.service.db().delete(&victim).await.unwrap().unwrap();
+    app.database().delete(&victim).await.unwrap().unwrap();
     let _: () = app.redis().await.unlink(app.key(&format!("movie:{victim}"))).await.unwrap();
     let shown = page_slugs(&app, 1).await;
     let expected: Vec<String> = full.iter().filter(|s| s.as_str() != victim.as_str()).cloned().collect();
@@ -296,7 +296,7 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
         assert_eq!(list.await.unwrap(), StatusCode::OK);
         app.settle().await;
 
-        let db_film = app.service.db().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap().1.unwrap();
+        let db_film = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap().1.unwrap();
         let cached: Option<String> = redis.get(app.key(&format!("movie:{slug}"))).await.unwrap();
         if let Some(cached) = cached {
             let cached: serde_json::Value = serde_json::from_str(&cached).unwrap();
@@ -304,7 +304,7 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
             assert_eq!(cached["v"], db_film.version, "round {round}: film version");
         }
         if let Some(page) = cached_page(&app, 1).await {
-            let (_, fresh) = app.service.db().page(marquee::movies::PageNumber::FIRST, 24).await.unwrap();
+            let (_, fresh) = app.database().page(marquee::movies::PageNumber::FIRST, 24).await.unwrap();
             let fresh: Vec<String> = fresh.into_iter().map(|f| f.slug).collect();
             assert_eq!(page, fresh, "round {round}: page key");
         }

@@ -194,7 +194,7 @@ both!(redis_absent_at_start, |backend| async move {
     assert_eq!((body["database"].as_str(), body["cache"].as_str()), (Some("up"), Some("down")), "{body}");
     assert_eq!(body["status"], "degraded");
     let stats = app.stats();
-    assert_eq!(stats.page_hits + stats.film_hits, 0, "nothing can have come from a cache that is not there");
+    assert_eq!(stats.page_hits + stats.movie_hits, 0, "nothing can have come from a cache that is not there");
     assert!(stats.redis_errors > 0, "the failed attempts are counted: {stats:?}");
 });
 
@@ -223,7 +223,7 @@ async fn redis_killed_under_load_and_restarted() {
             let pages = keys.iter().filter(|k| k.contains("movies:page:")).count();
             let films = keys.iter().filter(|k| k.contains(":movie:")).count();
             let now = app.stats();
-            let hits = |s: &marquee::stats::Snapshot| s.page_hits + s.film_hits;
+            let hits = |s: &marquee::stats::Snapshot| s.page_hits + s.movie_hits;
             pages >= 4 && films >= 96 && hits(&now) > hits(&during) + 100
         }
     })
@@ -300,14 +300,14 @@ async fn redis_slow(stall: Stall) {
         "CLIENT LIST grew from {clients_before} to {clients_after} connections after the stall"
     );
     // and it uses Redis again
-    let hits = during.page_hits + during.film_hits;
+    let hits = during.page_hits + during.movie_hits;
     assert!(
         eventually(Duration::from_secs(5), || {
             let app = &app;
             async move {
                 let _ = app.get("/movies?page=2").await;
                 let now = app.stats();
-                now.page_hits + now.film_hits > hits
+                now.page_hits + now.movie_hits > hits
             }
         })
         .await,
@@ -407,7 +407,7 @@ async fn corrupted_entry(spoil: Spoil) {
     let value: String = redis::cmd("GET").arg(spoiled).query_async(&mut conn).await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&value).unwrap_or_else(|e| panic!("{spoil:?}: {value}: {e}"));
     if spoiled == &film_key {
-        let (_, film) = app.service.db().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap();
+        let (_, film) = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap();
         let film = film.expect("the film exists");
         assert_eq!(json["slug"], slug.as_str(), "{spoil:?}: {value}");
         assert_eq!(json["title"], film.title.as_str(), "{spoil:?}: {value}");
@@ -694,7 +694,7 @@ both!(writes_racing_reads, |backend| async move {
     let want_date = format!("2100-{:02}-01", 1 + last % 12);
     // the database
     let (db_meta, db_film) =
-        app.service.db().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.expect("database read");
+        app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.expect("database read");
     let db_film = db_film.expect("the film exists");
     assert_eq!((db_film.title.as_str(), db_film.release_date.to_string()), (want_title.as_str(), want_date.clone()));
     // Redis

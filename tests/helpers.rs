@@ -12,6 +12,7 @@ use std::time::Duration;
 use marquee::app::Application;
 use marquee::config::Config;
 use marquee::db::Db;
+use marquee::deferred::Deferred;
 use marquee::service::MovieService;
 use marquee::stats::{Snapshot, Stats};
 use reqwest::StatusCode;
@@ -194,12 +195,14 @@ impl Setup {
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let service = app.service().clone();
+        let (stats, deferred) = (app.stats().clone(), app.deferred().clone());
+        let (database, _) = db.connect().await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        TestApp { base, client, service, prefix, db, stop: Some(stop), server: Some(server) }
+        TestApp { base, client, service, stats, deferred, database, prefix, db, stop: Some(stop), server: Some(server) }
     }
 }
 
@@ -211,6 +214,10 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub service: MovieService,
+    stats: std::sync::Arc<Stats>,
+    deferred: Deferred,
+    /// A pool of the test's own on the app's database: what another server would see and write.
+    database: Db,
     pub prefix: String,
     pub db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -246,11 +253,16 @@ impl TestApp {
 
     /// Waits until every deferred cache write spawned so far has finished.
     pub async fn settle(&self) {
-        self.service.deferred().settle().await;
+        self.deferred.settle().await;
     }
 
     pub fn stats(&self) -> Snapshot {
-        self.service.stats().snapshot()
+        self.stats.snapshot()
+    }
+
+    /// The app's database, reached as another server would (not through the app's cache).
+    pub fn database(&self) -> &Db {
+        &self.database
     }
 
     /// A key of this app's prefix.

@@ -89,11 +89,11 @@ fn dechunk(mut text: &str) -> String {
 /// What must not change: the film count, the catalog version (any write raises it) and a sample
 /// film, all read straight from the database.
 async fn catalog_state(app: &TestApp, sample: &str) -> (i64, i64, marquee::movies::Movie) {
-    let db = app.service.db();
-    let meta = db.meta().await.expect("meta");
+    let db = app.database();
+    let stamp = db.stamp().await.expect("stamp");
     let slug = marquee::movies::Slug::parse(sample).expect("sample slug");
     let (_, film) = db.movie(&slug).await.expect("sample film");
-    (meta.film_count, meta.version, film.expect("the sample film exists"))
+    (stamp.movie_count, stamp.version, film.expect("the sample film exists"))
 }
 
 struct Case {

@@ -81,7 +81,7 @@ both!(listing_pages_follow_release_date_then_slug, |backend| async move {
     let last = expected.len().div_ceil(size as usize) as u32;
     for n in [1, 2, 3, last - 1, last] {
         let (meta, films) = db.page(page(n), size).await.unwrap();
-        assert_eq!(meta.film_count, expected.len() as i64);
+        assert_eq!(meta.movie_count, expected.len() as i64);
         let from = (n as usize - 1) * size as usize;
         let want = &expected[from..(from + size as usize).min(expected.len())];
         let got: Vec<String> = films.iter().map(|f| f.slug.clone()).collect();
@@ -108,7 +108,7 @@ both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
     assert_eq!(all, expected);
     // a write that changes the order is seen by deep pages at once (stale anchors are rebuilt)
     let moved = expected[10].clone();
-    let patch = MoviePatch::from_json(&json!({"release_date": "1901-01-01"})).unwrap();
+    let patch = MoviePatch::from_json(json!({"release_date": "1901-01-01"})).unwrap();
     db.update(&slug(&moved), &patch).await.unwrap().unwrap();
     let (_, last) = db.page(page(pages), size).await.unwrap();
     assert_eq!(last.last().map(|f| f.slug.as_str()), Some(moved.as_str()));
@@ -128,16 +128,16 @@ both!(batch_fetch_keeps_the_asked_order_and_skips_missing, |backend| async move 
 });
 
 fn new_movie(title: &str, date: &str) -> NewMovie {
-    NewMovie::from_json(&json!({"title": title, "release_date": date, "genre": "Drama"})).unwrap()
+    NewMovie::from_json(json!({"title": title, "release_date": date, "genre": "Drama"})).unwrap()
 }
 
 both!(create_update_delete_report_what_changed, |backend| async move {
     let (_t, db) = loaded(backend).await;
-    let before = db.meta().await.unwrap();
+    let before = db.stamp().await.unwrap();
     let (created, meta) = db.create(new_movie("King Kong", "2031-05-01")).await.unwrap();
     assert_eq!(created.slug, "king-kong-2031");
     assert!(created.version > before.version);
-    assert_eq!(meta.film_count, before.film_count + 1);
+    assert_eq!(meta.movie_count, before.movie_count + 1);
     // the same title and year again gets the next free slug
     let (again, _) = db.create(new_movie("King Kong", "2031-06-01")).await.unwrap();
     assert_eq!(again.slug, "king-kong-2031-2");
@@ -145,9 +145,9 @@ both!(create_update_delete_report_what_changed, |backend| async move {
     let mut taken = new_movie("Other", "2000-01-01");
     taken.slug = Some(slug("king-kong-2031"));
     assert!(matches!(db.create(taken).await, Err(marquee::db::DbError::SlugTaken(_))));
-    assert_eq!(db.count().await.unwrap(), before.film_count + 2);
+    assert_eq!(db.count().await.unwrap(), before.movie_count + 2);
 
-    let patch = MoviePatch::from_json(&json!({"genre": "Adventure", "title": "King Kong"})).unwrap();
+    let patch = MoviePatch::from_json(json!({"genre": "Adventure", "title": "King Kong"})).unwrap();
     let updated = db.update(&slug("king-kong-2031"), &patch).await.unwrap().unwrap();
     assert_eq!(updated.changed, ["genre"]);
     assert!(updated.movie.version > created.version);
@@ -164,7 +164,7 @@ both!(create_update_delete_report_what_changed, |backend| async move {
     assert!(gone.version > updated.movie.version);
     assert!(db.movie(&slug("king-kong-2031")).await.unwrap().1.is_none());
     assert!(db.delete(&slug("king-kong-2031")).await.unwrap().is_none());
-    assert_eq!(db.count().await.unwrap(), before.film_count + 1);
+    assert_eq!(db.count().await.unwrap(), before.movie_count + 1);
     // versions only grow, across a delete and a re-creation
     let (recreated, _) = db.create(new_movie("King Kong", "2031-05-01")).await.unwrap();
     assert!(recreated.version > gone.version);

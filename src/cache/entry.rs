@@ -1,16 +1,19 @@
-//! What the cache's values hold, and how they are read back. Every versioned value is a JSON
-//! object whose first member is `"v"`, so the compare-and-set script can read the version with a
-//! pattern match instead of decoding JSON.
+//! What the cache's values hold, and how they are read back. This is the cache's own format: the
+//! domain's `Movie` knows nothing of it. Every versioned value is a JSON object whose first member
+//! is `"v"`, so the compare-and-set script can read the version with a pattern match instead of
+//! decoding JSON.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::Meta;
-use crate::movies::Movie;
+use crate::db::Stamp;
+use crate::movies::{Date, Movie};
 
 /// A `movie:{slug}` value, as read.
 #[derive(Debug, Clone, PartialEq)]
-pub enum FilmEntry {
-    Film(Box<Movie>),
+pub enum MovieEntry {
+    Movie(Box<Movie>),
     /// The slug has no film (never had, or was deleted at that version).
     Gone,
     /// Not in the cache, or not readable (which counts as not there, and is overwritten).
@@ -19,48 +22,131 @@ pub enum FilmEntry {
     },
 }
 
+/// A film as stored in `movie:{slug}`: borrowed from a `Movie` to write it, owned when read back.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    v: i64,
+    slug: Cow<'a, str>,
+    title: Cow<'a, str>,
+    release_date: Date,
+    genre: Option<Cow<'a, str>>,
+    director: Option<Cow<'a, str>>,
+    mpaa_rating: Option<Cow<'a, str>>,
+    running_time_min: Option<i64>,
+    imdb_rating: Option<f64>,
+    imdb_votes: Option<i64>,
+    rotten_tomatoes_rating: Option<i64>,
+    us_gross: Option<i64>,
+    worldwide_gross: Option<i64>,
+    us_dvd_sales: Option<i64>,
+    production_budget: Option<i64>,
+    distributor: Option<Cow<'a, str>>,
+    source: Option<Cow<'a, str>>,
+    creative_type: Option<Cow<'a, str>>,
+}
+
+fn borrow(text: &Option<String>) -> Option<Cow<'_, str>> {
+    text.as_deref().map(Cow::Borrowed)
+}
+
+fn own(text: Option<Cow<'_, str>>) -> Option<String> {
+    text.map(Cow::into_owned)
+}
+
+impl<'a> From<&'a Movie> for Stored<'a> {
+    fn from(m: &'a Movie) -> Self {
+        Self {
+            v: m.version,
+            slug: Cow::Borrowed(&m.slug),
+            title: Cow::Borrowed(&m.title),
+            release_date: m.release_date,
+            genre: borrow(&m.genre),
+            director: borrow(&m.director),
+            mpaa_rating: borrow(&m.mpaa_rating),
+            running_time_min: m.running_time_min,
+            imdb_rating: m.imdb_rating,
+            imdb_votes: m.imdb_votes,
+            rotten_tomatoes_rating: m.rotten_tomatoes_rating,
+            us_gross: m.us_gross,
+            worldwide_gross: m.worldwide_gross,
+            us_dvd_sales: m.us_dvd_sales,
+            production_budget: m.production_budget,
+            distributor: borrow(&m.distributor),
+            source: borrow(&m.source),
+            creative_type: borrow(&m.creative_type),
+        }
+    }
+}
+
+impl From<Stored<'_>> for Movie {
+    fn from(s: Stored<'_>) -> Self {
+        Self {
+            version: s.v,
+            slug: s.slug.into_owned(),
+            title: s.title.into_owned(),
+            release_date: s.release_date,
+            genre: own(s.genre),
+            director: own(s.director),
+            mpaa_rating: own(s.mpaa_rating),
+            running_time_min: s.running_time_min,
+            imdb_rating: s.imdb_rating,
+            imdb_votes: s.imdb_votes,
+            rotten_tomatoes_rating: s.rotten_tomatoes_rating,
+            us_gross: s.us_gross,
+            worldwide_gross: s.worldwide_gross,
+            us_dvd_sales: s.us_dvd_sales,
+            production_budget: s.production_budget,
+            distributor: own(s.distributor),
+            source: own(s.source),
+            creative_type: own(s.creative_type),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Gone {
     v: i64,
     gone: bool,
 }
 
+/// `movies:meta`: the catalog's stamp in short names.
 #[derive(Serialize, Deserialize)]
-struct MetaEntry {
+struct StoredStamp {
     v: i64,
     o: i64,
     n: i64,
 }
 
-pub fn encode_film(movie: &Movie) -> String {
-    serde_json::to_string(movie).unwrap_or_default()
+pub fn encode_movie(movie: &Movie) -> String {
+    serde_json::to_string(&Stored::from(movie)).unwrap_or_default()
 }
 
 pub fn encode_gone(version: i64) -> String {
     serde_json::to_string(&Gone { v: version, gone: true }).unwrap_or_default()
 }
 
-pub fn decode_film(bytes: Option<&[u8]>) -> FilmEntry {
+pub fn decode_movie(bytes: Option<&[u8]>) -> MovieEntry {
     let Some(bytes) = bytes else {
-        return FilmEntry::Missing { corrupt: false };
+        return MovieEntry::Missing { corrupt: false };
     };
-    if let Ok(movie) = serde_json::from_slice::<Movie>(bytes) {
-        return FilmEntry::Film(Box::new(movie));
+    if let Ok(stored) = serde_json::from_slice::<Stored<'_>>(bytes) {
+        return MovieEntry::Movie(Box::new(stored.into()));
     }
     match serde_json::from_slice::<Gone>(bytes) {
-        Ok(g) if g.gone => FilmEntry::Gone,
-        _ => FilmEntry::Missing { corrupt: true },
+        Ok(g) if g.gone => MovieEntry::Gone,
+        _ => MovieEntry::Missing { corrupt: true },
     }
 }
 
-pub fn encode_meta(meta: &Meta) -> String {
-    serde_json::to_string(&MetaEntry { v: meta.version, o: meta.order_version, n: meta.film_count }).unwrap_or_default()
+pub fn encode_stamp(stamp: &Stamp) -> String {
+    let stored = StoredStamp { v: stamp.version, o: stamp.order_version, n: stamp.movie_count };
+    serde_json::to_string(&stored).unwrap_or_default()
 }
 
 /// `None` for a missing or unreadable value.
-pub fn decode_meta(bytes: Option<&[u8]>) -> Option<Meta> {
-    let m: MetaEntry = serde_json::from_slice(bytes?).ok()?;
-    Some(Meta { version: m.v, order_version: m.o, film_count: m.n })
+pub fn decode_stamp(bytes: Option<&[u8]>) -> Option<Stamp> {
+    let s: StoredStamp = serde_json::from_slice(bytes?).ok()?;
+    Some(Stamp { version: s.v, order_version: s.o, movie_count: s.n })
 }
 
 pub fn encode_page(slugs: &[&str]) -> String {
@@ -75,9 +161,8 @@ pub fn decode_page(bytes: Option<&[u8]>) -> Option<Result<Vec<String>, ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::movies::Date;
 
-    fn film() -> Movie {
+    fn movie() -> Movie {
         Movie {
             version: 42,
             slug: "heat-1995".into(),
@@ -90,20 +175,20 @@ mod tests {
 
     #[test]
     fn versioned_values_start_with_their_version() {
-        assert!(encode_film(&film()).starts_with(r#"{"v":42,"#));
+        assert!(encode_movie(&movie()).starts_with(r#"{"v":42,"#));
         assert!(encode_gone(7).starts_with(r#"{"v":7,"#));
-        let meta = Meta { version: 9, order_version: 3, film_count: 10 };
-        assert!(encode_meta(&meta).starts_with(r#"{"v":9,"#));
-        assert_eq!(decode_meta(Some(encode_meta(&meta).as_bytes())), Some(meta));
+        let stamp = Stamp { version: 9, order_version: 3, movie_count: 10 };
+        assert!(encode_stamp(&stamp).starts_with(r#"{"v":9,"#));
+        assert_eq!(decode_stamp(Some(encode_stamp(&stamp).as_bytes())), Some(stamp));
     }
 
     #[test]
-    fn films_round_trip_and_garbage_is_a_corrupt_miss() {
-        assert_eq!(decode_film(Some(encode_film(&film()).as_bytes())), FilmEntry::Film(Box::new(film())));
-        assert_eq!(decode_film(Some(encode_gone(3).as_bytes())), FilmEntry::Gone);
-        assert_eq!(decode_film(None), FilmEntry::Missing { corrupt: false });
+    fn movies_round_trip_and_garbage_is_a_corrupt_miss() {
+        assert_eq!(decode_movie(Some(encode_movie(&movie()).as_bytes())), MovieEntry::Movie(Box::new(movie())));
+        assert_eq!(decode_movie(Some(encode_gone(3).as_bytes())), MovieEntry::Gone);
+        assert_eq!(decode_movie(None), MovieEntry::Missing { corrupt: false });
         for junk in [&b"{not json"[..], b"[1,2]", b"42", b"{\"v\":1}", b""] {
-            assert_eq!(decode_film(Some(junk)), FilmEntry::Missing { corrupt: true });
+            assert_eq!(decode_movie(Some(junk)), MovieEntry::Missing { corrupt: true });
         }
     }
 

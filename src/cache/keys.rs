@@ -17,7 +17,7 @@ impl Keys {
     }
 
     /// `movie:{slug}`: one film as JSON (or a "gone" marker for a slug with no film).
-    pub fn film(&self, slug: &str) -> String {
+    pub fn movie(&self, slug: &str) -> String {
         let mut key = String::with_capacity(self.prefix.len() + 6 + slug.len());
         key.push_str(&self.prefix);
         key.push_str("movie:");
@@ -44,8 +44,8 @@ mod tests {
     fn keys_carry_the_prefix() {
         let k = Keys::new("t1:");
         assert_eq!(k.page(3), "t1:movies:page:3");
-        assert_eq!(k.film("heat-1995"), "t1:movie:heat-1995");
-        assert_eq!(Keys::new("").film("heat-1995"), "movie:heat-1995");
+        assert_eq!(k.movie("heat-1995"), "t1:movie:heat-1995");
+        assert_eq!(Keys::new("").movie("heat-1995"), "movie:heat-1995");
         assert_eq!(k.meta(), "t1:movies:meta");
         assert_eq!(k.pages(), "t1:movies:pages");
     }

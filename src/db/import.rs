@@ -27,7 +27,7 @@ impl Db {
     /// transaction: on any error nothing is written. Importing the same films again changes nothing.
     pub async fn import(&self, films: Vec<Movie>) -> Result<ImportSummary> {
         let mut tx = self.pool.begin().await?;
-        let meta = self.bump(&mut tx, 0, 0).await?;
+        let stamp = self.bump(&mut tx, 0, 0).await?;
         let mut existing: HashMap<String, Movie> = HashMap::new();
         for chunk in films.chunks(BATCH) {
             let sql = format!("select {COLUMNS} from films where slug in ({})", rows::list(1, chunk.len()));
@@ -46,7 +46,7 @@ impl Db {
         let mut fresh = Vec::new();
         let mut reordered = false;
         for mut film in films {
-            film.version = meta.version;
+            film.version = stamp.version;
             match existing.get(&film.slug) {
                 None => fresh.push(film),
                 Some(old) if same_content(old, &film) => summary.unchanged += 1,
@@ -75,9 +75,9 @@ impl Db {
         let mut total = 0;
         while films.peek().is_some() {
             let mut tx = self.pool.begin().await?;
-            let meta = self.bump(&mut tx, 0, 0).await?;
+            let stamp = self.bump(&mut tx, 0, 0).await?;
             let chunk: Vec<Movie> =
-                films.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: meta.version, ..m }).collect();
+                films.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: stamp.version, ..m }).collect();
             let added = self.insert_new(&mut tx, &chunk).await?;
             self.grow(&mut tx, added, added > 0).await?;
             tx.commit().await?;

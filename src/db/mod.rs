@@ -7,7 +7,7 @@ mod repo;
 mod rows;
 
 pub use import::ImportSummary;
-pub use repo::{Meta, Updated};
+pub use repo::{Stamp, Updated};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +44,8 @@ pub struct Db {
     backend: Backend,
     anchors: Arc<anchors::Anchors>,
     stats: Arc<Stats>,
+    #[cfg(feature = "test-hooks")]
+    hold: Arc<std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl Db {
@@ -73,7 +75,14 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend, anchors: Arc::default(), stats })
+        Ok(Self {
+            pool,
+            backend,
+            anchors: Arc::default(),
+            stats,
+            #[cfg(feature = "test-hooks")]
+            hold: Arc::default(),
+        })
     }
 
     /// Runs the migrations that have not run yet; running them again changes nothing.
@@ -98,5 +107,25 @@ impl Db {
 
     fn counted(&self) {
         self.stats.db_query();
+    }
+
+    /// Test hook: holds every read of pages and films after it returns, until `gate` gives a
+    /// permit (`None` lets reads through again).
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_reads(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
+        if let Ok(mut hold) = self.hold.write() {
+            *hold = gate;
+        }
+    }
+
+    /// Where a held read waits; nothing at all without the test hooks.
+    async fn after_read(&self) {
+        #[cfg(feature = "test-hooks")]
+        {
+            let gate = self.hold.read().ok().and_then(|g| g.clone());
+            if let Some(gate) = gate {
+                let _ = gate.acquire().await.map(tokio::sync::SemaphorePermit::forget);
+            }
+        }
     }
 }

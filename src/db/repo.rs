@@ -1,4 +1,4 @@
-//! The repository: every query marquee runs. Reads return the catalog's `Meta` from the same
+//! The repository: every query marquee runs. Reads return the catalog's `Stamp` from the same
 //! statement, so a caller knows which version of the catalog its rows belong to.
 
 use std::collections::HashMap;
@@ -14,10 +14,10 @@ use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug, film_slug};
 /// The catalog row: `version` grows with every write, `order_version` whenever the listing order
 /// may have changed, `film_count` is the number of films.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Meta {
+pub struct Stamp {
     pub version: i64,
     pub order_version: i64,
-    pub film_count: i64,
+    pub movie_count: i64,
 }
 
 /// What an update did.
@@ -26,30 +26,36 @@ pub struct Updated {
     pub movie: Movie,
     /// The fields whose value changed; empty when the patch changed nothing (and nothing was written).
     pub changed: Vec<&'static str>,
-    pub meta: Meta,
+    pub stamp: Stamp,
 }
 
-const META: &str = "c.version as c_version, c.order_version as c_order_version, c.film_count as c_film_count";
+const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, c.film_count as c_film_count";
 const ORDER: &str = "order by release_date desc, slug";
 
-fn meta(row: &AnyRow) -> Result<Meta> {
-    Ok(Meta {
+fn stamp(row: &AnyRow) -> Result<Stamp> {
+    Ok(Stamp {
         version: row.try_get("c_version")?,
         order_version: row.try_get("c_order_version")?,
-        film_count: row.try_get("c_film_count")?,
+        movie_count: row.try_get("c_film_count")?,
     })
 }
 
-/// Splits a `catalog left join films` result into its meta and its films.
-fn meta_and_movies(rows: &[AnyRow]) -> Result<(Meta, Vec<Movie>)> {
-    let meta = rows.first().map(meta).transpose()?.unwrap_or_default();
+/// Splits a `catalog left join films` result into its stamp and its films.
+fn stamp_and_movies(rows: &[AnyRow]) -> Result<(Stamp, Vec<Movie>)> {
+    let stamp = rows.first().map(stamp).transpose()?.unwrap_or_default();
     let movies = rows.iter().map(rows::movie).filter_map(Result::transpose).collect::<Result<_, _>>()?;
-    Ok((meta, movies))
+    Ok((stamp, movies))
 }
 
 impl Db {
     /// Page `page` of the listing, `size` films, newest release first.
-    pub async fn page(&self, page: PageNumber, size: u32) -> Result<(Meta, Vec<Movie>)> {
+    pub async fn page(&self, page: PageNumber, size: u32) -> Result<(Stamp, Vec<Movie>)> {
+        let read = self.listing_page(page, size).await?;
+        self.after_read().await;
+        Ok(read)
+    }
+
+    async fn listing_page(&self, page: PageNumber, size: u32) -> Result<(Stamp, Vec<Movie>)> {
         let offset = page.offset(size);
         if offset < anchors::STEP {
             return self.page_at(None, offset, size).await;
@@ -61,26 +67,26 @@ impl Db {
         loop {
             let Some((key, skip)) = set.locate(offset) else {
                 // fewer films than one step: the page is past the end, or within the first step
-                let (meta, films) = self.page_at(None, offset, size).await?;
-                if meta.order_version == set.order_version {
-                    return Ok((meta, films));
+                let (stamp, films) = self.page_at(None, offset, size).await?;
+                if stamp.order_version == set.order_version {
+                    return Ok((stamp, films));
                 }
                 set = self.rebuild_anchors(Some(set.order_version)).await?;
                 continue;
             };
-            let (meta, films) = self.page_at(Some(key), skip, size).await?;
-            if meta.order_version == set.order_version {
-                return Ok((meta, films));
+            let (stamp, films) = self.page_at(Some(key), skip, size).await?;
+            if stamp.order_version == set.order_version {
+                return Ok((stamp, films));
             }
             set = self.rebuild_anchors(Some(set.order_version)).await?;
         }
     }
 
-    async fn page_at(&self, anchor: Option<&(String, String)>, skip: u64, size: u32) -> Result<(Meta, Vec<Movie>)> {
+    async fn page_at(&self, anchor: Option<&(String, String)>, skip: u64, size: u32) -> Result<(Stamp, Vec<Movie>)> {
         let filter =
             if anchor.is_some() { "where release_date <= $3 and (release_date < $3 or slug >= $4)" } else { "" };
         let sql = format!(
-            "select {META}, {cols} from catalog c left join \
+            "select {STAMP}, {cols} from catalog c left join \
              (select {COLUMNS} from films {filter} {ORDER} limit $1 offset $2) f on 1 = 1 \
              order by f.release_date desc, f.slug",
             cols = rows::columns_of("f"),
@@ -91,7 +97,7 @@ impl Db {
         }
         self.counted();
         let rows = q.fetch_all(&self.pool).await?;
-        meta_and_movies(&rows)
+        stamp_and_movies(&rows)
     }
 
     /// Builds the anchors anew, unless another task already did while we waited for the lock.
@@ -123,22 +129,22 @@ impl Db {
         self.anchors.get().ok_or_else(|| DbError::Sqlx(sqlx::Error::PoolClosed))
     }
 
-    /// One film, with the catalog meta (whose version dates a "not found").
-    pub async fn movie(&self, slug: &Slug) -> Result<(Meta, Option<Movie>)> {
-        let sql = format!("select {META}, {} from catalog c left join films f on f.slug = $1", rows::columns_of("f"));
+    /// One film, with the catalog stamp (whose version dates a "not found").
+    pub async fn movie(&self, slug: &Slug) -> Result<(Stamp, Option<Movie>)> {
+        let sql = format!("select {STAMP}, {} from catalog c left join films f on f.slug = $1", rows::columns_of("f"));
         self.counted();
         let rows = sqlx::query(&sql).bind(slug.as_str()).fetch_all(&self.pool).await?;
-        let (meta, mut movies) = meta_and_movies(&rows)?;
-        Ok((meta, movies.pop()))
+        let (stamp, mut movies) = stamp_and_movies(&rows)?;
+        Ok((stamp, movies.pop()))
     }
 
     /// Many films in ONE query, in the order asked; slugs with no film are left out.
-    pub async fn movies(&self, slugs: &[&str]) -> Result<(Meta, Vec<Movie>)> {
+    pub async fn movies(&self, slugs: &[&str]) -> Result<(Stamp, Vec<Movie>)> {
         let sql = if slugs.is_empty() {
-            format!("select {META}, {} from catalog c left join films f on 1 = 0", rows::columns_of("f"))
+            format!("select {STAMP}, {} from catalog c left join films f on 1 = 0", rows::columns_of("f"))
         } else {
             format!(
-                "select {META}, {} from catalog c left join films f on f.slug in ({})",
+                "select {STAMP}, {} from catalog c left join films f on f.slug in ({})",
                 rows::columns_of("f"),
                 rows::list(1, slugs.len())
             )
@@ -149,29 +155,30 @@ impl Db {
         }
         self.counted();
         let rows = q.fetch_all(&self.pool).await?;
-        let (meta, movies) = meta_and_movies(&rows)?;
+        let (stamp, movies) = stamp_and_movies(&rows)?;
+        self.after_read().await;
         let mut by_slug: HashMap<String, Movie> = movies.into_iter().map(|m| (m.slug.clone(), m)).collect();
-        Ok((meta, slugs.iter().filter_map(|s| by_slug.remove(*s)).collect()))
+        Ok((stamp, slugs.iter().filter_map(|s| by_slug.remove(*s)).collect()))
     }
 
     /// The number of films.
     pub async fn count(&self) -> Result<i64> {
-        Ok(self.meta().await?.film_count)
+        Ok(self.stamp().await?.movie_count)
     }
 
-    pub async fn meta(&self) -> Result<Meta> {
+    pub async fn stamp(&self) -> Result<Stamp> {
         self.counted();
-        let row = sqlx::query(&format!("select {META} from catalog c")).fetch_one(&self.pool).await?;
-        meta(&row)
+        let row = sqlx::query(&format!("select {STAMP} from catalog c")).fetch_one(&self.pool).await?;
+        stamp(&row)
     }
 
     /// Creates a film. Its slug is the one asked for (refused when taken) or one derived from its
     /// title and year (`-2`, `-3`, … when taken).
-    pub async fn create(&self, new: NewMovie) -> Result<(Movie, Meta)> {
+    pub async fn create(&self, new: NewMovie) -> Result<(Movie, Stamp)> {
         let mut tx = self.pool.begin().await?;
-        let meta = self.bump(&mut tx, 1, 1).await?;
+        let stamp = self.bump(&mut tx, 1, 1).await?;
         let mut movie = new.movie;
-        movie.version = meta.version;
+        movie.version = stamp.version;
         let candidates: Vec<String> = match &new.slug {
             Some(slug) => vec![slug.to_string()],
             None => (1..100).map(|n| film_slug(&movie.title, movie.release_date.year(), n)).collect(),
@@ -183,7 +190,7 @@ impl Db {
             self.counted();
             if rows::bind(sqlx::query(&sql), &movie).execute(&mut *tx).await?.rows_affected() == 1 {
                 tx.commit().await?;
-                return Ok((movie, meta));
+                return Ok((movie, stamp));
             }
         }
         tx.rollback().await?;
@@ -198,7 +205,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         // The catalog row is written first so that, on SQLite, the transaction takes the write lock
         // at once (waiting its turn) instead of failing to upgrade a read lock later.
-        let meta = self.bump(&mut tx, 0, 0).await?;
+        let stamp = self.bump(&mut tx, 0, 0).await?;
         let sql = format!("select {COLUMNS} from films where slug = $1");
         self.counted();
         let row = sqlx::query(&sql).bind(slug.as_str()).fetch_optional(&mut *tx).await?;
@@ -210,20 +217,20 @@ impl Db {
         let changed = patch.apply(&mut movie);
         if changed.is_empty() {
             tx.rollback().await?;
-            let meta = self.meta().await?;
-            return Ok(Some(Updated { movie, changed, meta }));
+            let stamp = self.stamp().await?;
+            return Ok(Some(Updated { movie, changed, stamp }));
         }
-        let meta = if movie.release_date == before { meta } else { self.bump_order(&mut tx).await? };
-        movie.version = meta.version;
+        let stamp = if movie.release_date == before { stamp } else { self.bump_order(&mut tx).await? };
+        movie.version = stamp.version;
         self.rewrite(&mut tx, &movie).await?;
         tx.commit().await?;
-        Ok(Some(Updated { movie, changed, meta }))
+        Ok(Some(Updated { movie, changed, stamp }))
     }
 
-    /// Deletes a film; returns the catalog meta after the delete, `None` when there was no film.
-    pub async fn delete(&self, slug: &Slug) -> Result<Option<Meta>> {
+    /// Deletes a film; returns the catalog stamp after the delete, `None` when there was no film.
+    pub async fn delete(&self, slug: &Slug) -> Result<Option<Stamp>> {
         let mut tx = self.pool.begin().await?;
-        let meta = self.bump(&mut tx, 1, -1).await?;
+        let stamp = self.bump(&mut tx, 1, -1).await?;
         self.counted();
         let gone = sqlx::query("delete from films where slug = $1").bind(slug.as_str()).execute(&mut *tx).await?;
         if gone.rows_affected() == 0 {
@@ -231,11 +238,11 @@ impl Db {
             return Ok(None);
         }
         tx.commit().await?;
-        Ok(Some(meta))
+        Ok(Some(stamp))
     }
 
     /// Raises the catalog version (and the order version and count by the given steps).
-    pub(super) async fn bump(&self, tx: &mut Transaction<'_, Any>, order: i64, count: i64) -> Result<Meta> {
+    pub(super) async fn bump(&self, tx: &mut Transaction<'_, Any>, order: i64, count: i64) -> Result<Stamp> {
         self.counted();
         let row = sqlx::query(
             "update catalog set version = version + 1, order_version = order_version + $1, \
@@ -246,10 +253,10 @@ impl Db {
         .bind(count)
         .fetch_one(&mut **tx)
         .await?;
-        meta(&row)
+        stamp(&row)
     }
 
-    async fn bump_order(&self, tx: &mut Transaction<'_, Any>) -> Result<Meta> {
+    async fn bump_order(&self, tx: &mut Transaction<'_, Any>) -> Result<Stamp> {
         self.counted();
         let row = sqlx::query(
             "update catalog set order_version = order_version + 1 where id = 1 \
@@ -257,6 +264,6 @@ impl Db {
         )
         .fetch_one(&mut **tx)
         .await?;
-        meta(&row)
+        stamp(&row)
     }
 }

@@ -12,13 +12,10 @@ pub use input::{FieldError, MoviePatch, NewMovie};
 pub use page::PageNumber;
 pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, film_slug, slugify};
 
-use serde::{Deserialize, Serialize};
-
 /// One film as stored. `version` is the catalog version of its last write: it only grows, across
 /// deletes and re-creations too, so the cache can refuse an older copy over a newer one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Movie {
-    #[serde(rename = "v")]
     pub version: i64,
     pub slug: String,
     pub title: String,

@@ -2,15 +2,100 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::error::{ApiError, AppError};
-use crate::movies::{Movie, MoviePatch, NewMovie, Slug};
+use crate::movies::{Date, Movie, MoviePatch, NewMovie, Slug};
+
+/// A film as API clients read it.
+#[derive(Serialize)]
+struct MovieView<'a> {
+    version: i64,
+    slug: &'a str,
+    title: &'a str,
+    release_date: Date,
+    genre: Option<&'a str>,
+    director: Option<&'a str>,
+    mpaa_rating: Option<&'a str>,
+    running_time_min: Option<i64>,
+    imdb_rating: Option<f64>,
+    imdb_votes: Option<i64>,
+    rotten_tomatoes_rating: Option<i64>,
+    us_gross: Option<i64>,
+    worldwide_gross: Option<i64>,
+    us_dvd_sales: Option<i64>,
+    production_budget: Option<i64>,
+    distributor: Option<&'a str>,
+    source: Option<&'a str>,
+    creative_type: Option<&'a str>,
+}
+
+impl<'a> From<&'a Movie> for MovieView<'a> {
+    fn from(m: &'a Movie) -> Self {
+        Self {
+            version: m.version,
+            slug: &m.slug,
+            title: &m.title,
+            release_date: m.release_date,
+            genre: m.genre.as_deref(),
+            director: m.director.as_deref(),
+            mpaa_rating: m.mpaa_rating.as_deref(),
+            running_time_min: m.running_time_min,
+            imdb_rating: m.imdb_rating,
+            imdb_votes: m.imdb_votes,
+            rotten_tomatoes_rating: m.rotten_tomatoes_rating,
+            us_gross: m.us_gross,
+            worldwide_gross: m.worldwide_gross,
+            us_dvd_sales: m.us_dvd_sales,
+            production_budget: m.production_budget,
+            distributor: m.distributor.as_deref(),
+            source: m.source.as_deref(),
+            creative_type: m.creative_type.as_deref(),
+        }
+    }
+}
+
+/// An update's answer: the film as it is now, and the fields that changed.
+#[derive(Serialize)]
+struct UpdatedView<'a> {
+    #[serde(flatten)]
+    movie: MovieView<'a>,
+    changed: &'a [&'static str],
+}
+
+/// A JSON request body, refused in the API's own words: not sent as JSON (400), not JSON (400),
+/// over the size limit (413).
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(AppError::BadRequest("send the body as Content-Type: application/json".into()).into());
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge(super::BODY_LIMIT),
+            _ => AppError::BadRequest(format!("the body could not be read: {rejection}")),
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")).into())
+    }
+}
 
 fn slug(text: &str) -> Result<Slug, ApiError> {
     Slug::parse(text).map_err(|_| ApiError(AppError::NotFound(format!("no film with slug {text:?}"))))
@@ -20,78 +105,56 @@ fn no_film(slug: &Slug) -> ApiError {
     ApiError(AppError::NotFound(format!("no film with slug {:?}", slug.as_str())))
 }
 
-/// Checks `Authorization: Bearer <ADMIN_TOKEN>`, comparing in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = state.config.admin_token.as_deref() else {
-        return Err(ApiError(AppError::WritesDisabled));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) { Ok(()) } else { Err(ApiError(AppError::Unauthorized)) }
-}
+/// The caller holds the admin token: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant
+/// time. Extracted before the body, so a caller without it learns nothing of what it sent.
+pub struct Admin;
 
-/// The body as JSON, refused with a clear message when it is not JSON.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
-    if !is_json {
-        return Err(ApiError(AppError::BadRequest("send the body as Content-Type: application/json".into())));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError(AppError::BadRequest(format!("the body is not valid JSON: {e}"))))
-}
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
 
-fn movie_json(m: &Movie) -> Value {
-    let mut v = serde_json::to_value(m).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut()
-        && let Some(version) = obj.remove("v")
-    {
-        obj.insert("version".into(), version);
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.config.admin_token.as_deref() else {
+            return Err(ApiError(AppError::WritesDisabled));
+        };
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(Self)
+        } else {
+            Err(ApiError(AppError::Unauthorized))
+        }
     }
-    v
 }
 
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     let movie = state.service.movie(&slug).await?.ok_or_else(|| no_film(&slug))?;
-    Ok(Json(movie_json(&movie)).into_response())
+    Ok(Json(MovieView::from(&movie)).into_response())
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let new = NewMovie::from_json(&json_body(&headers, &body)?)?;
-    let movie = state.service.create(new).await?;
+pub async fn create(State(state): State<AppState>, _: Admin, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let movie = state.service.create(NewMovie::from_json(body)?).await?;
     let location = format!("/api/movies/{}", movie.slug);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(movie_json(&movie))).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(MovieView::from(&movie))).into_response())
 }
 
 pub async fn update(
     State(state): State<AppState>,
+    _: Admin,
     Path(text): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let slug = slug(&text)?;
-    let patch = MoviePatch::from_json(&json_body(&headers, &body)?)?;
+    let patch = MoviePatch::from_json(body)?;
     let updated = state.service.update(&slug, &patch).await?.ok_or_else(|| no_film(&slug))?;
-    let mut out = movie_json(&updated.movie);
-    if let Some(obj) = out.as_object_mut() {
-        obj.insert("changed".into(), updated.changed.into());
-    }
-    Ok(Json(out).into_response())
+    Ok(Json(UpdatedView { movie: MovieView::from(&updated.movie), changed: &updated.changed }).into_response())
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(text): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+pub async fn delete(State(state): State<AppState>, _: Admin, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     if state.service.delete(&slug).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(no_film(&slug)) }
 }

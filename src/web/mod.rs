@@ -17,6 +17,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::services::ServeDir;
@@ -25,8 +26,10 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::deferred::Deferred;
 use crate::error::{ApiError, AppError, PageError};
 use crate::service::MovieService;
+use crate::stats::Stats;
 
 /// The largest request body accepted (the write API's JSON).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -35,6 +38,10 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub service: MovieService,
+    /// Cache writes run after the response (the middleware below spawns them).
+    pub deferred: Deferred,
+    /// This instance's counters, for `/metrics`.
+    pub stats: Arc<Stats>,
     pub config: Arc<Config>,
 }
 
@@ -53,6 +60,33 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
             found.then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
         },
     ));
+    // Outermost first: the request id, then its trace span, the response headers every answer
+    // carries, compression, the time limit, the body limits, the latency metric and, innermost,
+    // the request's deferred cache writes.
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(x_request_id.clone(), Counter::default()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+            // the path only: no query string and no headers, so the admin token never reaches a log
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.config.request_timeout))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_declared_large_bodies))
+        .layer(middleware::from_fn(record_latency))
+        .layer(middleware::from_fn_with_state(state.clone(), deferred_writes));
     Router::new()
         .route("/", get(pages::home))
         .route("/movies", get(pages::movies))
@@ -65,29 +99,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .fallback(pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .merge(statics)
-        .layer(middleware::from_fn_with_state(state.clone(), deferred_writes))
-        .layer(middleware::from_fn(record_latency))
-        .layer(middleware::from_fn(refuse_large_bodies))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.config.request_timeout))
-        .layer(CompressionLayer::new())
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
-            // the path only: no query string and no headers, so the admin token never reaches a log
-            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-        }))
-        .layer(SetRequestIdLayer::new(x_request_id, Counter::default()))
+        .layer(middleware)
         .with_state(state)
 }
 
@@ -104,7 +116,7 @@ impl MakeRequestId for Counter {
 
 /// Runs the request with its own queue of deferred cache writes, spawned once the response is built.
 async fn deferred_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    state.service.deferred().around(next.run(req)).await
+    state.deferred.around(next.run(req)).await
 }
 
 /// Request latency by route.
@@ -118,25 +130,16 @@ async fn record_latency(req: Request, next: Next) -> Response {
     response
 }
 
-/// A body over the limit gets a JSON (API) or page 413 in our own words, before anything reads it.
-async fn refuse_large_bodies(req: Request, next: Next) -> Response {
+/// A body declared over the limit gets a JSON (API) or page 413 in our own words, before anything
+/// reads it, whatever the route. A streamed body over the limit is refused by the API's own
+/// extractor (`api::JsonBody`) when it reads it.
+async fn refuse_declared_large_bodies(req: Request, next: Next) -> Response {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return error_for(req.uri().path(), AppError::TooLarge(BODY_LIMIT));
     }
-    let path = req.uri().path().to_owned();
-    let response = next.run(req).await;
-    // A streamed body over the limit is refused by axum's extractor in plain text: say it in ours.
-    let ours = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !ours {
-        return error_for(&path, AppError::TooLarge(BODY_LIMIT));
-    }
-    response
+    next.run(req).await
 }
 
 async fn method_not_allowed(method: Method, req: Request) -> Response {

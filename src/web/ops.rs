@@ -1,7 +1,5 @@
 //! What operators poll: liveness, readiness and Prometheus metrics.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use crate::service::CacheHealth;
 
 /// 200 while the process runs.
 pub async fn healthz() -> &'static str {
@@ -17,14 +16,12 @@ pub async fn healthz() -> &'static str {
 
 /// 200 while the database answers (the cache being down only degrades), 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let db = tokio::time::timeout(Duration::from_secs(2), state.service.db().ping()).await;
-    let db_ok = matches!(db, Ok(Ok(())));
-    let cache = if !state.service.cache().is_enabled() {
-        "off"
-    } else if state.service.cache().ping().await.is_ok() {
-        "up"
-    } else {
-        "down"
+    let health = state.service.health().await;
+    let db_ok = health.database;
+    let cache = match health.cache {
+        CacheHealth::Off => "off",
+        CacheHealth::Up => "up",
+        CacheHealth::Down => "down",
     };
     let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
@@ -38,8 +35,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let recorder = crate::telemetry::prometheus();
-    state.service.stats().publish();
-    metrics::gauge!("marquee_deferred_writes_tracked").set(state.service.deferred().pending() as f64);
+    state.stats.publish();
+    metrics::gauge!("marquee_deferred_writes_tracked").set(state.deferred.pending() as f64);
     let text = recorder.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

@@ -1,12 +1,12 @@
 //! The pages people see: the listing (full page or htmx fragment) and the detail page.
 
-use askama::Template;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::query::ListingQuery;
 use super::views::{DetailPage, Feed, ListingFragment, ListingPage};
 use crate::error::{AppError, PageError};
 use crate::movies::{PageNumber, Slug};
@@ -18,13 +18,6 @@ fn wants_fragment(headers: &HeaderMap) -> bool {
     is("hx-request") && !is("hx-history-restore-request")
 }
 
-fn render(template: &impl Template) -> Result<Html<String>, PageError> {
-    template.render().map(Html).map_err(|e| {
-        tracing::error!(error = %e, "template failed to render");
-        PageError(AppError::NotFound("this page could not be shown".into()))
-    })
-}
-
 /// `/`: always the whole first page.
 pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
     listing(&state, PageNumber::FIRST, false).await
@@ -34,19 +27,18 @@ pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> 
 pub async fn movies(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    query: ListingQuery,
 ) -> Result<Response, PageError> {
-    let page = super::query::page_param(query.as_deref())?;
-    listing(&state, page, wants_fragment(&headers)).await
+    listing(&state, query.page, wants_fragment(&headers)).await
 }
 
 async fn listing(state: &AppState, page: PageNumber, fragment: bool) -> Result<Response, PageError> {
     let Some(listing) = state.service.page(page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the listing ends before it.")).into());
     };
-    let feed = Feed::new(listing, state.service.page_size(), fragment);
-    let html = if fragment { render(&ListingFragment { feed })? } else { render(&ListingPage { feed })? };
-    let mut response = html.into_response();
+    let feed = Feed::new(listing, fragment);
+    let mut response =
+        if fragment { ListingFragment { feed }.into_response() } else { ListingPage { feed }.into_response() };
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
     Ok(response)
 }
@@ -61,7 +53,7 @@ pub async fn movie(
     let Ok(Path(slug)) = slug else { return Err(not_found().into()) };
     let slug = Slug::parse(&slug).map_err(|_| not_found())?;
     let movie = state.service.movie(&slug).await?.ok_or_else(not_found)?;
-    Ok(render(&DetailPage::new(&movie))?.into_response())
+    Ok(DetailPage::new(&movie).into_response())
 }
 
 /// Anything else: a page, or JSON under `/api/` (API clients read JSON errors).

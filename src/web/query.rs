@@ -1,52 +1,40 @@
-//! The listing's query string, read by hand so that every odd form gets a precise answer: a
-//! `page` given twice, empty, or not a plain number is refused, never guessed at.
+//! The listing's query string, decoded by `form_urlencoded`: a `page` given twice, empty, or not
+//! a plain number is refused with a precise answer, never guessed at. Other parameters are ignored.
 
-use crate::error::AppError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::error::{AppError, PageError};
 use crate::movies::PageNumber;
 
-/// The `page` parameter of a query string; page 1 when absent. Other parameters are ignored.
-pub fn page_param(query: Option<&str>) -> Result<PageNumber, AppError> {
-    let mut found: Option<String> = None;
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if decode(name).as_deref() != Some("page") {
-            continue;
-        }
-        if found.is_some() {
-            return Err(AppError::BadRequest("page is given more than once".into()));
-        }
-        found = Some(decode(value).unwrap_or_else(|| value.to_owned()));
-    }
-    match found {
-        None => Ok(PageNumber::FIRST),
-        Some(text) => PageNumber::parse(&text).map_err(|e| AppError::BadRequest(e.to_string())),
+/// What `/movies?…` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingQuery {
+    pub page: PageNumber,
+}
+
+impl ListingQuery {
+    pub fn parse(query: Option<&str>) -> Result<Self, AppError> {
+        let mut pages = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).filter(|(k, _)| k == "page");
+        let page = match (pages.next(), pages.next()) {
+            (None, _) => PageNumber::FIRST,
+            (Some((_, value)), None) => page(&value)?,
+            (Some(_), Some(_)) => return Err(AppError::BadRequest("page is given more than once".into())),
+        };
+        Ok(Self { page })
     }
 }
 
-/// Percent-decoding (and `+` as space) of one query component; `None` when it is not UTF-8.
-fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
+fn page(value: &str) -> Result<PageNumber, AppError> {
+    PageNumber::parse(value).map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListingQuery {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PageError> {
+        Ok(Self::parse(parts.uri.query())?)
     }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -54,12 +42,12 @@ mod tests {
     use super::*;
 
     fn page(q: &str) -> Result<u32, String> {
-        page_param(Some(q)).map(PageNumber::get).map_err(|e| e.to_string())
+        ListingQuery::parse(Some(q)).map(|q| q.page.get()).map_err(|e| e.to_string())
     }
 
     #[test]
     fn reads_the_page() {
-        assert_eq!(page_param(None).map(PageNumber::get).ok(), Some(1));
+        assert_eq!(ListingQuery::parse(None).map(|q| q.page.get()).ok(), Some(1));
         assert_eq!(page(""), Ok(1));
         assert_eq!(page("page=3"), Ok(3));
         assert_eq!(page("utm=x&page=3"), Ok(3));
@@ -75,12 +63,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn never_panics(query in proptest::prelude::any::<String>()) {
-            let _ = page_param(Some(&query));
-        }
-
-        #[test]
-        fn decoding_undoes_percent_encoding(text in proptest::prelude::any::<String>()) {
-            proptest::prop_assert_eq!(decode(&encode_all(&text)), Some(text));
+            let _ = ListingQuery::parse(Some(&query));
         }
 
         #[test]

@@ -2,6 +2,7 @@
 //! functions, so templates only place values (all escaped by askama).
 
 use askama::Template;
+use askama_web::WebTemplate;
 
 use crate::movies::{Movie, format};
 use crate::service::Listing;
@@ -90,35 +91,36 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(listing: Listing, page_size: u32, fragment: bool) -> Self {
+    pub fn new(listing: Listing, fragment: bool) -> Self {
+        let first_position = listing.offset() + 1;
         Self {
-            cards: listing.films.into_iter().map(Card::new).collect(),
+            cards: listing.movies.into_iter().map(Card::new).collect(),
             page: listing.page.get(),
             next_href: listing.page.next().filter(|_| listing.has_next).map(|n| format!("/movies?page={n}")),
             total: listing.total,
             total_text: format::count(listing.total),
-            first_position: listing.page.offset(page_size) + 1,
+            first_position,
             fragment,
         }
     }
 }
 
 /// The whole listing document (`/`, `/movies?page=N`).
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "movies/index.html")]
 pub struct ListingPage {
     pub feed: Feed,
 }
 
 /// Only the feed items and the next trigger (htmx requests).
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "movies/index.html", block = "feed_items")]
 pub struct ListingFragment {
     pub feed: Feed,
 }
 
 /// The detail page.
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "movies/show.html")]
 pub struct DetailPage {
     pub title: String,
@@ -180,7 +182,7 @@ impl DetailPage {
 }
 
 /// An error page in the site's layout.
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "errors/error.html")]
 pub struct ErrorPage {
     pub status: u16,

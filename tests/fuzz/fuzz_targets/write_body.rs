@@ -6,8 +6,8 @@ use marquee::movies::{MoviePatch, NewMovie};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let _ = MoviePatch::from_json(&value);
-    if let Ok(new) = NewMovie::from_json(&value) {
+    let _ = MoviePatch::from_json(value.clone());
+    if let Ok(new) = NewMovie::from_json(value) {
         let title = &new.movie.title;
         assert!(!title.is_empty() && title.chars().count() <= 300, "{title:?}");
         assert!(!title.chars().any(char::is_control) && title.trim() == title, "{title:?}");

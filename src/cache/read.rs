@@ -1,0 +1,73 @@
+//! Reads: a page's slugs (GET), a page's films with the catalog stamp (ONE MGET), one film (GET).
+//! Whatever is missing, expired or unreadable comes back as a miss.
+
+use redis::Cmd;
+
+use super::client::is_wrong_type;
+use super::{Cache, CacheError, MovieEntry, entry};
+use crate::db::Stamp;
+use crate::stats::KeyKind;
+
+impl Cache {
+    /// GET of one page key. `Ok(None)` on a miss; a value that is not an array of slugs (or a key
+    /// of another type) is a miss too.
+    pub async fn page(&self, n: u32) -> Result<Option<Vec<String>>, CacheError> {
+        let key = self.inner.keys.page(n);
+        let get = |mut c: redis::aio::ConnectionManager| async move {
+            Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await
+        };
+        let decoded = match self.inner.client.call(1, get).await {
+            Ok(raw) => entry::decode_page(raw.as_deref()),
+            Err(CacheError::Redis(e)) if is_wrong_type(&e) => Some(Err(())),
+            Err(e) => return Err(e),
+        };
+        if matches!(decoded, Some(Err(()))) {
+            self.inner.stats.corrupt_entries(1);
+        }
+        let stats = &self.inner.stats;
+        if matches!(decoded, Some(Ok(_))) {
+            stats.hits(KeyKind::Page, 1)
+        } else {
+            stats.misses(KeyKind::Page, 1)
+        }
+        Ok(decoded.and_then(Result::ok))
+    }
+
+    /// The films of a page, with the catalog stamp they are shown under: ONE MGET of the meta key
+    /// and the films' keys.
+    pub async fn page_movies(&self, slugs: &[String]) -> Result<(Option<Stamp>, Vec<MovieEntry>), CacheError> {
+        let keys = &self.inner.keys;
+        let names: Vec<String> = std::iter::once(keys.meta()).chain(slugs.iter().map(|s| keys.movie(s))).collect();
+        let mget = |mut c: redis::aio::ConnectionManager| async move {
+            Cmd::mget(names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await
+        };
+        let mut raw = self.inner.client.call(1, mget).await?.into_iter();
+        let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
+        let movies: Vec<MovieEntry> = raw.map(|r| entry::decode_movie(r.as_deref())).collect();
+        self.tally(&movies);
+        Ok((stamp, movies))
+    }
+
+    /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).
+    pub async fn movie(&self, slug: &str) -> Result<MovieEntry, CacheError> {
+        let key = self.inner.keys.movie(slug);
+        let get = |mut c: redis::aio::ConnectionManager| async move {
+            Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await
+        };
+        let entry = match self.inner.client.call(1, get).await {
+            Ok(raw) => entry::decode_movie(raw.as_deref()),
+            Err(CacheError::Redis(e)) if is_wrong_type(&e) => MovieEntry::Missing { corrupt: true },
+            Err(e) => return Err(e),
+        };
+        self.tally(std::slice::from_ref(&entry));
+        Ok(entry)
+    }
+
+    fn tally(&self, movies: &[MovieEntry]) {
+        let misses = movies.iter().filter(|f| matches!(f, MovieEntry::Missing { .. })).count() as u64;
+        let corrupt = movies.iter().filter(|f| matches!(f, MovieEntry::Missing { corrupt: true })).count() as u64;
+        self.inner.stats.corrupt_entries(corrupt);
+        self.inner.stats.hits(KeyKind::Movie, movies.len() as u64 - misses);
+        self.inner.stats.misses(KeyKind::Movie, misses);
+    }
+}

@@ -1,0 +1,312 @@
+//! The cached movie service: the one way pages and films are read and written. It composes the
+//! cache and the repository; nothing else talks to either on a request's behalf.
+//!
+//! Reads: a warm listing is one GET (the page's slugs) and one MGET (the catalog stamp and the
+//! films); a warm detail is one GET. Whatever is missing is read from the database in ONE query,
+//! shared by concurrent requests, and written back by a deferred task after the response has been
+//! built (`read_through`). Writes: the database first, then the film's key and the stamp are
+//! refreshed and, when the listing order may have changed, the page keys are swept.
+
+mod read_through;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{Cache, MovieEntry, WriteBatch};
+use crate::db::{Db, DbError, Stamp, Updated};
+use crate::deferred::Deferred;
+use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug};
+use crate::stats::{Outcome, Stats};
+use read_through::{Loaded, Lookup, ReadThrough};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    #[error("a film with slug {0:?} already exists")]
+    SlugTaken(String),
+    #[error("the database failed: {0}")]
+    Db(Arc<DbError>),
+}
+
+impl From<DbError> for ServiceError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::SlugTaken(slug) => Self::SlugTaken(slug),
+            other => Self::Db(Arc::new(other)),
+        }
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// One listing page as shown.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub page: PageNumber,
+    pub movies: Vec<Movie>,
+    /// Films in the whole catalog.
+    pub total: i64,
+    pub has_next: bool,
+    /// Films per page.
+    pub size: u32,
+}
+
+impl Listing {
+    /// How many films come before this page's first.
+    pub fn offset(&self) -> u64 {
+        self.page.offset(self.size)
+    }
+}
+
+/// What the readiness check reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub database: bool,
+    pub cache: CacheHealth,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheHealth {
+    /// `REDIS_URL=off`.
+    Off,
+    Up,
+    Down,
+}
+
+/// Films read from the database with the catalog stamp they belong to.
+struct Rows {
+    stamp: Stamp,
+    movies: Vec<Movie>,
+}
+
+#[derive(Clone)]
+pub struct MovieService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    cache: Cache,
+    deferred: Deferred,
+    page_size: u32,
+    pages: ReadThrough<u32, Rows>,
+    /// Keyed by the slugs read, comma-joined.
+    movies: ReadThrough<String, Rows>,
+}
+
+impl MovieService {
+    pub fn new(db: Db, cache: Cache, deferred: Deferred, stats: Arc<Stats>, page_size: u32) -> Self {
+        let pages = ReadThrough::new(cache.clone(), deferred.clone(), stats.clone());
+        let movies = ReadThrough::new(cache.clone(), deferred.clone(), stats);
+        Self { inner: Arc::new(Inner { db, cache, deferred, page_size, pages, movies }) }
+    }
+
+    /// Listing page `page`; `None` past the end.
+    pub async fn page(&self, page: PageNumber) -> Result<Option<Listing>> {
+        let look = || async move {
+            let found = match self.inner.cache.page(page.get()).await {
+                Ok(Some(slugs)) => self.page_from_slugs(page, slugs).await?,
+                _ => None,
+            };
+            Ok(found.map_or(Lookup::Miss(()), |listing| Lookup::Hit(Some(listing))))
+        };
+        let pick = |rows: &Rows| self.listing(page, rows.movies.clone(), rows.stamp.movie_count);
+        self.inner.pages.get(&page.get(), look, |()| self.load_page(page), pick).await
+    }
+
+    /// One film; `None` when there is no film with that slug.
+    pub async fn movie(&self, slug: &Slug) -> Result<Option<Movie>> {
+        let look = || async move {
+            Ok(match self.inner.cache.movie(slug.as_str()).await {
+                Ok(MovieEntry::Movie(m)) => Lookup::Hit(Some(*m)),
+                Ok(MovieEntry::Gone) => Lookup::Hit(None),
+                Ok(MovieEntry::Missing { corrupt }) => Lookup::Miss(corrupt),
+                Err(_) => Lookup::Miss(false),
+            })
+        };
+        let load = |corrupt| self.load_movies(vec![(slug.to_string(), corrupt)]);
+        self.inner.movies.get(&slug.to_string(), look, load, |rows| rows.movies.first().cloned()).await
+    }
+
+    /// A page whose slugs came from the cache: the films from one MGET, what is missing from one
+    /// query. `None` when the cache could not be read, so the caller falls back to the database.
+    async fn page_from_slugs(&self, page: PageNumber, slugs: Vec<String>) -> Result<Option<Listing>> {
+        let Ok((stamp, entries)) = self.inner.cache.page_movies(&slugs).await else {
+            return Ok(None);
+        };
+        let mut movies = Vec::with_capacity(entries.len());
+        let mut wanted = Vec::new();
+        for (slug, entry) in slugs.into_iter().zip(entries) {
+            match entry {
+                MovieEntry::Movie(m) => movies.push(Some(*m)),
+                MovieEntry::Gone => movies.push(None),
+                MovieEntry::Missing { corrupt } => {
+                    movies.push(None);
+                    wanted.push((movies.len() - 1, slug, corrupt));
+                }
+            }
+        }
+        let total = match stamp {
+            Some(stamp) if wanted.is_empty() => stamp.movie_count,
+            _ => {
+                let key = wanted.iter().map(|(_, slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
+                let asked = wanted.iter().map(|(_, slug, corrupt)| (slug.clone(), *corrupt)).collect();
+                // without an epoch a read always runs
+                let Some(read) = self.inner.movies.load(&key, None, || self.load_movies(asked)).await else {
+                    return Ok(None);
+                };
+                let read = read?;
+                for (at, slug, _) in &wanted {
+                    if let Some(slot) = movies.get_mut(*at) {
+                        *slot = read.movies.iter().find(|m| &m.slug == slug).cloned();
+                    }
+                }
+                read.stamp.movie_count
+            }
+        };
+        Ok(self.listing(page, movies.into_iter().flatten().collect(), total))
+    }
+
+    fn listing(&self, page: PageNumber, movies: Vec<Movie>, total: i64) -> Option<Listing> {
+        if movies.is_empty() {
+            return None;
+        }
+        let size = self.inner.page_size;
+        let end = page.offset(size) + u64::from(size);
+        let has_next = u64::try_from(total).is_ok_and(|t| t > end);
+        Some(Listing { page, movies, total, has_next, size })
+    }
+
+    /// The database read of a page, and the write that stores its slugs, films and stamp.
+    fn load_page(&self, page: PageNumber) -> impl Future<Output = Result<Loaded<Rows>>> + Send + 'static {
+        let (db, size) = (self.inner.db.clone(), self.inner.page_size);
+        async move {
+            let (stamp, movies) = db.page(page, size).await?;
+            let write = (!movies.is_empty()).then(|| {
+                let mut batch = WriteBatch::default();
+                let slugs: Vec<&str> = movies.iter().map(|m| m.slug.as_str()).collect();
+                batch.page(page.get(), &slugs, stamp.order_version);
+                for movie in &movies {
+                    batch.movie(movie, false);
+                }
+                batch.stamp(stamp);
+                batch
+            });
+            Ok(Loaded { value: Rows { stamp, movies }, write })
+        }
+    }
+
+    /// The database read of some films (each with whether its cache entry was unreadable), and
+    /// the write that stores them, or remembers the slugs with no film as gone.
+    fn load_movies(&self, wanted: Vec<(String, bool)>) -> impl Future<Output = Result<Loaded<Rows>>> + Send + 'static {
+        let db = self.inner.db.clone();
+        async move {
+            let slugs: Vec<&str> = wanted.iter().map(|(s, _)| s.as_str()).collect();
+            let (stamp, movies) = db.movies(&slugs).await?;
+            let mut batch = WriteBatch::default();
+            for (slug, corrupt) in &wanted {
+                match movies.iter().find(|m| &m.slug == slug) {
+                    Some(movie) => batch.movie(movie, *corrupt),
+                    None => batch.gone(slug, stamp.version),
+                }
+            }
+            batch.stamp(stamp);
+            Ok(Loaded { value: Rows { stamp, movies }, write: Some(batch) })
+        }
+    }
+
+    pub async fn create(&self, new: NewMovie) -> Result<Movie> {
+        let (movie, stamp) = self.inner.db.create(new).await?;
+        let mut batch = WriteBatch::default();
+        batch.movie(&movie, false);
+        batch.stamp(stamp);
+        self.after_write(&movie.slug, batch, true).await;
+        Ok(movie)
+    }
+
+    /// `None` when there is no such film.
+    pub async fn update(&self, slug: &Slug, patch: &MoviePatch) -> Result<Option<Updated>> {
+        let Some(updated) = self.inner.db.update(slug, patch).await? else {
+            return Ok(None);
+        };
+        if !updated.changed.is_empty() {
+            let mut batch = WriteBatch::default();
+            batch.movie(&updated.movie, false);
+            batch.stamp(updated.stamp);
+            self.after_write(slug.as_str(), batch, updated.changed.contains(&"release_date")).await;
+        }
+        Ok(Some(updated))
+    }
+
+    /// `false` when there was no such film.
+    pub async fn delete(&self, slug: &Slug) -> Result<bool> {
+        let Some(stamp) = self.inner.db.delete(slug).await? else {
+            return Ok(false);
+        };
+        let mut batch = WriteBatch::default();
+        batch.gone(slug.as_str(), stamp.version);
+        batch.stamp(stamp);
+        self.after_write(slug.as_str(), batch, true).await;
+        Ok(true)
+    }
+
+    /// After a database write: forget the reads it made stale, refresh the film and stamp keys and,
+    /// when the listing changed, sweep the page keys, all before the writer gets its answer. When
+    /// Redis does not take it, a background task keeps trying for a while.
+    async fn after_write(&self, slug: &str, batch: WriteBatch, listing_changed: bool) {
+        // page reads carry films too, so both kinds of read under way are stale now
+        self.inner.movies.forget_all();
+        self.inner.pages.forget_all();
+        if !self.inner.cache.is_enabled() {
+            return;
+        }
+        let slug = slug.to_owned();
+        if apply(&self.inner.cache, &batch, listing_changed).await {
+            return;
+        }
+        tracing::warn!(slug, "cache not refreshed after a write; retrying in the background");
+        let cache = self.inner.cache.clone();
+        self.inner.deferred.defer(Box::pin(async move {
+            for _ in 0..60 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if apply(&cache, &batch, listing_changed).await {
+                    return Outcome::Written;
+                }
+            }
+            tracing::error!(slug, "cache could not be refreshed after a write");
+            Outcome::Failed
+        }));
+    }
+
+    /// Whether the database answers (within 2 s) and how the cache is.
+    pub async fn health(&self) -> Health {
+        let db = tokio::time::timeout(Duration::from_secs(2), self.inner.db.ping()).await;
+        let cache = if !self.inner.cache.is_enabled() {
+            CacheHealth::Off
+        } else if self.inner.cache.ping().await.is_ok() {
+            CacheHealth::Up
+        } else {
+            CacheHealth::Down
+        };
+        Health { database: matches!(db, Ok(Ok(()))), cache }
+    }
+
+    /// Closes the database pool (at shutdown, after the last request).
+    pub async fn close(&self) {
+        self.inner.db.close().await;
+    }
+
+    /// Test hook: holds every database read of pages and films after it returns, until the
+    /// semaphore gives a permit, so a test can replay a read that fetched an old row and is
+    /// written back after a newer write.
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_reads(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
+        self.inner.db.hold_reads(gate);
+    }
+}
+
+async fn apply(cache: &Cache, batch: &WriteBatch, listing_changed: bool) -> bool {
+    if cache.write(batch).await.is_err() {
+        return false;
+    }
+    !listing_changed || cache.drop_pages().await.is_ok()
+}
