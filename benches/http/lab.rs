@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use marquee::movies::Movie;
 
-use crate::servers::REDIS;
+/// The Redis every server of the bench and the bench itself use.
+pub const REDIS: &str = "redis://127.0.0.1:6379";
 
 pub type Conn = MultiplexedConnection;
 
