@@ -16,6 +16,7 @@
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
 
 mod client;
+mod design;
 mod heading;
 mod lab;
 mod opts;
@@ -101,7 +102,7 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         backend_phase(opts, janitor, &tmp, backend, &mut rows, &mut profile).await?;
     }
     eprintln!("[{:>5.0} s] Redis: the design's open questions", started.elapsed().as_secs_f64());
-    design_rows(opts, janitor, &mut rows).await?;
+    design::rows(opts, janitor, &mut rows).await?;
     if opts.million {
         for backend in opts.backends() {
             eprintln!(
@@ -754,50 +755,6 @@ async fn backend_phase(
     drop(on);
     drop(off);
     lab::unlink_prefix(&mut redis, &prefix).await?;
-    Ok(())
-}
-
-async fn design_rows(o: &Opts, j: &Janitor, rows: &mut Vec<Row>) -> Result<()> {
-    let prefix = j.prefix("lab");
-    let d = lab::design(&prefix, if o.quick { 0.5 } else { 1.5 }, o.rounds).await?;
-    let scope = "Redis · design";
-    rows.push(
-        Row::new(scope, format!("(a) bytes per film, {} films (MEMORY USAGE)", thousands(d.films as f64)))
-            .ours(format!("JSON string: {:.0} B", d.json_bytes))
-            .other(format!("hash: {:.0} B ({:.0}% listpack)", d.hash_bytes, d.hash_listpack_share * 100.0))
-            .ratio_text(format!("hash/JSON {}", times(d.hash_bytes / d.json_bytes))),
-    );
-    let find = |r: lab::Read| d.reads.iter().find(|(w, _)| *w == r).map(|(_, f)| *f).unwrap_or_default();
-    let (jm, jc, h) = (find(lab::Read::JsonMovie), find(lab::Read::JsonCard), find(lab::Read::Hash));
-    let fig = |f: lab::ReadFigures| {
-        format!(
-            "{} pages/s · {:.0} µs alone · Redis CPU {:.0} µs/page · client CPU {:.0} µs/page",
-            thousands(f.pages_per_sec),
-            f.seq_us,
-            f.redis_cpu_us,
-            f.client_cpu_us
-        )
-    };
-    rows.push(
-        Row::new(scope, "(a) read 24 cards: MGET + JSON decode (today) vs 24 HMGETs of 7 fields in a pipeline")
-            .ours(format!("JSON: {}", fig(jm)))
-            .other(format!("hash: {}", fig(h)))
-            .ratio_text(format!("hash/JSON {}", times(h.pages_per_sec / jm.pages_per_sec))),
-    );
-    rows.push(
-        Row::new(scope, "(a) the same MGET decoding only the card's fields")
-            .ours(format!("JSON, card fields: {}", fig(jc)))
-            .other(format!("JSON, whole film: {} pages/s", thousands(jm.pages_per_sec)))
-            .ratio(jc.pages_per_sec / jm.pages_per_sec),
-    );
-    for (n, [set_ex, mset, cas]) in &d.writes {
-        rows.push(
-            Row::new(scope, format!("(b) write {n} films: pipeline of SET … EX vs MSET + EXPIREs"))
-                .ours(format!("SET EX: {}", ms(*set_ex)))
-                .other(format!("MSET+EXPIRE: {} · EVALSHA compare-and-set (today): {}", ms(*mset), ms(*cas)))
-                .ratio_text(format!("MSET/SET {} · CAS/SET {}", times(mset / set_ex), times(cas / set_ex))),
-        );
-    }
     Ok(())
 }
 
