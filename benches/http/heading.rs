@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::CONNS;
+use crate::common::CONNS;
 use crate::opts::Opts;
 
 fn sh(cmd: &str, args: &[&str]) -> String {
