@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, ScanOptions};
 
 use marquee::movies::Movie;
 
@@ -24,21 +24,36 @@ pub async fn connect() -> Result<Conn> {
 
 /// UNLINKs every key starting with `prefix` (SCAN MATCH, COUNT 1000). Returns how many.
 pub async fn unlink_prefix(c: &mut Conn, prefix: &str) -> Result<u64> {
-    let pattern = format!("{prefix}*");
-    let mut cursor = 0u64;
+    scan_unlink(c, &format!("{prefix}*"), 1000).await
+}
+
+/// SCANs the keyspace for `pattern`, COUNT `count`, and UNLINKs the keys found as the scan goes,
+/// `count` keys at a time (the iterator holds `c`; the UNLINKs go on a clone of it, one command
+/// after another). Returns how many.
+async fn scan_unlink(c: &mut Conn, pattern: &str, count: usize) -> Result<u64> {
+    let mut unlink = c.clone();
+    let mut keys = c.scan_options::<String>(ScanOptions::default().with_pattern(pattern).with_count(count)).await?;
+    let mut found = Vec::with_capacity(count);
     let mut n = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(c).await?;
-        if !keys.is_empty() {
-            n += keys.len() as u64;
-            redis::cmd("UNLINK").arg(&keys).query_async::<()>(c).await?;
+    while let Some(key) = keys.next_item().await {
+        found.push(key?);
+        if found.len() == count {
+            n += unlink_all(&mut unlink, &mut found).await?;
         }
-        if next == 0 {
-            return Ok(n);
-        }
-        cursor = next;
     }
+    n += unlink_all(&mut unlink, &mut found).await?;
+    Ok(n)
+}
+
+/// UNLINKs `keys` (if any) and empties it. Returns how many.
+async fn unlink_all(c: &mut Conn, keys: &mut Vec<String>) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    redis::cmd("UNLINK").arg(&*keys).query_async::<()>(c).await?;
+    let n = keys.len() as u64;
+    keys.clear();
+    Ok(n)
 }
 
 /// Redis's own view of what one server sends: a MONITOR connection counting the commands that
@@ -117,6 +132,8 @@ pub async fn memory_usage(c: &mut Conn, keys: &[String]) -> Result<f64> {
 
 /// marquee's own sweep, replayed from outside: SSCAN the set of page keys (COUNT 100), each
 /// step's keys UNLINKed and SREMed in one pipeline. Returns the time and the keys swept.
+// A cursor loop of its own: the redis crate's `sscan`/`sscan_match` take no COUNT (only SCAN has
+// `scan_options`), and its iterator does not show where one step ends.
 pub async fn sweep_set(c: &mut Conn, set: &str) -> Result<(Duration, u64)> {
     let start = Instant::now();
     let mut cursor = 0u64;
@@ -138,24 +155,12 @@ pub async fn sweep_set(c: &mut Conn, set: &str) -> Result<(Duration, u64)> {
     }
 }
 
-/// The plain design: `SCAN MATCH {prefix}movies:page:* COUNT 100` over the whole keyspace, each
-/// step's keys UNLINKed.
+/// The plain design: `SCAN MATCH {prefix}movies:page:* COUNT 100` over the whole keyspace, the
+/// keys found UNLINKed 100 at a time as the scan goes. Returns the time and the keys swept.
 pub async fn sweep_scan(c: &mut Conn, pattern: &str) -> Result<(Duration, u64)> {
     let start = Instant::now();
-    let mut cursor = 0u64;
-    let mut n = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(100).query_async(c).await?;
-        if !keys.is_empty() {
-            n += keys.len() as u64;
-            redis::cmd("UNLINK").arg(&keys).query_async::<()>(c).await?;
-        }
-        if next == 0 {
-            return Ok((start.elapsed(), n));
-        }
-        cursor = next;
-    }
+    let n = scan_unlink(c, pattern, 100).await?;
+    Ok((start.elapsed(), n))
 }
 
 pub async fn dbsize(c: &mut Conn) -> Result<u64> {
