@@ -3,144 +3,17 @@
 //! under load; writes racing reads. What an operator would check: status codes, latencies, what
 //! Redis holds afterwards, and that the app recovers by itself.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpStream;
 
 use crate::both;
 use crate::helpers::{Backend, REDIS, Setup, TOKEN, TestApp, TestDb, card_slugs, redis_conn, unique};
 use crate::redis_server::{RedisServer, free_port, signal};
-
-/// One request of a load: a path, asked as htmx does (the fragment) or not.
-#[derive(Debug, Clone)]
-struct Target {
-    path: String,
-    fragment: bool,
-}
-
-/// Listing pages 1..=`pages` (whole and fragment) and the detail page of every film on them.
-async fn targets(app: &TestApp, pages: u32) -> Vec<Target> {
-    let mut out = Vec::new();
-    for n in 1..=pages {
-        let path = format!("/movies?page={n}");
-        let (status, html) = app.get_text(&path).await;
-        assert_eq!(status, StatusCode::OK, "{path}");
-        for slug in card_slugs(&html) {
-            out.push(Target { path: format!("/movies/{slug}"), fragment: false });
-        }
-        out.push(Target { path: path.clone(), fragment: false });
-        out.push(Target { path, fragment: true });
-    }
-    out.push(Target { path: "/".into(), fragment: false });
-    out
-}
-
-/// What a load saw.
-#[derive(Debug, Default)]
-struct Tally {
-    requests: u64,
-    /// (path, status) of every answer that was not 200.
-    not_ok: Vec<(String, u16)>,
-    /// Requests that got no HTTP answer at all.
-    transport_errors: Vec<String>,
-    max_latency: Duration,
-    slowest: String,
-}
-
-impl Tally {
-    fn merge(&mut self, other: Tally) {
-        self.requests += other.requests;
-        self.not_ok.extend(other.not_ok);
-        self.transport_errors.extend(other.transport_errors);
-        if other.max_latency > self.max_latency {
-            self.max_latency = other.max_latency;
-            self.slowest = other.slowest;
-        }
-    }
-
-    fn server_errors(&self) -> Vec<&(String, u16)> {
-        self.not_ok.iter().filter(|(_, s)| *s >= 500).collect()
-    }
-
-    /// Every request answered 200, none slower than `bound`.
-    fn assert_all_ok_within(&self, bound: Duration) {
-        assert!(self.transport_errors.is_empty(), "requests without an answer: {:?}", self.transport_errors);
-        assert!(self.server_errors().is_empty(), "5xx answers: {:?}", self.server_errors());
-        assert!(self.not_ok.is_empty(), "answers other than 200: {:?}", self.not_ok);
-        assert!(
-            self.max_latency < bound,
-            "slowest request took {:?} (> {bound:?}): {}",
-            self.max_latency,
-            self.slowest
-        );
-    }
-}
-
-/// `clients` tasks, each looping over the targets (from its own offset) until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<Tally>>,
-}
-
-impl Load {
-    fn start(base: &str, targets: &[Target], clients: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..clients)
-            .map(|i| {
-                let (stop, base, targets) = (stop.clone(), base.to_owned(), targets.to_vec());
-                tokio::spawn(async move {
-                    let client =
-                        reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
-                    let mut tally = Tally::default();
-                    let mut n = i * 7;
-                    while !stop.load(Ordering::Relaxed) {
-                        let target = &targets[n % targets.len()];
-                        n += 1;
-                        let mut req = client.get(format!("{base}{}", target.path));
-                        if target.fragment {
-                            req = req.header("HX-Request", "true");
-                        }
-                        let started = Instant::now();
-                        let answer = match req.send().await {
-                            Ok(r) => {
-                                let status = r.status();
-                                r.bytes().await.map(|_| status)
-                            }
-                            Err(e) => Err(e),
-                        };
-                        let took = started.elapsed();
-                        tally.requests += 1;
-                        if took > tally.max_latency {
-                            tally.max_latency = took;
-                            tally.slowest = target.path.clone();
-                        }
-                        match answer {
-                            Ok(StatusCode::OK) => {}
-                            Ok(status) => tally.not_ok.push((target.path.clone(), status.as_u16())),
-                            Err(e) => tally.transport_errors.push(format!("{}: {e}", target.path)),
-                        }
-                    }
-                    tally
-                })
-            })
-            .collect();
-        Self { stop, tasks }
-    }
-
-    async fn finish(self) -> Tally {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = Tally::default();
-        for task in self.tasks {
-            total.merge(task.await.expect("load task"));
-        }
-        total
-    }
-}
+use crate::support::load::{Load, Target, targets};
+use crate::support::proxy::Proxy;
 
 /// Polls `check` every 50 ms until it holds; false when `limit` passes first.
 async fn eventually<F: Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
@@ -423,50 +296,6 @@ async fn corrupted_entry(spoil: Spoil) {
     let now = app.stats();
     assert_eq!(now.db_queries, after_settle.db_queries, "{spoil:?}: the rewritten entries are served from Redis");
     assert_eq!(now.redis_errors, before.redis_errors, "{spoil:?}: a bad entry is not a Redis outage: {now:?}");
-}
-
-/// A TCP proxy in front of PostgreSQL that the test can cut (every connection dropped, new ones
-/// refused) and restore, on the same port.
-struct Proxy {
-    port: u16,
-    target: SocketAddr,
-    accept: Option<JoinHandle<()>>,
-    conns: Arc<std::sync::Mutex<JoinSet<()>>>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let mut proxy = Self { port: free_port(), target, accept: None, conns: Arc::default() };
-        proxy.up().await;
-        proxy
-    }
-
-    async fn up(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("proxy port");
-        let (target, conns) = (self.target, self.conns.clone());
-        self.accept = Some(tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let task = async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                };
-                if let Ok(mut set) = conns.lock() {
-                    set.spawn(task);
-                }
-            }
-        }));
-    }
-
-    /// Closes the listening socket and every proxied connection, and waits until they are gone.
-    async fn down(&mut self) {
-        if let Some(accept) = self.accept.take() {
-            accept.abort();
-            let _ = accept.await;
-        }
-        let mut set = std::mem::take(&mut *self.conns.lock().expect("proxy connections"));
-        set.shutdown().await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use marquee::db::Db;
 use marquee::deferred::Deferred;
 use marquee::service::MovieService;
 use marquee::stats::{Snapshot, Stats};
+use redis::{AsyncCommands, ScanOptions};
 use reqwest::StatusCode;
 
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -304,26 +305,9 @@ impl Drop for TestApp {
                 rt.block_on(async move {
                     let Ok(client) = redis::Client::open(REDIS) else { return };
                     let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
-                    let mut cursor = 0u64;
-                    loop {
-                        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(format!("{prefix}*"))
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut conn)
-                            .await
-                        else {
-                            return;
-                        };
-                        if !keys.is_empty() {
-                            let _: Result<(), _> = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
-                        }
-                        if next == 0 {
-                            return;
-                        }
-                        cursor = next;
+                    let Ok(keys) = try_scan(&mut conn, &format!("{prefix}*")).await else { return };
+                    for chunk in keys.chunks(1000) {
+                        let _: Result<(), _> = redis::cmd("UNLINK").arg(chunk).query_async(&mut conn).await;
                     }
                 });
             }
@@ -334,26 +318,20 @@ impl Drop for TestApp {
 
 /// Every key matching the SCAN pattern, sorted.
 pub async fn scan(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .expect("scan");
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let mut keys = try_scan(conn, pattern).await.expect("scan");
     keys.sort();
     keys
+}
+
+/// Every key matching the SCAN pattern (COUNT 1000), in SCAN's order.
+async fn try_scan(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let options = ScanOptions::default().with_pattern(pattern).with_count(1000);
+    let mut iter = conn.scan_options::<String>(options).await?;
+    let mut keys = Vec::new();
+    while let Some(key) = iter.next_item().await {
+        keys.push(key?);
+    }
+    Ok(keys)
 }
 
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {

@@ -16,7 +16,6 @@ use crate::lab;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_marquee");
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-pub const REDIS: &str = "redis://127.0.0.1:6379";
 pub const TOKEN: &str = "bench-admin-token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +193,7 @@ impl Server {
         let mut cmd = command(spec.db);
         cmd.arg("serve")
             .env("LISTEN_ADDR", addr.to_string())
-            .env("REDIS_URL", spec.prefix.map_or("off", |_| REDIS))
+            .env("REDIS_URL", spec.prefix.map_or("off", |_| lab::REDIS))
             .env("CACHE_PREFIX", spec.prefix.unwrap_or(""))
             .env("ADMIN_TOKEN", TOKEN)
             .env("STATIC_DIR", spec.static_dir)

@@ -1,0 +1,75 @@
+//! What surrounds the table: its heading (date, commit, machine, load) and the notes under it.
+
+use std::process::Command;
+
+use crate::common::CONNS;
+use crate::opts::Opts;
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Date, commit and machine, for the table's heading.
+pub fn heading(opts: &Opts) -> String {
+    let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let commit = sh("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]);
+    let dirty =
+        !sh("git", &["-C", env!("CARGO_MANIFEST_DIR"), "status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_kb: f64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let redis_version = sh("redis-cli", &["info", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:").map(str::to_owned))
+        .unwrap_or_default();
+    let wrk_version = sh("sh", &["-c", "wrk -v 2>&1 | head -1"]);
+    format!(
+        "marquee HTTP bench, {date}, commit {commit}{}\n\
+         machine: {cpu}, nproc {}, {:.0} GiB RAM, Linux {}, load average at start {}\n\
+         Redis {redis_version}, PostgreSQL {}, {wrk_version}; server and load generator share the machine\n\
+         load: wrk -t2 -c{CONNS} -d{}s --latency, {} alternating round(s) per comparison, medians{}",
+        if dirty { " (with uncommitted changes)" } else { "" },
+        sh("nproc", &[]),
+        mem_kb / 1024.0 / 1024.0,
+        sh("uname", &["-r"]),
+        load.join(" "),
+        sh("sh", &["-c", "psql -h 127.0.0.1 -U postgres -d test -tAc 'show server_version' 2>/dev/null"]),
+        opts.secs,
+        opts.rounds,
+        if opts.quick { " (QUICK smoke run: figures are indicative only)" } else { "" },
+    )
+}
+
+pub const NOTES: &str = "\
+- Rates and latencies come from wrk (keep-alive, 64 connections, URLs rotated by a Lua script: listing pages 1–40, \
+the same with `HX-Request: true`, 200 detail slugs). \"Cache off\" is a second server on the same database with \
+`REDIS_URL=off`; the static ceiling is a file of the warm page's size served by the cache-on server from `STATIC_DIR`.
+- Cold and partial-miss figures come from the bench's own client: every listing page requested exactly once, 64 at \
+a time, after removing every key under the server's prefix (cold) or a third of each page's film keys (partial). \
+The warm and cache-off sweeps beside them use the same client, so those ratios compare like with like.
+- Per-request figures: the server's /metrics counters (marquee_redis_commands_total, \
+marquee_redis_round_trips_total, marquee_db_queries_total) around a known number of sequential requests, \
+after the deferred cache writes have finished. The cross-check is Redis's own view over the same window: a \
+MONITOR connection counting the commands on keys under the server's prefix, at top level and inside the \
+compare-and-set scripts (INFO commandstats would also count the other users of this shared Redis).
+- Redis timeouts: calls that took over REDIS_TIMEOUT_MS (50 ms) on the server's single multiplexed connection; each \
+one is served from the database and turns the cache off for 500 ms. They appear beside the runs they happened in.
+- Invalidation: PUT /api/movies/{slug} changing release_date, timed by the client end to end (database write, \
+film and meta keys, sweep of the page keys). The plain design (SCAN MATCH prefix:movies:page:* COUNT 100 + UNLINK) \
+and marquee's own sweep (SSCAN of the page-key set COUNT 100 + UNLINK/SREM) are also timed from the bench, \
+on the same keyspace, alternating.";

@@ -1,0 +1,72 @@
+//! The bench's options (after `--`; see main.rs).
+
+use anyhow::{Context, Result, bail};
+
+use crate::servers::Backend;
+
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub million: bool,
+    /// Films in the big part (1,000,000; `--films N` to try it smaller).
+    pub big: u64,
+    pub quick: bool,
+    /// `perf record` the cache-on server during one extra warm-listing run (first backend).
+    pub profile: bool,
+    pub only: Option<Backend>,
+    pub secs: u32,
+    pub rounds: usize,
+    pub write: bool,
+}
+
+impl Opts {
+    pub fn parse() -> Result<Option<Self>> {
+        // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it
+        if !std::env::args().any(|a| a == "--bench") {
+            eprintln!("the HTTP bench runs with `cargo bench --bench http`; nothing to do here");
+            return Ok(None);
+        }
+        let mut o = Self {
+            million: false,
+            big: 1_000_000,
+            quick: false,
+            profile: false,
+            only: None,
+            secs: 5,
+            rounds: 3,
+            write: true,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--million" => o.million = true,
+                "--quick" => {
+                    o.quick = true;
+                    o.secs = 2;
+                    o.rounds = 1;
+                }
+                "--no-write" => o.write = false,
+                "--profile" => o.profile = true,
+                "--only" => {
+                    o.only = match args.next().as_deref() {
+                        Some("sqlite") => Some(Backend::Sqlite),
+                        Some("postgres") => Some(Backend::Postgres),
+                        other => bail!("--only sqlite|postgres, got {other:?}"),
+                    }
+                }
+                "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,
+                "--films" => o.big = args.next().and_then(|s| s.parse().ok()).context("--films N")?,
+                "--rounds" => o.rounds = args.next().and_then(|s| s.parse().ok()).context("--rounds N")?,
+                _ => {} // --bench, and cargo's filters
+            }
+        }
+        Ok(Some(o))
+    }
+
+    pub fn backends(&self) -> Vec<Backend> {
+        [Backend::Sqlite, Backend::Postgres].into_iter().filter(|b| self.only.is_none_or(|o| o == *b)).collect()
+    }
+
+    pub fn reps(&self, full: usize) -> usize {
+        if self.quick { full.div_ceil(3) } else { full }
+    }
+}

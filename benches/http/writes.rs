@@ -1,0 +1,96 @@
+//! Writes: a PUT that changes a film's release_date, timed end to end (the database write, the
+//! film and meta keys, the sweep of the page keys), and the two sweeps alone timed from the bench
+//! (marquee's set of page keys against the plain design's SCAN). The million-film part reuses
+//! the helpers.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+
+use crate::client::{self, Conn};
+use crate::common::{max, median, secs_ms};
+use crate::fixture::Fixture;
+use crate::lab;
+use crate::opts::Opts;
+use crate::report::{Row, Verdict, ms, thousands, times};
+use crate::servers::TOKEN;
+
+/// Deferred writes done, and past the cache's back-off (500 ms after a Redis timeout), so that a
+/// timed write meets a cache that is being asked.
+pub async fn quiet(addr: SocketAddr) -> Result<()> {
+    client::settle(addr).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    Ok(())
+}
+
+pub fn unswept_note(n: usize) -> String {
+    if n == 0 { String::new() } else { format!("; {n} PUT(s) returned before the sweep (Redis timed out)") }
+}
+
+/// A PUT on a fresh connection (the server closes idle ones after 10 s); only the request is timed.
+pub async fn put_date(addr: SocketAddr, slug: &str, date: &str) -> Result<Duration> {
+    let mut conn = Conn::open(addr).await?;
+    let body = format!(r#"{{"release_date":"{date}"}}"#);
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let start = Instant::now();
+    let r = conn.send("PUT", &format!("/api/movies/{slug}"), &headers, body.as_bytes()).await?;
+    let took = start.elapsed();
+    if r.status != 200 {
+        bail!("PUT {slug}: status {}: {}", r.status, r.text());
+    }
+    Ok(took)
+}
+
+pub async fn release_date(addr: SocketAddr, slug: &str) -> Result<String> {
+    let r = client::get(addr, &format!("/api/movies/{slug}")).await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+    v.get("release_date").and_then(|d| d.as_str()).map(str::to_owned).ok_or_else(|| anyhow!("no release_date"))
+}
+
+pub async fn scard(redis: &mut lab::Conn, key: &str) -> Result<u64> {
+    Ok(redis::cmd("SCARD").arg(key).query_async(redis).await?)
+}
+
+/// The invalidation row of the embedded films: a PUT that changes release_date sweeps the page keys.
+pub async fn invalidation(o: &Opts, f: &Fixture, redis: &mut lab::Conn, rows: &mut Vec<Row>) -> Result<()> {
+    let Fixture { prefix, keys, on, total, slugs, all_pages, .. } = f;
+    let scope = f.scope.as_str();
+    eprintln!("  invalidation");
+    let slug = slugs.first().cloned().ok_or_else(|| anyhow!("no slug"))?;
+    let original = release_date(on.addr, &slug).await?;
+    let (mut puts, mut cached, mut unswept) = (Vec::new(), 0, 0);
+    for rep in 0..o.reps(7) {
+        client::sweep(on.addr, all_pages, &[], 64).await?;
+        quiet(on.addr).await?;
+        cached = scard(redis, &keys.pages()).await?;
+        puts.push(secs_ms(put_date(on.addr, &slug, if rep % 2 == 0 { "2001-01-01" } else { "2001-01-02" }).await?));
+        unswept += usize::from(scard(redis, &keys.pages()).await? != 0);
+    }
+    let (mut set_t, mut scan_t) = (Vec::new(), Vec::new());
+    let keyspace = lab::dbsize(redis).await?;
+    for _ in 0..o.reps(7) {
+        client::sweep(on.addr, all_pages, &[], 64).await?;
+        client::settle(on.addr).await?;
+        set_t.push(secs_ms(lab::sweep_set(redis, &keys.pages()).await?.0));
+        client::sweep(on.addr, all_pages, &[], 64).await?;
+        client::settle(on.addr).await?;
+        scan_t.push(secs_ms(lab::sweep_scan(redis, &format!("{prefix}movies:page:*")).await?.0));
+        redis::cmd("DEL").arg(keys.pages()).query_async::<()>(redis).await?;
+    }
+    put_date(on.addr, &slug, &original).await?;
+    rows.push(
+        Row::new(scope, format!("invalidation: PUT release_date, {cached} page keys + {total} films cached"))
+            .ours(format!("{} median (max {}){}", ms(median(&puts)), ms(max(&puts)), unswept_note(unswept)))
+            .other(format!(
+                "sweep alone, from the bench: set {} vs plain SCAN {} ({} keys in Redis)",
+                ms(median(&set_t)),
+                ms(median(&scan_t)),
+                thousands(keyspace as f64)
+            ))
+            .ratio_text(format!("plain/set {}", times(median(&scan_t) / median(&set_t))))
+            .target("< 50 ms at 1M (see below)", Verdict::Info),
+    );
+    Ok(())
+}
