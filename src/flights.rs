@@ -13,6 +13,8 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 type Flight<V, E> = Shared<BoxFuture<'static, Result<Arc<V>, E>>>;
 type Map<K, V, E> = HashMap<K, (u64, Instant, Flight<V, E>)>;
+/// What a run gives: the read's result and who ran it.
+type Ran<V, E> = (Result<Arc<V>, E>, Role);
 
 /// A finished read is joinable for this long at most: its result normally reaches the cache (and
 /// the flight is released) within milliseconds; one whose write-back never came is not reused.
@@ -54,13 +56,7 @@ where
     /// see to `release(key, flight_id)` once its result is in the cache (or failed to get there).
     /// `None` (nothing started) when there is no flight but one was released since `seen`: the
     /// caller should look in the cache again first.
-    #[allow(clippy::type_complexity)]
-    pub async fn run<F>(
-        &self,
-        key: &K,
-        seen: Option<u64>,
-        start: impl FnOnce(u64) -> F,
-    ) -> Option<(Result<Arc<V>, E>, Role)>
+    pub async fn run<F>(&self, key: &K, seen: Option<u64>, start: impl FnOnce(u64) -> F) -> Option<Ran<V, E>>
     where
         F: Future<Output = Result<Arc<V>, E>> + Send + 'static,
         V: Send + Sync + 'static,
@@ -182,7 +178,7 @@ mod tests {
     async fn a_release_since_the_cache_was_read_sends_the_caller_back_to_it() {
         let flights: Flights<u32, u32, ()> = Flights::default();
         let seen = flights.epoch();
-        let (_, _) = flights.run(&1, None, |id| async move { Ok(Arc::new(id as u32)) }).await.unwrap();
+        let (_, _) = flights.run(&1, None, |id| async move { Ok(Arc::new(u32::try_from(id).unwrap())) }).await.unwrap();
         flights.release(&1, 1);
         assert!(flights.run(&1, Some(seen), |_| async { Ok(Arc::new(2)) }).await.is_none());
         assert!(flights.run(&1, Some(flights.epoch()), |_| async { Ok(Arc::new(2)) }).await.is_some());

@@ -1,12 +1,17 @@
 //! marquee: a server-rendered movie catalog whose reads go through a normalized Redis cache.
 //! The modules, in the order a request meets them:
 
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests may fail loudly"))]
+// Every dependency is the library's (the binary and the tests only add the ones they name); the
+// unit tests are left out, since they also see the dev-dependencies.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 /// Builds the application from its config, serves it, shuts it down gracefully.
 pub mod app;
 /// Redis: key layout, MGET, pipelined compare-and-set writes, page sweeps, fail-open.
 pub mod cache;
+/// The command line: subcommands and what each does.
+pub mod cli;
 /// `Config::from_env`: every setting, read once at start.
 pub mod config;
 /// The real dataset (embedded) and synthetic films for load tests.

@@ -1,36 +1,11 @@
-use std::path::PathBuf;
+//! The binary: parse the command line, read the config, start logging and the runtime, run.
+
 use std::process::ExitCode;
-use std::time::Instant;
 
-use clap::{Parser, Subcommand};
-use marquee::app::{self, Application};
+use clap::Parser;
+use marquee::cli::{self, Cli};
 use marquee::config::Config;
-use marquee::stats::Stats;
-use marquee::{dataset, telemetry};
-
-/// marquee: a movie catalog served from a Redis cache. Configured by environment variables
-/// (see .env.example).
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the site (the default): migrate, load the dataset into an empty catalog, listen.
-    Serve,
-    /// Run the database migrations and exit.
-    Migrate,
-    /// Import a JSON file in the dataset's format; importing it again changes nothing.
-    Import { file: PathBuf },
-    /// Add deterministic synthetic films (numbered 1..=N: running it again adds none).
-    Seed {
-        #[arg(long, env = "SEED_COUNT")]
-        count: u64,
-    },
-}
+use marquee::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,57 +24,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    match runtime.block_on(cli::run(cli.command, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("marquee: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    let stats = std::sync::Arc::new(Stats::default());
-    match command {
-        Command::Serve => {
-            let app = Application::build(config).await?;
-            tracing::info!(addr = %app.local_addr(), "listening");
-            app.run(app::shutdown_signal()).await?;
-        }
-        Command::Migrate => {
-            app::open_db(&config, stats).await?;
-            eprintln!("migrations are up to date");
-        }
-        Command::Import { file } => {
-            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let data = match dataset::parse(&bytes) {
-                Ok(data) => data,
-                Err(e) => {
-                    eprintln!("marquee: {}: {e}; nothing was imported", file.display());
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let db = app::open_db(&config, stats).await?;
-            let rejected = data.rejected.len();
-            let summary = db.import(data.films).await?;
-            for r in &data.rejected {
-                eprintln!("rejected row {}: {} ({})", r.row, r.reason, r.title.as_deref().unwrap_or("no title"));
-            }
-            eprintln!(
-                "imported {} new, updated {}, unchanged {}, rejected {rejected}",
-                summary.imported, summary.updated, summary.unchanged
-            );
-        }
-        Command::Seed { count } => {
-            let db = app::open_db(&config, stats).await?;
-            let started = Instant::now();
-            let added = db
-                .seed(dataset::synthetic(1, count), |n| {
-                    eprintln!("  {n} new films after {:.1} s", started.elapsed().as_secs_f64());
-                })
-                .await?;
-            eprintln!("seeded {added} new films of {count} in {:.1} s", started.elapsed().as_secs_f64());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

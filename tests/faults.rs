@@ -59,7 +59,7 @@ both!(redis_absent_at_start, |backend| async move {
         load.finish().await
     };
     tally.assert_all_ok_within(Duration::from_secs(1));
-    assert!(tally.requests as usize >= targets.len(), "only {} requests in {:?}", tally.requests, started.elapsed());
+    assert!(tally.requests >= targets.len() as u64, "only {} requests in {:?}", tally.requests, started.elapsed());
     let (_, html) = app.get_text("/movies?page=2").await;
     assert_eq!(card_slugs(&html).len(), 24, "page 2 from the database has a full page of cards");
     let (status, body) = readyz(&app).await;
@@ -137,7 +137,11 @@ async fn redis_slow(stall: Stall) {
         Stall::Sigstop => redis.pause(),
         Stall::ClientPause => {
             let mut conn = redis.conn().await;
-            run(&mut conn, redis::cmd("CLIENT").arg("PAUSE").arg(pause_for.as_millis() as u64).arg("ALL")).await;
+            run(
+                &mut conn,
+                redis::cmd("CLIENT").arg("PAUSE").arg(u64::try_from(pause_for.as_millis()).unwrap()).arg("ALL"),
+            )
+            .await;
         }
     }
     let load = Load::start(&app.base, &targets, 8);

@@ -1,9 +1,6 @@
 //! What every test uses: a real app on port 0 against the real Redis and a database of its own
 //! (a SQLite file, or a PostgreSQL schema), each with its own Redis key prefix.
 
-// Not every test module uses every helper.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,7 +30,7 @@ pub enum Backend {
 macro_rules! both {
     ($name:ident, $body:expr) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "not every test body uses the parent module")]
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
@@ -65,7 +62,6 @@ pub fn unique(tag: &str) -> String {
 /// A database of the test's own, removed when dropped.
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     cleanup: Option<Cleanup>,
 }
 
@@ -79,14 +75,13 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{}.db", unique("marquee_test_")));
-                Self { url: format!("sqlite://{}", path.display()), backend, cleanup: Some(Cleanup::File(path)) }
+                Self { url: format!("sqlite://{}", path.display()), cleanup: Some(Cleanup::File(path)) }
             }
             Backend::Postgres => {
                 let schema = unique("t_");
                 admin_sql(&format!("create schema {schema}")).await;
                 Self {
                     url: format!("{PG_ADMIN}?options=-c%20search_path%3D{schema}"),
-                    backend,
                     cleanup: Some(Cleanup::Schema(schema)),
                 }
             }
@@ -142,13 +137,12 @@ pub struct Setup {
     pub backend: Backend,
     pub redis_url: String,
     pub page_size: u32,
-    pub dataset: bool,
     pub env: Vec<(String, String)>,
 }
 
 impl Setup {
     pub fn new(backend: Backend) -> Self {
-        Self { backend, redis_url: REDIS.into(), page_size: 24, dataset: true, env: Vec::new() }
+        Self { backend, redis_url: REDIS.into(), page_size: 24, env: Vec::new() }
     }
 
     pub fn redis(mut self, url: &str) -> Self {
@@ -158,11 +152,6 @@ impl Setup {
 
     pub fn page_size(mut self, n: u32) -> Self {
         self.page_size = n;
-        self
-    }
-
-    pub fn empty(mut self) -> Self {
-        self.dataset = false;
         self
     }
 
@@ -187,7 +176,6 @@ impl Setup {
             // Tests run in parallel on a small machine with a debug build: a generous Redis timeout
             // keeps a busy moment from turning into a cache miss. Fault tests set their own.
             ("REDIS_TIMEOUT_MS", "1000"),
-            ("LOAD_DATASET", if self.dataset { "true" } else { "false" }),
         ];
         pairs.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // later pairs win
@@ -199,11 +187,11 @@ impl Setup {
         let (stats, deferred) = (app.stats().clone(), app.deferred().clone());
         let (database, _) = db.connect().await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run(async move {
+        tokio::spawn(app.run(async move {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        TestApp { base, client, service, stats, deferred, database, prefix, db, stop: Some(stop), server: Some(server) }
+        TestApp { base, client, service, stats, deferred, database, prefix, _db: db, stop: Some(stop) }
     }
 }
 
@@ -220,9 +208,9 @@ pub struct TestApp {
     /// A pool of the test's own on the app's database: what another server would see and write.
     database: Db,
     pub prefix: String,
-    pub db: TestDb,
+    /// Owned by the app so that it is removed when the app is dropped.
+    _db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
@@ -280,17 +268,6 @@ impl TestApp {
     pub async fn cached_keys(&self, pattern: &str) -> Vec<String> {
         let mut conn = self.redis().await;
         scan(&mut conn, &format!("{}{pattern}", self.prefix)).await
-    }
-
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.server.take() {
-            Some(server) => server.await?,
-            None => Ok(()),
-        }
     }
 }
 

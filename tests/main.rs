@@ -1,7 +1,7 @@
 //! The integration tests: one binary. Each test starts the real app on port 0 against the real
 //! Redis (its own key prefix) and a database of its own (a SQLite file or a PostgreSQL schema).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails loudly")]
 
 mod helpers;
 mod support;

@@ -78,7 +78,7 @@ both!(listing_pages_follow_release_date_then_slug, |backend| async move {
     let expected = expected_order();
     let size = 24u32;
     let mut seen = Vec::new();
-    let last = expected.len().div_ceil(size as usize) as u32;
+    let last = u32::try_from(expected.len().div_ceil(size as usize)).unwrap();
     for n in [1, 2, 3, last - 1, last] {
         let (meta, films) = db.page(page(n), size).await.unwrap();
         assert_eq!(meta.movie_count, expected.len() as i64);
@@ -99,7 +99,7 @@ both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
     let expected = expected_order();
     // a small page size puts most pages past the first anchor step
     let size = 7u32;
-    let pages = expected.len().div_ceil(size as usize) as u32;
+    let pages = u32::try_from(expected.len().div_ceil(size as usize)).unwrap();
     let mut all = Vec::new();
     for n in 1..=pages {
         let (_, films) = db.page(page(n), size).await.unwrap();

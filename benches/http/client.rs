@@ -220,6 +220,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
+    #[expect(clippy::cast_possible_truncation, reason = "a rank within the sample's length")]
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
@@ -263,4 +264,10 @@ pub async fn sweep(addr: SocketAddr, paths: &[String], headers: &[(&str, &str)],
     }
     total.wall = start.elapsed();
     Ok(total)
+}
+
+/// A Prometheus counter's value (a float in the exposition) as the whole number it counts.
+#[expect(clippy::cast_possible_truncation, reason = "counters are whole numbers far below 2^53")]
+pub fn count(x: f64) -> u64 {
+    x.max(0.0).round() as u64
 }

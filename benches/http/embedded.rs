@@ -65,7 +65,7 @@ pub async fn phase(
             break;
         }
     }
-    let film_keys: Vec<String> = slugs.iter().map(|s| keys.film(s)).collect();
+    let film_keys: Vec<String> = slugs.iter().map(|s| keys.movie(s)).collect();
     let page_keys: Vec<String> = (1..=40).map(|n| keys.page(n)).collect();
     let film_bytes = lab::memory_usage(&mut redis, &film_keys).await?;
     let page_key_bytes = lab::memory_usage(&mut redis, &page_keys).await?;

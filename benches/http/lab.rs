@@ -174,7 +174,7 @@ pub async fn fill_films(c: &mut Conn, prefix: &str, films: impl Iterator<Item = 
     let mut pipe = redis::pipe();
     let mut in_pipe = 0;
     for film in films {
-        let value = serde_json::to_string(&film)?;
+        let value = marquee::cache::encode_movie(&film);
         pipe.cmd("SET").arg(format!("{prefix}movie:{}", film.slug)).arg(value).arg("EX").arg(3600).ignore();
         in_pipe += 1;
         n += 1;

@@ -73,7 +73,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
     let (fill, n) = lab::fill_films(&mut redis, &prefix, marquee::dataset::synthetic(1, big)).await?;
     let mem1 = lab::used_memory(&mut redis).await?;
     let sample: Vec<String> =
-        marquee::dataset::synthetic(1, big).step_by((big / 200).max(1) as usize).map(|m| keys.film(&m.slug)).collect();
+        marquee::dataset::synthetic(1, big).step_by((big / 200).max(1) as usize).map(|m| keys.movie(&m.slug)).collect();
     let sampled = lab::memory_usage(&mut redis, &sample).await?;
     rows.push(
         Row::new(scope, format!("Redis with {} film keys", thousands(n as f64)))

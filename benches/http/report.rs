@@ -89,6 +89,7 @@ pub fn times(r: f64) -> String {
 
 /// 12345.6 → "12,346"
 pub fn thousands(x: f64) -> String {
+    #[expect(clippy::cast_possible_truncation, reason = "figures shown are far below i64::MAX")]
     let n = x.round() as i64;
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();

@@ -108,7 +108,7 @@ pub async fn rows(o: &Opts, f: &Fixture, tmp: &Path, rows: &mut Vec<Row>, profil
         for (i, (server, script, paths, headers)) in variants.iter().enumerate() {
             let before = Counters::read(server.addr).await?;
             let mut w = wrk::run(server.addr, script, o.secs, CONNS).await?;
-            w.redis_errors = Counters::read(server.addr).await?.since(before).redis_errors as u64;
+            w.redis_errors = client::count(Counters::read(server.addr).await?.since(before).redis_errors);
             runs[i].push(w);
             stranded += unstick(server, paths, headers).await?;
         }

@@ -23,7 +23,7 @@ async fn counted(server: &Server, sweep: impl Future<Output = Result<Sweep>>) ->
     let before = Counters::read(server.addr).await?;
     let mut s = sweep.await?;
     client::settle(server.addr).await?;
-    s.redis_errors = Counters::read(server.addr).await?.since(before).redis_errors as u64;
+    s.redis_errors = client::count(Counters::read(server.addr).await?.since(before).redis_errors);
     Ok(s)
 }
 
@@ -37,7 +37,7 @@ async fn remove_a_third(redis: &mut lab::Conn, keys: &Keys, pages: u32) -> Resul
     let mut gone = Vec::new();
     for page in raw.into_iter().flatten() {
         let slugs: Vec<String> = serde_json::from_str(&page)?;
-        gone.extend(slugs.iter().step_by(3).map(|s| keys.film(s)));
+        gone.extend(slugs.iter().step_by(3).map(|s| keys.movie(s)));
     }
     if !gone.is_empty() {
         redis::cmd("UNLINK").arg(&gone).query_async::<()>(redis).await?;

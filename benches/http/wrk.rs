@@ -88,8 +88,8 @@ pub async fn run(addr: SocketAddr, script: &Path, secs: u32, conns: u32) -> Resu
         rps: requests / (duration_us / 1e6),
         p50_ms: p50_us / 1e3,
         p99_ms: p99_us / 1e3,
-        requests: requests as u64,
-        errors: errors as u64,
+        requests: crate::client::count(requests),
+        errors: crate::client::count(errors),
         redis_errors: 0,
     })
 }

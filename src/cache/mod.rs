@@ -12,7 +12,8 @@ mod scripts;
 mod sweep;
 
 pub use batch::{WriteBatch, Written};
-pub use entry::MovieEntry;
+/// The film entry's codec, for tools that measure the cache's own format.
+pub use entry::{MovieEntry, decode_movie, encode_movie};
 pub use keys::Keys;
 /// The film compare-and-set script, for tools that measure it against plain writes.
 pub use scripts::SET_VERSIONED;

@@ -200,11 +200,12 @@ fn whole_number(value: &Value) -> Option<i64> {
         return Some(i);
     }
     let f = value.as_f64().filter(|f| f.is_finite() && f.fract() == 0.0)?;
-    (f.abs() <= EXACT).then_some(f as i64)
+    #[expect(clippy::cast_possible_truncation, reason = "a whole number within 2^53 converts exactly")]
+    let whole = (f.abs() <= EXACT).then_some(f as i64);
+    whole
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

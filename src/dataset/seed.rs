@@ -221,6 +221,10 @@ pub fn synthetic(start: u64, count: u64) -> impl Iterator<Item = Movie> {
 
 /// Synthetic film number `number`. Always `Some`: the date is built from a year in 1920..=2011, a
 /// month in 1..=12 and a day in 1..=28, which `Date::new` always accepts.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "every draw is below a small bound, and money stays far below i64::MAX"
+)]
 fn synthetic_film(number: u64) -> Option<Movie> {
     let mut draw = Draw(number ^ 0x6d61_7271_7565_6521); // "marquee!": apart from other uses of the numbers
     let year = (FIRST_YEAR + draw.below(YEARS)) as u16;
@@ -346,13 +350,13 @@ impl Draw {
         self.below(100) < percent
     }
 
+    #[expect(clippy::cast_possible_truncation, reason = "the draw is below N, a usize")]
     fn pick<const N: usize>(&mut self, list: &[&'static str; N]) -> &'static str {
         list.get(self.below(N as u64) as usize).copied().unwrap_or_default()
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use std::collections::HashSet;
 
