@@ -22,22 +22,17 @@ pub async fn connect() -> Result<Conn> {
     client.get_multiplexed_async_connection_with_config(&config).await.context("connect to Redis at 127.0.0.1:6379")
 }
 
-/// UNLINKs every key starting with `prefix` (SCAN MATCH, COUNT 1000). Returns how many.
+/// UNLINKs every key starting with `prefix` (SCAN MATCH, COUNT 1000), 1000 at a time as the scan
+/// goes: the iterator holds `c`, the UNLINKs go on a clone of it. Returns how many.
 pub async fn unlink_prefix(c: &mut Conn, prefix: &str) -> Result<u64> {
-    scan_unlink(c, &format!("{prefix}*"), 1000).await
-}
-
-/// SCANs the keyspace for `pattern`, COUNT `count`, and UNLINKs the keys found as the scan goes,
-/// `count` keys at a time (the iterator holds `c`; the UNLINKs go on a clone of it, one command
-/// after another). Returns how many.
-async fn scan_unlink(c: &mut Conn, pattern: &str, count: usize) -> Result<u64> {
     let mut unlink = c.clone();
-    let mut keys = c.scan_options::<String>(ScanOptions::default().with_pattern(pattern).with_count(count)).await?;
-    let mut found = Vec::with_capacity(count);
+    let options = ScanOptions::default().with_pattern(format!("{prefix}*")).with_count(1000);
+    let mut keys = c.scan_options::<String>(options).await?;
+    let mut found = Vec::with_capacity(1000);
     let mut n = 0;
     while let Some(key) = keys.next_item().await {
         found.push(key?);
-        if found.len() == count {
+        if found.len() == 1000 {
             n += unlink_all(&mut unlink, &mut found).await?;
         }
     }
@@ -155,12 +150,28 @@ pub async fn sweep_set(c: &mut Conn, set: &str) -> Result<(Duration, u64)> {
     }
 }
 
-/// The plain design: `SCAN MATCH {prefix}movies:page:* COUNT 100` over the whole keyspace, the
-/// keys found UNLINKed 100 at a time as the scan goes. Returns the time and the keys swept.
+/// The plain design: `SCAN MATCH {prefix}movies:page:* COUNT 100` over the whole keyspace, each
+/// step's keys UNLINKed.
+// A cursor loop of its own, as this is the measurement: one UNLINK per SCAN reply, as the loop
+// has always timed it. The redis crate's `scan_options` iterator does not show where a reply ends;
+// UNLINKing 100 found keys at a time instead makes this sweep about a third faster on the 3k
+// keyspace, a change of the figure, not of the design measured.
 pub async fn sweep_scan(c: &mut Conn, pattern: &str) -> Result<(Duration, u64)> {
     let start = Instant::now();
-    let n = scan_unlink(c, pattern, 100).await?;
-    Ok((start.elapsed(), n))
+    let mut cursor = 0u64;
+    let mut n = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(100).query_async(c).await?;
+        if !keys.is_empty() {
+            n += keys.len() as u64;
+            redis::cmd("UNLINK").arg(&keys).query_async::<()>(c).await?;
+        }
+        if next == 0 {
+            return Ok((start.elapsed(), n));
+        }
+        cursor = next;
+    }
 }
 
 pub async fn dbsize(c: &mut Conn) -> Result<u64> {
