@@ -64,6 +64,11 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// The router this application serves, for sending it requests without a socket.
+    pub fn router(&self) -> axum::Router {
+        web::router(self.state.clone(), &static_dir())
+    }
+
     pub fn service(&self) -> &MovieService {
         &self.state.service
     }
@@ -82,10 +87,8 @@ impl Application {
     /// (bounded by the request timeout), waits for pending cache writes (bounded by
     /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = self.router();
         let Self { listener, state } = self;
-        let static_dir = std::env::var_os("STATIC_DIR")
-            .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")), Into::into);
-        let app = web::router(state.clone(), &static_dir);
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);
         // The recorder keeps every histogram sample until it is drained, which otherwise happens
@@ -109,6 +112,12 @@ impl Application {
         state.service.close().await;
         Ok(())
     }
+}
+
+/// Where the static files are: `STATIC_DIR`, or the crate's own `static/`.
+fn static_dir() -> std::path::PathBuf {
+    std::env::var_os("STATIC_DIR")
+        .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")), Into::into)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

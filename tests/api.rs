@@ -37,23 +37,17 @@ both!(create_update_delete_with_the_token, |backend| async move {
     let app = spawn_app(backend).await;
     let before = count(&app).await;
     let created = app
-        .admin(Method::POST, "/api/movies")
-        .json(&json!({"title": "Heat", "release_date": "1995-12-15", "director": "Michael Mann", "imdb_rating": 8.2}))
-        .send()
-        .await
-        .unwrap();
+        .add_film(
+            &json!({"title": "Heat", "release_date": "1995-12-15", "director": "Michael Mann", "imdb_rating": 8.2}),
+        )
+        .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(created.headers()["location"], "/api/movies/heat-1995");
     let body: Value = created.json().await.unwrap();
     assert_eq!(body["slug"], "heat-1995");
     assert_eq!(count(&app).await, before + 1);
 
-    let put = app
-        .admin(Method::PUT, "/api/movies/heat-1995")
-        .json(&json!({"running_time_min": 170, "director": null}))
-        .send()
-        .await
-        .unwrap();
+    let put = app.edit("heat-1995", &json!({"running_time_min": 170, "director": null})).await;
     assert_eq!(put.status(), StatusCode::OK);
     let body: Value = put.json().await.unwrap();
     assert_eq!(body["changed"], json!(["director", "running_time_min"]));
@@ -62,21 +56,13 @@ both!(create_update_delete_with_the_token, |backend| async move {
     assert!(stored["director"].is_null());
     assert_eq!(stored["title"], "Heat", "fields not in the patch stay");
 
-    let taken = app
-        .admin(Method::POST, "/api/movies")
-        .json(&json!({"slug": "heat-1995", "title": "Heat", "release_date": "1995-12-15"}))
-        .send()
-        .await
-        .unwrap();
+    let taken = app.add_film(&json!({"slug": "heat-1995", "title": "Heat", "release_date": "1995-12-15"})).await;
     assert_eq!(taken.status(), StatusCode::CONFLICT);
 
-    let delete = app.admin(Method::DELETE, "/api/movies/heat-1995").send().await.unwrap();
+    let delete = app.remove("heat-1995").await;
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
     assert_eq!(film(&app, "heat-1995").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(
-        app.admin(Method::DELETE, "/api/movies/heat-1995").send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.remove("heat-1995").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(count(&app).await, before);
 });
 
@@ -128,7 +114,7 @@ both!(bad_bodies_name_the_field_and_write_nothing, |backend| async move {
         ),
     ];
     for (body, status, field) in cases {
-        let r = app.admin(Method::POST, "/api/movies").json(&body).send().await.unwrap();
+        let r = app.add_film(&body).await;
         assert_eq!(r.status(), status, "{body}");
         let answer: Value = r.json().await.unwrap();
         assert_eq!(answer["field"], field, "{body}");

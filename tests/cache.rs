@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use marquee::stats::Snapshot;
 use redis::AsyncCommands;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::both;
-use crate::helpers::{TestApp, card_slugs, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 
 /// What one step cost: the difference of two snapshots.
 fn cost(before: Snapshot, after: Snapshot) -> (u64, u64, u64) {
@@ -22,9 +22,9 @@ fn cost(before: Snapshot, after: Snapshot) -> (u64, u64, u64) {
 }
 
 async fn page_slugs(app: &TestApp, n: u32) -> Vec<String> {
-    let (status, html) = app.get_text(&format!("/movies?page={n}")).await;
-    assert_eq!(status, StatusCode::OK, "page {n}");
-    card_slugs(&html)
+    let page = app.listing(n).await;
+    assert_eq!(page.status, StatusCode::OK, "page {n}");
+    page.slugs
 }
 
 async fn cached_page(app: &TestApp, n: u32) -> Option<Vec<String>> {
@@ -65,9 +65,9 @@ both!(warm_listing_is_one_get_and_one_mget_and_no_query, |backend| async move {
     assert_eq!((commands, round_trips, queries), (2, 2, 0));
     // the htmx fragment is served from the same keys
     let before = app.stats();
-    let (status, fragment) = app.get_fragment("/movies?page=2").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(card_slugs(&fragment), cold);
+    let fragment = app.scroll_to(2).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert_eq!(fragment.slugs, cold);
     assert_eq!(cost(before, app.stats()), (2, 2, 0));
 });
 
@@ -76,9 +76,9 @@ both!(warm_detail_is_one_get, |backend| async move {
     assert_eq!(app.get("/movies/the-land-girls-1998").await.status(), StatusCode::OK);
     app.settle().await;
     let before = app.stats();
-    let (status, html) = app.get_text("/movies/the-land-girls-1998").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("The Land Girls"));
+    let detail = app.detail("the-land-girls-1998").await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert_eq!(detail.heading.as_deref(), Some("The Land Girls"));
     assert_eq!(cost(before, app.stats()), (1, 1, 0));
 });
 
@@ -162,12 +162,7 @@ both!(unknown_slugs_are_remembered_as_not_found, |backend| async move {
     }
     assert_eq!(cost(before, app.stats()), (0, 0, 0));
     // creating the film ends the negative entry at once
-    let created = app
-        .admin(Method::POST, "/api/movies")
-        .json(&json!({"title": "No Such Film", "release_date": "1999-03-01"}))
-        .send()
-        .await
-        .unwrap();
+    let created = app.add_film(&json!({"title": "No Such Film", "release_date": "1999-03-01"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(app.get("/movies/no-such-film-1999").await.status(), StatusCode::OK);
 });
@@ -200,12 +195,7 @@ both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async mo
     let film_keys = app.cached_keys("movie:*").await.len();
 
     let slug = page_slugs(&app, 3).await[0].clone();
-    let put = app
-        .admin(Method::PUT, &format!("/api/movies/{slug}"))
-        .json(&json!({"release_date": "2030-01-01"}))
-        .send()
-        .await
-        .unwrap();
+    let put = app.redate(&slug, "2030-01-01").await;
     assert_eq!(put.status(), StatusCode::OK);
     assert!(app.cached_keys("movies:page:*").await.is_empty(), "no page key survives");
     assert_eq!(app.cached_keys("movie:*").await.len(), film_keys, "film keys stay");
@@ -221,20 +211,14 @@ both!(a_title_change_touches_only_its_film_key, |backend| async move {
     let slugs = page_slugs(&app, 1).await;
     app.settle().await;
     let slug = &slugs[2];
-    let put = app
-        .admin(Method::PUT, &format!("/api/movies/{slug}"))
-        .json(&json!({"title": "A Changed Title"}))
-        .send()
-        .await
-        .unwrap();
+    let put = app.retitle(slug, "A Changed Title").await;
     assert_eq!(put.status(), StatusCode::OK);
     assert!(cached_page(&app, 1).await.is_some(), "the page key is not dropped");
     let before = app.stats();
-    let (_, html) = app.get_text("/movies?page=1").await;
-    assert!(html.contains("A Changed Title"), "the listing shows the write at once");
+    let listing = app.listing(1).await;
+    assert!(listing.html.contains("A Changed Title"), "the listing shows the write at once");
     assert_eq!(cost(before, app.stats()), (2, 2, 0), "still served warm");
-    let (_, detail) = app.get_text(&format!("/movies/{slug}")).await;
-    assert!(detail.contains("A Changed Title"));
+    assert_eq!(app.detail(slug).await.heading.as_deref(), Some("A Changed Title"));
 });
 
 both!(deletes_and_creates_are_read_at_once, |backend| async move {
@@ -242,16 +226,11 @@ both!(deletes_and_creates_are_read_at_once, |backend| async move {
     let slugs = page_slugs(&app, 1).await;
     app.get(&format!("/movies/{}", slugs[0])).await;
     app.settle().await;
-    let gone = app.admin(Method::DELETE, &format!("/api/movies/{}", slugs[0])).send().await.unwrap();
+    let gone = app.remove(&slugs[0]).await;
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("/movies/{}", slugs[0])).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(page_slugs(&app, 1).await[0], slugs[1]);
-    let created = app
-        .admin(Method::POST, "/api/movies")
-        .json(&json!({"title": "Tomorrow's Film", "release_date": "2032-02-02"}))
-        .send()
-        .await
-        .unwrap();
+    let created = app.add_film(&json!({"title": "Tomorrow's Film", "release_date": "2032-02-02"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(page_slugs(&app, 1).await[0], "tomorrow-s-film-2032");
 });
@@ -287,7 +266,7 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
         if round % 2 == 1 {
             change["release_date"] = json!(format!("19{:02}-01-01", 10 + round));
         }
-        let put = app.admin(Method::PUT, &format!("/api/movies/{slug}")).json(&change).send().await.unwrap();
+        let put = app.edit(&slug, &change).await;
         assert_eq!(put.status(), StatusCode::OK);
         // release the old reads and let their deferred writes run
         app.service.hold_reads(None);

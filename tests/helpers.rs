@@ -14,6 +14,10 @@ use marquee::service::MovieService;
 use marquee::stats::{Snapshot, Stats};
 use redis::{AsyncCommands, ScanOptions};
 use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub use crate::support::html::card_slugs;
+use crate::support::html::{Detail, Listing};
 
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const REDIS: &str = "redis://127.0.0.1:6379";
@@ -184,6 +188,7 @@ impl Setup {
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let service = app.service().clone();
+        let router = app.router();
         let (stats, deferred) = (app.stats().clone(), app.deferred().clone());
         let (database, _) = db.connect().await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -191,7 +196,7 @@ impl Setup {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        TestApp { base, client, service, stats, deferred, database, prefix, _db: db, stop: Some(stop) }
+        TestApp { base, client, router, service, stats, deferred, database, prefix, _db: db, stop: Some(stop) }
     }
 }
 
@@ -202,6 +207,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The same application's router, for requests that need no socket.
+    router: axum::Router,
     pub service: MovieService,
     stats: std::sync::Arc<Stats>,
     deferred: Deferred,
@@ -238,6 +245,59 @@ impl TestApp {
 
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    /// Sends `request` straight to the router (no socket, no HTTP server loop).
+    pub async fn oneshot(&self, request: axum::http::Request<axum::body::Body>) -> axum::response::Response {
+        use tower::ServiceExt;
+        self.router.clone().oneshot(request).await.expect("the router answers")
+    }
+
+    /// Listing page `n`, as a visitor opens it.
+    pub async fn listing(&self, n: u32) -> Listing {
+        let (status, html) = self.get_text(&format!("/movies?page={n}")).await;
+        Listing::parse(status, html)
+    }
+
+    /// Listing page `n` as htmx loads it while the reader scrolls.
+    pub async fn scroll_to(&self, n: u32) -> Listing {
+        let (status, html) = self.get_fragment(&format!("/movies?page={n}")).await;
+        Listing::parse(status, html)
+    }
+
+    /// A film's page.
+    pub async fn detail(&self, slug: &str) -> Detail {
+        let (status, html) = self.get_text(&format!("/movies/{slug}")).await;
+        Detail::parse(status, html)
+    }
+
+    /// An editor adds a film (`POST /api/movies` with the admin token).
+    pub async fn add_film(&self, film: &Value) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, "/api/movies").json(film).send().await.expect("POST answered")
+    }
+
+    /// An editor changes some fields of a film (`PUT /api/movies/{slug}`).
+    pub async fn edit(&self, slug: &str, change: &Value) -> reqwest::Response {
+        self.admin(reqwest::Method::PUT, &format!("/api/movies/{slug}"))
+            .json(change)
+            .send()
+            .await
+            .expect("PUT answered")
+    }
+
+    /// An editor gives a film a new title.
+    pub async fn retitle(&self, slug: &str, title: &str) -> reqwest::Response {
+        self.edit(slug, &json!({ "title": title })).await
+    }
+
+    /// An editor moves a film's release date (which reorders the listing).
+    pub async fn redate(&self, slug: &str, date: &str) -> reqwest::Response {
+        self.edit(slug, &json!({ "release_date": date })).await
+    }
+
+    /// An editor deletes a film.
+    pub async fn remove(&self, slug: &str) -> reqwest::Response {
+        self.admin(reqwest::Method::DELETE, &format!("/api/movies/{slug}")).send().await.expect("DELETE answered")
     }
 
     /// Waits until every deferred cache write spawned so far has finished.
@@ -313,9 +373,4 @@ async fn try_scan(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -
 
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).expect("redis url").get_multiplexed_async_connection().await.expect("redis answers")
-}
-
-/// The slugs of the cards on a listing page or fragment, in order.
-pub fn card_slugs(html: &str) -> Vec<String> {
-    html.split("data-slug=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
 }

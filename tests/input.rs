@@ -477,7 +477,7 @@ async fn html_in_fields_is_stored_as_text() {
     let title = r#"<script>alert("t")</script> & <b onmouseover=x>Bold</b>"#;
     let body =
         serde_json::json!({"title": title, "release_date": "2099-01-01", "director": "<img src=x onerror=alert(1)>"});
-    let r = app.admin(reqwest::Method::POST, "/api/movies").json(&body).send().await.unwrap();
+    let r = app.add_film(&body).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: serde_json::Value = r.json().await.unwrap();
     let slug = created["slug"].as_str().expect("a slug").to_owned();

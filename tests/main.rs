@@ -15,3 +15,4 @@ mod input;
 mod pages;
 mod redis_server;
 mod repository;
+mod router;

@@ -2,16 +2,15 @@
 //! bad address, escaping, security headers and static files. Rendering does not depend on the
 //! database, so most tests run on SQLite; `both!` is used where the backend sees the input.
 
-use std::io::{Read, Write};
-
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::both;
 use crate::helpers::{Backend, Setup, TestApp, card_slugs, spawn_app};
+use crate::support::html::{Listing, heading_levels};
 
 /// What every page in the site's layout has: the header with the site's name and the footer.
-fn assert_in_layout(body: &str, what: &str) {
+pub fn assert_in_layout(body: &str, what: &str) {
     assert!(body.starts_with("<!doctype html>"), "{what}: not a full document:\n{body}");
     assert!(body.contains(r#"<a class="site-name" href="/">marquee</a>"#), "{what}: no site header:\n{body}");
     assert!(body.contains(r#"<footer class="site-footer">"#), "{what}: no footer:\n{body}");
@@ -20,7 +19,7 @@ fn assert_in_layout(body: &str, what: &str) {
 /// Headings go down one level at a time from a single `<h1>`, so that a screen reader's outline
 /// of the page makes sense.
 fn assert_headings_in_order(html: &str, what: &str) {
-    let levels: Vec<u32> = html.split("<h").skip(1).filter_map(|rest| rest.chars().next()?.to_digit(10)).collect();
+    let levels = heading_levels(html);
     assert_eq!(levels.iter().filter(|&&l| l == 1).count(), 1, "{what}: one h1 expected, got {levels:?}");
     assert_eq!(levels.first(), Some(&1), "{what}: the first heading is not the h1");
     for pair in levels.windows(2) {
@@ -46,14 +45,12 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 
 /// The number of films the listing says the catalog holds (every card's `aria-setsize`).
 fn setsize(html: &str) -> u64 {
-    let value = html.split("aria-setsize=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("aria-setsize");
-    value.parse().expect("a number")
+    Listing::parse(StatusCode::OK, html.to_owned()).setsize.expect("aria-setsize")
 }
 
 /// The `hx-get` of the trigger that loads the next page, if any.
 fn next_trigger(html: &str) -> Option<String> {
-    let more = &html[html.find(r#"id="more""#)?..];
-    more.split("hx-get=\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+    Listing::parse(StatusCode::OK, html.to_owned()).next
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +94,9 @@ async fn htmx_gets_the_fragment_and_everyone_else_the_page() {
     let fragment = fragment.text().await.expect("body");
     assert!(!fragment.contains("<html") && !fragment.contains("site-footer"), "fragment has the layout:\n{fragment}");
     assert_eq!(card_slugs(&fragment), card_slugs(&full), "fragment and full page 2 show different films");
-    assert!(fragment.contains(r#"aria-posinset="25""#), "page 2's first card is the feed's 25th article");
+    let positions = Listing::parse(StatusCode::OK, fragment.clone()).positions;
+    assert_eq!(positions.first(), Some(&25), "page 2's first card is the feed's 25th article");
+    assert!(positions.windows(2).all(|p| p[1] == p[0] + 1), "positions run on: {positions:?}");
     // the trigger for page 3 replaces the old one out of band
     assert!(fragment.contains(r#"<div id="more" class="more" hx-swap-oob="true">"#), "no oob #more:\n{fragment}");
     assert_eq!(next_trigger(&fragment).as_deref(), Some("/movies?page=3"));
@@ -139,9 +138,9 @@ both!(following_the_triggers_reaches_every_film_once, |backend| async move {
     assert_eq!(pages, total.div_ceil(500), "the last page is not where the count says");
 
     let (_, end) = app.get_fragment(&last).await;
-    let end_message = end.split(r#"<p class="more-end">"#).nth(1).and_then(|m| m.split("</p>").next());
-    let says_total = |m: &str| m.contains("every film") && m.replace(',', "").contains(&format!(" {total} "));
-    assert!(end_message.is_some_and(says_total), "no end message with the total:\n{end}");
+    let end_message = Listing::parse(StatusCode::OK, end.clone()).end;
+    let says_total = |m: &String| m.contains("every film") && m.replace(',', "").contains(&format!(" {total} "));
+    assert!(end_message.as_ref().is_some_and(says_total), "no end message with the total:\n{end}");
     assert!(!end.contains("hx-get") && !end.contains("more-link"), "the last page still loads more");
     let past = format!("/movies?page={}", pages + 1);
     assert_error_page(&app, &past, StatusCode::NOT_FOUND, &format!("no page {}", pages + 1)).await;
@@ -229,8 +228,8 @@ async fn detail_page_shows_every_known_field_for_people() {
         assert!(!page.contains(absent), "{absent:?} shown:\n{page}");
     }
 
-    let (status, page) = app.get_text("/movies/inception-2010").await;
-    assert_eq!(status, StatusCode::OK);
+    let detail = app.detail("inception-2010").await;
+    assert_eq!(detail.status, StatusCode::OK);
     for (label, value) in [
         ("Released", "16 July 2010"),
         ("Genre", "Thriller/Suspense"),
@@ -242,24 +241,19 @@ async fn detail_page_shows_every_known_field_for_people() {
         ("Source", "Original Screenplay"),
         ("Creative type", "Science Fiction"),
     ] {
-        assert!(page.contains(&format!("<dt>{label}</dt><dd>{value}</dd>")), "{label} {value} missing:\n{page}");
+        assert_eq!(detail.fact(label), Some(value), "{label}: {:?}", detail.facts);
     }
-    assert!(page.contains("directed by Christopher Nolan"), "the description says little:\n{page}");
+    assert!(detail.html.contains("directed by Christopher Nolan"), "the description says little:\n{}", detail.html);
 
-    let (_, page) = app.get_text("/movies/king-kong-2005").await;
-    assert!(page.contains("<dt>US DVD sales</dt><dd>$140,752,353</dd>"), "DVD sales missing:\n{page}");
+    let king_kong = app.detail("king-kong-2005").await;
+    assert_eq!(king_kong.fact("US DVD sales"), Some("$140,752,353"), "{:?}", king_kong.facts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_title_is_shown_as_text() {
     let app = spawn_app(Backend::Sqlite).await;
     let title = "<script>alert(1)</script>";
-    let created = app
-        .admin(Method::POST, "/api/movies")
-        .json(&json!({"title": title, "release_date": "2031-01-01"}))
-        .send()
-        .await
-        .expect("post");
+    let created = app.add_film(&json!({"title": title, "release_date": "2031-01-01"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let slug = created.json::<serde_json::Value>().await.expect("json")["slug"].as_str().expect("slug").to_owned();
 
@@ -277,83 +271,4 @@ async fn a_hostile_title_is_shown_as_text() {
     }
     // the <title>, <h1> and both meta descriptions
     assert!(detail.matches("&#60;script&#62;alert(1)").count() >= 4, "{detail}");
-}
-
-/// Every HTML answer (page, fragment, error) carries the security headers, and no page needs
-/// anything the CSP forbids (inline scripts, inline styles, inline handlers).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn html_answers_carry_the_security_headers_and_obey_the_csp() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let htmx = |path: &str| app.client.get(app.url(path)).header("HX-Request", "true");
-    let requests = [
-        app.client.get(app.url("/")),
-        htmx("/movies?page=2"),
-        app.client.get(app.url("/movies/the-land-girls-1998")),
-        app.client.get(app.url("/movies/nope-1999")),
-        app.client.get(app.url("/movies?page=abc")),
-    ];
-    for request in requests {
-        let response = request.send().await.expect("get");
-        let url = response.url().to_string();
-        let csp = header(&response, "content-security-policy");
-        assert!(csp.contains("script-src 'self'"), "{url}: CSP {csp:?}");
-        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{url}: CSP {csp:?}");
-        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{url}");
-        assert!(!header(&response, "referrer-policy").is_empty(), "{url}");
-        let body = response.text().await.expect("body");
-        for script in body.split("<script").skip(1) {
-            let tag = script.split('>').next().unwrap_or_default();
-            assert!(tag.contains(" src=\"/static/"), "{url}: inline or foreign script <script{tag}>");
-        }
-        assert!(!body.contains(" style=") && !body.contains("<style"), "{url}: inline style");
-        assert!(!body.contains(" onclick=") && !body.contains(" onload=") && !body.contains(" hx-on"), "{url}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn static_files_are_immutable_and_confined_to_their_folder() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, home) = app.get_text("/").await;
-    let assets: Vec<&str> =
-        home.split(['"', '\'']).filter(|s| s.starts_with("/static/") && !s.ends_with('/')).collect();
-    assert!(assets.len() >= 4, "the page links its stylesheet, scripts and icon: {assets:?}");
-    for asset in assets {
-        let response = app.get(asset).await;
-        assert_eq!(response.status(), StatusCode::OK, "{asset}");
-        let cache = header(&response, "cache-control");
-        assert!(cache.contains("immutable") && cache.contains("max-age=31536000"), "{asset}: {cache:?}");
-        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{asset}");
-    }
-    // sent as written: an HTTP client would resolve the dots before sending
-    let port = app.base.rsplit(':').next().expect("port").to_owned();
-    for path in [
-        "/static/../Cargo.toml",
-        "/static/%2e%2e/Cargo.toml",
-        "/static/%2E%2E/%2E%2E/main/Cargo.toml",
-        "/static/..%2fCargo.toml",
-        "/static/..%5cCargo.toml",
-        "/static/vendor/../../Cargo.toml",
-    ] {
-        let path = path.to_owned();
-        let port = port.clone();
-        let answer = tokio::task::spawn_blocking(move || raw_get(&port, &path)).await.expect("raw get");
-        let status_line = answer.lines().next().unwrap_or_default();
-        assert!(status_line.contains(" 404 ") || status_line.contains(" 400 "), "{status_line}\n{answer}");
-        assert!(!answer.contains("[package]"), "served a file outside /static:\n{answer}");
-    }
-    // a missing file gets the site's 404 page, and is not cached for a year
-    let missing = app.get("/static/nope.css").await;
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert!(!header(&missing, "cache-control").contains("immutable"));
-    assert_in_layout(&missing.text().await.unwrap(), "static 404");
-}
-
-/// A GET of `path` exactly as written, returning the whole answer.
-fn raw_get(port: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("write");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("read");
-    String::from_utf8_lossy(&answer).into_owned()
 }

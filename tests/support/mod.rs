@@ -1,4 +1,5 @@
-//! What the fault tests drive and break things with, besides the helpers every test uses.
+//! What tests read pages with, and what the fault tests drive and break things with.
 
+pub mod html;
 pub mod load;
 pub mod proxy;
