@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail};
 
 use crate::client::{self, Conn};
-use crate::common::{PAGE_SIZE, cached_server, catalog, max, median, page_paths, secs_ms};
+use crate::common::{PAGE_SIZE, cached_server, catalog, median, page_paths, secs_ms};
 use crate::lab;
 use crate::opts::Opts;
-use crate::report::{Row, Verdict, mib, ms, thousands, times};
+use crate::report::{Row, Verdict, mib, ms, thousands};
 use crate::servers::{self, Backend, Janitor};
-use crate::writes::{put_date, quiet, release_date, scard, unswept_note};
+use crate::writes::{Sweeps, put_date, quiet, release_date, scard};
 
 /// A GET on a fresh connection; only the request is timed.
 async fn timed_get(addr: SocketAddr, path: &str) -> Result<f64> {
@@ -116,21 +116,10 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
             }
         }
         let keyspace = lab::dbsize(&mut redis).await?;
-        rows.push(
-            Row::new(
-                scope,
-                format!("invalidation: PUT release_date, {label} ({} page keys)", thousands(cached as f64)),
-            )
-            .ours(format!("{} median (max {}){}", ms(median(&puts)), ms(max(&puts)), unswept_note(unswept)))
-            .other(format!(
-                "sweep alone, from the bench: set {} vs plain SCAN {} ({} keys in Redis)",
-                ms(median(&set_t)),
-                ms(median(&scan_t)),
-                thousands(keyspace as f64)
-            ))
-            .ratio_text(format!("plain/set {}", times(median(&scan_t) / median(&set_t))))
-            .target("< 50 ms", Verdict::of(median(&puts) < 50.0 && unswept == 0)),
-        );
+        let what = format!("invalidation: PUT release_date, {label} ({} page keys)", thousands(cached as f64));
+        let pass = Verdict::of(median(&puts) < 50.0 && unswept == 0);
+        let sweeps = Sweeps { puts, set: set_t, scan: scan_t, keyspace, unswept };
+        rows.push(sweeps.row(scope, what).target("< 50 ms", pass));
     }
     // the order changed: the next deep page rebuilds the anchors
     client::settle(on.addr).await?;
