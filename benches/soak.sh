@@ -95,14 +95,14 @@ for _ in $(seq 1 600); do
 done
 curl -fs "$BASE/readyz" | jq -c .
 
-FILMS=$(sql "select film_count from catalog")
+FILMS=$(sql "select movie_count from catalog")
 PAGE_SIZE=24
 PAGES=$(( (FILMS + PAGE_SIZE - 1) / PAGE_SIZE ))
 UNKNOWN=100
 echo "soak: $FILMS films, $PAGES pages; $CONNECTIONS connections for ${SECONDS_TOTAL}s"
 
 # the Lua script, with 2,000 real slugs
-sql "select slug from films order by md5(slug) limit 2000" >"$WORK/slugs.txt"
+sql "select slug from movies order by md5(slug) limit 2000" >"$WORK/slugs.txt"
 {
   echo "local slugs = {"
   sed 's/.*/"&",/' "$WORK/slugs.txt"
@@ -263,7 +263,7 @@ fi
 paste "$WORK/film-keys.txt" "$WORK/film-values.txt" |
   jq -R -c --arg p "${PREFIX}movie:" 'split("\t") | {slug: (.[0] | ltrimstr($p)), value: (.[1] | fromjson? // null)}' \
   >"$WORK/cached.jsonl"
-sql "select coalesce(json_agg(row_to_json(f)), '[]') from films f" >"$WORK/db.json"
+sql "select coalesce(json_agg(row_to_json(f)), '[]') from movies f" >"$WORK/db.json"
 jq -n --slurpfile db "$WORK/db.json" --slurpfile cached "$WORK/cached.jsonl" '
   ($db[0] | map({key: .slug, value: .}) | from_entries) as $rows
   # every field the cache holds or the table has (v is the version column), numbers within 1e-9

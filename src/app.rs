@@ -34,7 +34,7 @@ pub async fn load_dataset_if_empty(db: &Db) -> anyhow::Result<()> {
         return Ok(());
     }
     let data = dataset::parse(dataset::MOVIES_JSON)?;
-    let summary = db.import(data.films).await?;
+    let summary = db.import(data.movies).await?;
     tracing::info!(imported = summary.imported, rejected = data.rejected.len(), "loaded the embedded dataset");
     Ok(())
 }

@@ -59,7 +59,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
             };
             let db = app::open_db(&config, stats).await?;
             let rejected = data.rejected.len();
-            let summary = db.import(data.films).await?;
+            let summary = db.import(data.movies).await?;
             for r in &data.rejected {
                 eprintln!("rejected row {}: {} ({})", r.row, r.reason, r.title.as_deref().unwrap_or("no title"));
             }

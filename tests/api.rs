@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::helpers::{Setup, TestApp, spawn_app};
 
-async fn film(app: &TestApp, slug: &str) -> (StatusCode, Value) {
+async fn movie(app: &TestApp, slug: &str) -> (StatusCode, Value) {
     let r = app.get(&format!("/api/movies/{slug}")).await;
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
@@ -18,7 +18,7 @@ async fn count(app: &TestApp) -> i64 {
 
 both!(get_returns_every_field_as_json, |backend| async move {
     let app = spawn_app(backend).await;
-    let (status, body) = film(&app, "the-land-girls-1998").await;
+    let (status, body) = movie(&app, "the-land-girls-1998").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["title"], "The Land Girls");
     assert_eq!(body["release_date"], "1998-06-12");
@@ -28,7 +28,7 @@ both!(get_returns_every_field_as_json, |backend| async move {
     assert_eq!(body["mpaa_rating"], "R");
     assert!(body["director"].is_null());
     assert!(body["version"].as_i64().is_some_and(|v| v > 0));
-    let (status, body) = film(&app, "no-such-film-1999").await;
+    let (status, body) = movie(&app, "no-such-film-1999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().is_some_and(|e| e.contains("no-such-film-1999")));
 });
@@ -37,7 +37,7 @@ both!(create_update_delete_with_the_token, |backend| async move {
     let app = spawn_app(backend).await;
     let before = count(&app).await;
     let created = app
-        .add_film(
+        .add_movie(
             &json!({"title": "Heat", "release_date": "1995-12-15", "director": "Michael Mann", "imdb_rating": 8.2}),
         )
         .await;
@@ -51,24 +51,24 @@ both!(create_update_delete_with_the_token, |backend| async move {
     assert_eq!(put.status(), StatusCode::OK);
     let body: Value = put.json().await.unwrap();
     assert_eq!(body["changed"], json!(["director", "running_time_min"]));
-    let (_, stored) = film(&app, "heat-1995").await;
+    let (_, stored) = movie(&app, "heat-1995").await;
     assert_eq!(stored["running_time_min"], 170);
     assert!(stored["director"].is_null());
     assert_eq!(stored["title"], "Heat", "fields not in the patch stay");
 
-    let taken = app.add_film(&json!({"slug": "heat-1995", "title": "Heat", "release_date": "1995-12-15"})).await;
+    let taken = app.add_movie(&json!({"slug": "heat-1995", "title": "Heat", "release_date": "1995-12-15"})).await;
     assert_eq!(taken.status(), StatusCode::CONFLICT);
 
     let delete = app.remove("heat-1995").await;
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
-    assert_eq!(film(&app, "heat-1995").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(movie(&app, "heat-1995").await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.remove("heat-1995").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(count(&app).await, before);
 });
 
 both!(writes_need_the_right_token, |backend| async move {
     let app = spawn_app(backend).await;
-    let before = film(&app, "the-land-girls-1998").await.1;
+    let before = movie(&app, "the-land-girls-1998").await.1;
     let body = json!({"title": "Hijacked"});
     let url = app.url("/api/movies/the-land-girls-1998");
     for auth in [None, Some("Bearer wrong"), Some("Bearer "), Some("test-admin-token"), Some("Basic dGVzdA==")] {
@@ -84,7 +84,7 @@ both!(writes_need_the_right_token, |backend| async move {
     assert_eq!(post.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let delete = app.client.delete(&url).bearer_auth("nope").send().await.unwrap();
     assert_eq!(delete.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(film(&app, "the-land-girls-1998").await.1, before, "nothing changed");
+    assert_eq!(movie(&app, "the-land-girls-1998").await.1, before, "nothing changed");
 });
 
 #[tokio::test]
@@ -94,7 +94,7 @@ async fn writes_are_refused_without_an_admin_token() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].as_str().is_some_and(|e| e.contains("ADMIN_TOKEN")));
-    assert_eq!(film(&app, "the-land-girls-1998").await.0, StatusCode::OK);
+    assert_eq!(movie(&app, "the-land-girls-1998").await.0, StatusCode::OK);
 }
 
 both!(bad_bodies_name_the_field_and_write_nothing, |backend| async move {
@@ -114,7 +114,7 @@ both!(bad_bodies_name_the_field_and_write_nothing, |backend| async move {
         ),
     ];
     for (body, status, field) in cases {
-        let r = app.add_film(&body).await;
+        let r = app.add_movie(&body).await;
         assert_eq!(r.status(), status, "{body}");
         let answer: Value = r.json().await.unwrap();
         assert_eq!(answer["field"], field, "{body}");

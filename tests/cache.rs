@@ -103,7 +103,7 @@ both!(partial_miss_is_one_query_and_the_page_stays_whole, |backend| async move {
     assert_eq!(cost(before, app.stats()).2, 0);
 });
 
-both!(a_film_gone_from_the_database_is_left_out_of_a_cached_page, |backend| async move {
+both!(a_movie_gone_from_the_database_is_left_out_of_a_cached_page, |backend| async move {
     let app = spawn_app(backend).await;
     let full = page_slugs(&app, 1).await;
     app.settle().await;
@@ -162,7 +162,7 @@ both!(unknown_slugs_are_remembered_as_not_found, |backend| async move {
     }
     assert_eq!(cost(before, app.stats()), (0, 0, 0));
     // creating the film ends the negative entry at once
-    let created = app.add_film(&json!({"title": "No Such Film", "release_date": "1999-03-01"})).await;
+    let created = app.add_movie(&json!({"title": "No Such Film", "release_date": "1999-03-01"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(app.get("/movies/no-such-film-1999").await.status(), StatusCode::OK);
 });
@@ -192,13 +192,13 @@ both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async mo
     let mut redis = app.redis().await;
     let decoy = format!("other{}:movies:page:1", app.prefix);
     let _: () = redis.set_ex(&decoy, "[]", 60).await.unwrap();
-    let film_keys = app.cached_keys("movie:*").await.len();
+    let movie_keys = app.cached_keys("movie:*").await.len();
 
     let slug = page_slugs(&app, 3).await[0].clone();
     let put = app.redate(&slug, "2030-01-01").await;
     assert_eq!(put.status(), StatusCode::OK);
     assert!(app.cached_keys("movies:page:*").await.is_empty(), "no page key survives");
-    assert_eq!(app.cached_keys("movie:*").await.len(), film_keys, "film keys stay");
+    assert_eq!(app.cached_keys("movie:*").await.len(), movie_keys, "film keys stay");
     let decoy_left: bool = redis.exists(&decoy).await.unwrap();
     assert!(decoy_left, "another prefix's keys are not touched");
     let _: () = redis.unlink(&decoy).await.unwrap();
@@ -206,7 +206,7 @@ both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async mo
     assert_eq!(page_slugs(&app, 1).await[0], slug);
 });
 
-both!(a_title_change_touches_only_its_film_key, |backend| async move {
+both!(a_title_change_touches_only_its_movie_key, |backend| async move {
     let app = spawn_app(backend).await;
     let slugs = page_slugs(&app, 1).await;
     app.settle().await;
@@ -230,7 +230,7 @@ both!(deletes_and_creates_are_read_at_once, |backend| async move {
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("/movies/{}", slugs[0])).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(page_slugs(&app, 1).await[0], slugs[1]);
-    let created = app.add_film(&json!({"title": "Tomorrow's Film", "release_date": "2032-02-02"})).await;
+    let created = app.add_movie(&json!({"title": "Tomorrow's Film", "release_date": "2032-02-02"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(page_slugs(&app, 1).await[0], "tomorrow-s-film-2032");
 });
@@ -275,12 +275,12 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
         assert_eq!(list.await.unwrap(), StatusCode::OK);
         app.settle().await;
 
-        let db_film = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap().1.unwrap();
+        let db_movie = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap().1.unwrap();
         let cached: Option<String> = redis.get(app.key(&format!("movie:{slug}"))).await.unwrap();
         if let Some(cached) = cached {
             let cached: serde_json::Value = serde_json::from_str(&cached).unwrap();
-            assert_eq!(cached["title"], db_film.title, "round {round}: film key");
-            assert_eq!(cached["v"], db_film.version, "round {round}: film version");
+            assert_eq!(cached["title"], db_movie.title, "round {round}: film key");
+            assert_eq!(cached["v"], db_movie.version, "round {round}: film version");
         }
         if let Some(page) = cached_page(&app, 1).await {
             let (_, fresh) = app.database().page(marquee::movies::PageNumber::FIRST, 24).await.unwrap();

@@ -59,7 +59,7 @@ both!(a_broken_file_is_an_error_and_changes_nothing, |backend| async move {
     assert!(!missing.status.success());
 });
 
-both!(seed_adds_deterministic_films_once, |backend| async move {
+both!(seed_adds_deterministic_movies_once, |backend| async move {
     let db = TestDb::new(backend).await;
     let out = marquee(&db, &["seed", "--count", "1200"], &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));

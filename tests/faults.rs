@@ -95,10 +95,10 @@ async fn redis_killed_under_load_and_restarted() {
         async move {
             let keys = redis.keys(&app.prefix).await;
             let pages = keys.iter().filter(|k| k.contains("movies:page:")).count();
-            let films = keys.iter().filter(|k| k.contains(":movie:")).count();
+            let movies = keys.iter().filter(|k| k.contains(":movie:")).count();
             let now = app.stats();
             let hits = |s: &marquee::stats::Snapshot| s.page_hits + s.movie_hits;
-            pages >= 4 && films >= 96 && hits(&now) > hits(&during) + 100
+            pages >= 4 && movies >= 96 && hits(&now) > hits(&during) + 100
         }
     })
     .await;
@@ -206,8 +206,8 @@ async fn redis_paused_with_client_pause() {
 /// How an entry is spoiled.
 #[derive(Debug, Clone, Copy)]
 enum Spoil {
-    FilmBadJson,
-    FilmHash,
+    MovieBadJson,
+    MovieHash,
     PageNotArray,
     PageGarbage,
     PageList,
@@ -215,7 +215,7 @@ enum Spoil {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_entries_are_read_around_and_rewritten() {
-    for spoil in [Spoil::FilmBadJson, Spoil::FilmHash, Spoil::PageNotArray, Spoil::PageGarbage, Spoil::PageList] {
+    for spoil in [Spoil::MovieBadJson, Spoil::MovieHash, Spoil::PageNotArray, Spoil::PageGarbage, Spoil::PageList] {
         corrupted_entry(spoil).await;
     }
 }
@@ -233,17 +233,17 @@ async fn corrupted_entry(spoil: Spoil) {
     assert_eq!(app.get_text(&detail_path).await.1, detail);
 
     let mut conn = redis.conn().await;
-    let film_key = app.key(&format!("movie:{slug}"));
+    let movie_key = app.key(&format!("movie:{slug}"));
     let page_key = app.key("movies:page:2");
     let spoiled = match spoil {
-        Spoil::FilmBadJson => {
-            run(&mut conn, redis::cmd("SET").arg(&film_key).arg("{\"v\":99999999,\"title\":")).await;
-            &film_key
+        Spoil::MovieBadJson => {
+            run(&mut conn, redis::cmd("SET").arg(&movie_key).arg("{\"v\":99999999,\"title\":")).await;
+            &movie_key
         }
-        Spoil::FilmHash => {
-            run(&mut conn, redis::cmd("DEL").arg(&film_key)).await;
-            run(&mut conn, redis::cmd("HSET").arg(&film_key).arg("title").arg("x")).await;
-            &film_key
+        Spoil::MovieHash => {
+            run(&mut conn, redis::cmd("DEL").arg(&movie_key)).await;
+            run(&mut conn, redis::cmd("HSET").arg(&movie_key).arg("title").arg("x")).await;
+            &movie_key
         }
         Spoil::PageNotArray => {
             run(&mut conn, redis::cmd("SET").arg(&page_key).arg("{\"slugs\":[\"a\"]}")).await;
@@ -262,9 +262,9 @@ async fn corrupted_entry(spoil: Spoil) {
     let before = app.stats();
     // the page that reads the spoiled key on its own first (a detail page reads one film key, a
     // listing reads its page key), then the other
-    let film_first = spoiled == &film_key;
+    let movie_first = spoiled == &movie_key;
     for step in 0..2 {
-        if (step == 0) == film_first {
+        if (step == 0) == movie_first {
             let (status, detail_now) = app.get_text(&detail_path).await;
             assert_eq!(status, StatusCode::OK, "{spoil:?}: detail");
             assert_eq!(detail_now, detail, "{spoil:?}: the detail page is the same");
@@ -284,12 +284,12 @@ async fn corrupted_entry(spoil: Spoil) {
     assert_eq!(kind, "string", "{spoil:?}: {spoiled} was not rewritten");
     let value: String = redis::cmd("GET").arg(spoiled).query_async(&mut conn).await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&value).unwrap_or_else(|e| panic!("{spoil:?}: {value}: {e}"));
-    if spoiled == &film_key {
-        let (_, film) = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap();
-        let film = film.expect("the film exists");
+    if spoiled == &movie_key {
+        let (_, movie) = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap();
+        let movie = movie.expect("the film exists");
         assert_eq!(json["slug"], slug.as_str(), "{spoil:?}: {value}");
-        assert_eq!(json["title"], film.title.as_str(), "{spoil:?}: {value}");
-        assert_eq!(json["v"], film.version, "{spoil:?}: the database's version, not the spoiled one: {value}");
+        assert_eq!(json["title"], movie.title.as_str(), "{spoil:?}: {value}");
+        assert_eq!(json["v"], movie.version, "{spoil:?}: the database's version, not the spoiled one: {value}");
     } else {
         let slugs: Vec<String> = serde_json::from_value(json).unwrap_or_default();
         assert_eq!(slugs, card_slugs(&listing), "{spoil:?}: {value}");
@@ -424,9 +424,9 @@ async fn sigterm_during_load_finishes_requests_and_cache_writes() {
     // films of page 30, read straight from the database file, for cold detail pages
     let stats = Arc::new(marquee::stats::Stats::default());
     let db = marquee::db::Db::connect(&db_url, 1, stats).await.expect("the database file opens");
-    let (_, films) = db.page(marquee::movies::PageNumber::new(30).expect("page"), 24).await.expect("page 30");
+    let (_, movies) = db.page(marquee::movies::PageNumber::new(30).expect("page"), 24).await.expect("page 30");
     db.close().await;
-    let details: Vec<String> = films.iter().take(12).map(|f| f.slug.clone()).collect();
+    let details: Vec<String> = movies.iter().take(12).map(|f| f.slug.clone()).collect();
     let mut paths: Vec<String> = (2..=13).map(|n| format!("/movies?page={n}")).collect();
     paths.extend(details.iter().map(|s| format!("/movies/{s}")));
 
@@ -527,10 +527,10 @@ both!(writes_racing_reads, |backend| async move {
     let want_title = format!("Race {last}");
     let want_date = format!("2100-{:02}-01", 1 + last % 12);
     // the database
-    let (db_meta, db_film) =
+    let (db_meta, db_movie) =
         app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.expect("database read");
-    let db_film = db_film.expect("the film exists");
-    assert_eq!((db_film.title.as_str(), db_film.release_date.to_string()), (want_title.as_str(), want_date.clone()));
+    let db_movie = db_movie.expect("the film exists");
+    assert_eq!((db_movie.title.as_str(), db_movie.release_date.to_string()), (want_title.as_str(), want_date.clone()));
     // Redis
     let mut conn = app.redis().await;
     let cached: Option<String> =
@@ -539,8 +539,8 @@ both!(writes_racing_reads, |backend| async move {
     assert_eq!(cached["title"], want_title.as_str(), "{cached}");
     assert_eq!(cached["release_date"], want_date.as_str(), "{cached}");
     assert_eq!(cached["imdb_votes"], last, "{cached}");
-    assert_eq!(cached["v"], db_film.version, "{cached}");
-    assert!(db_meta.version >= db_film.version);
+    assert_eq!(cached["v"], db_movie.version, "{cached}");
+    assert!(db_meta.version >= db_movie.version);
     // every page, read twice (the second from the cache)
     for _ in 0..2 {
         let (_, html) = app.get_text(&detail).await;

@@ -272,8 +272,8 @@ impl TestApp {
     }
 
     /// An editor adds a film (`POST /api/movies` with the admin token).
-    pub async fn add_film(&self, film: &Value) -> reqwest::Response {
-        self.admin(reqwest::Method::POST, "/api/movies").json(film).send().await.expect("POST answered")
+    pub async fn add_movie(&self, movie: &Value) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, "/api/movies").json(movie).send().await.expect("POST answered")
     }
 
     /// An editor changes some fields of a film (`PUT /api/movies/{slug}`).

@@ -92,8 +92,8 @@ async fn catalog_state(app: &TestApp, sample: &str) -> (i64, i64, marquee::movie
     let db = app.database();
     let stamp = db.stamp().await.expect("stamp");
     let slug = marquee::movies::Slug::parse(sample).expect("sample slug");
-    let (_, film) = db.movie(&slug).await.expect("sample film");
-    (stamp.movie_count, stamp.version, film.expect("the sample film exists"))
+    let (_, movie) = db.movie(&slug).await.expect("sample film");
+    (stamp.movie_count, stamp.version, movie.expect("the sample film exists"))
 }
 
 struct Case {
@@ -477,7 +477,7 @@ async fn html_in_fields_is_stored_as_text() {
     let title = r#"<script>alert("t")</script> & <b onmouseover=x>Bold</b>"#;
     let body =
         serde_json::json!({"title": title, "release_date": "2099-01-01", "director": "<img src=x onerror=alert(1)>"});
-    let r = app.add_film(&body).await;
+    let r = app.add_movie(&body).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: serde_json::Value = r.json().await.unwrap();
     let slug = created["slug"].as_str().expect("a slug").to_owned();

@@ -115,7 +115,7 @@ async fn htmx_gets_the_fragment_and_everyone_else_the_page() {
     assert_in_layout(&restore.text().await.expect("body"), "history restore");
 }
 
-both!(following_the_triggers_reaches_every_film_once, |backend| async move {
+both!(following_the_triggers_reaches_every_movie_once, |backend| async move {
     let app = Setup::new(backend).page_size(500).spawn().await;
     let (_, first) = app.get_text("/").await;
     let total = setsize(&first);
@@ -253,7 +253,7 @@ async fn detail_page_shows_every_known_field_for_people() {
 async fn a_hostile_title_is_shown_as_text() {
     let app = spawn_app(Backend::Sqlite).await;
     let title = "<script>alert(1)</script>";
-    let created = app.add_film(&json!({"title": title, "release_date": "2031-01-01"})).await;
+    let created = app.add_movie(&json!({"title": title, "release_date": "2031-01-01"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let slug = created.json::<serde_json::Value>().await.expect("json")["slug"].as_str().expect("slug").to_owned();
 

@@ -13,7 +13,7 @@ async fn loaded(backend: crate::helpers::Backend) -> (TestDb, Db) {
     let test_db = TestDb::new(backend).await;
     let (db, _) = test_db.connect().await;
     let data = dataset::parse(dataset::MOVIES_JSON).unwrap();
-    db.import(data.films).await.unwrap();
+    db.import(data.movies).await.unwrap();
     (test_db, db)
 }
 
@@ -27,24 +27,24 @@ fn slug(s: &str) -> Slug {
 
 /// The whole catalog in listing order, computed here from the dataset.
 fn expected_order() -> Vec<String> {
-    let mut films = dataset::parse(dataset::MOVIES_JSON).unwrap().films;
-    films.sort_by(|a, b| b.release_date.cmp(&a.release_date).then_with(|| a.slug.cmp(&b.slug)));
-    films.into_iter().map(|f| f.slug).collect()
+    let mut movies = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
+    movies.sort_by(|a, b| b.release_date.cmp(&a.release_date).then_with(|| a.slug.cmp(&b.slug)));
+    movies.into_iter().map(|f| f.slug).collect()
 }
 
 both!(import_keeps_every_usable_row_and_is_idempotent, |backend| async move {
     let test_db = TestDb::new(backend).await;
     let (db, _) = test_db.connect().await;
     let data = dataset::parse(dataset::MOVIES_JSON).unwrap();
-    let usable = data.films.len() as u64;
+    let usable = data.movies.len() as u64;
     assert_eq!(usable + data.rejected.len() as u64, 3201);
-    let first = db.import(data.films.clone()).await.unwrap();
+    let first = db.import(data.movies.clone()).await.unwrap();
     assert_eq!((first.imported, first.updated), (usable, 0));
     assert_eq!(db.count().await.unwrap(), usable as i64);
-    let again = db.import(data.films.clone()).await.unwrap();
+    let again = db.import(data.movies.clone()).await.unwrap();
     assert_eq!((again.imported, again.updated, again.unchanged), (0, 0, usable));
     // a changed row is updated, not duplicated
-    let mut changed = data.films.clone();
+    let mut changed = data.movies.clone();
     changed[0].genre = Some("Changed".into());
     let third = db.import(changed).await.unwrap();
     assert_eq!((third.imported, third.updated), (0, 1));
@@ -80,11 +80,11 @@ both!(listing_pages_follow_release_date_then_slug, |backend| async move {
     let mut seen = Vec::new();
     let last = u32::try_from(expected.len().div_ceil(size as usize)).unwrap();
     for n in [1, 2, 3, last - 1, last] {
-        let (meta, films) = db.page(page(n), size).await.unwrap();
+        let (meta, movies) = db.page(page(n), size).await.unwrap();
         assert_eq!(meta.movie_count, expected.len() as i64);
         let from = (n as usize - 1) * size as usize;
         let want = &expected[from..(from + size as usize).min(expected.len())];
-        let got: Vec<String> = films.iter().map(|f| f.slug.clone()).collect();
+        let got: Vec<String> = movies.iter().map(|f| f.slug.clone()).collect();
         assert_eq!(got, want, "page {n}");
         seen.extend(got);
     }
@@ -102,8 +102,8 @@ both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
     let pages = u32::try_from(expected.len().div_ceil(size as usize)).unwrap();
     let mut all = Vec::new();
     for n in 1..=pages {
-        let (_, films) = db.page(page(n), size).await.unwrap();
-        all.extend(films.into_iter().map(|f| f.slug));
+        let (_, movies) = db.page(page(n), size).await.unwrap();
+        all.extend(movies.into_iter().map(|f| f.slug));
     }
     assert_eq!(all, expected);
     // a write that changes the order is seen by deep pages at once (stale anchors are rebuilt)
@@ -119,9 +119,9 @@ both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
 
 both!(batch_fetch_keeps_the_asked_order_and_skips_missing, |backend| async move {
     let (_t, db) = loaded(backend).await;
-    let (meta, films) =
+    let (meta, movies) =
         db.movies(&["king-kong-2005", "no-such-film-1999", "300-2007", "king-kong-1976"]).await.unwrap();
-    let got: Vec<&str> = films.iter().map(|f| f.slug.as_str()).collect();
+    let got: Vec<&str> = movies.iter().map(|f| f.slug.as_str()).collect();
     assert_eq!(got, ["king-kong-2005", "300-2007", "king-kong-1976"]);
     assert!(meta.version > 0);
     assert!(db.movies(&[]).await.unwrap().1.is_empty());

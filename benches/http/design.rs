@@ -22,7 +22,7 @@ pub async fn rows(o: &Opts, j: &Janitor, rows: &mut Vec<Row>) -> Result<()> {
     let d = measure(&prefix, if o.quick { 0.5 } else { 1.5 }, o.rounds).await?;
     let scope = "Redis · design";
     rows.push(
-        Row::new(scope, format!("(a) bytes per film, {} films (MEMORY USAGE)", thousands(d.films as f64)))
+        Row::new(scope, format!("(a) bytes per film, {} films (MEMORY USAGE)", thousands(d.movies as f64)))
             .ours(format!("JSON string: {:.0} B", d.json_bytes))
             .other(format!("hash: {:.0} B ({:.0}% listpack)", d.hash_bytes, d.hash_listpack_share * 100.0))
             .ratio_text(format!("hash/JSON {}", times(d.hash_bytes / d.json_bytes))),
@@ -229,7 +229,7 @@ pub struct ReadFigures {
 
 /// The figures of the two open questions.
 pub struct Design {
-    pub films: usize,
+    pub movies: usize,
     pub json_bytes: f64,
     pub hash_bytes: f64,
     pub hash_listpack_share: f64,
@@ -241,14 +241,14 @@ pub struct Design {
 /// Asks both questions of the embedded films under `prefix`: each read for `secs` per round.
 pub async fn measure(prefix: &str, secs: f64, rounds: usize) -> Result<Design> {
     let mut c = lab::connect().await?;
-    let films: Vec<Movie> = marquee::dataset::parse(marquee::dataset::MOVIES_JSON)?
-        .films
+    let movies: Vec<Movie> = marquee::dataset::parse(marquee::dataset::MOVIES_JSON)?
+        .movies
         .into_iter()
         .map(|m| Movie { version: 1, ..m })
         .collect();
 
     // (a) the same films both ways
-    for chunk in films.chunks(500) {
+    for chunk in movies.chunks(500) {
         let mut pipe = redis::pipe();
         for m in chunk {
             pipe.cmd("SET")
@@ -268,8 +268,8 @@ pub async fn measure(prefix: &str, secs: f64, rounds: usize) -> Result<Design> {
         }
         pipe.query_async::<()>(&mut c).await?;
     }
-    let json_keys: Vec<String> = films.iter().map(|m| format!("{prefix}json:{}", m.slug)).collect();
-    let hash_keys: Vec<String> = films.iter().map(|m| format!("{prefix}hash:{}", m.slug)).collect();
+    let json_keys: Vec<String> = movies.iter().map(|m| format!("{prefix}json:{}", m.slug)).collect();
+    let hash_keys: Vec<String> = movies.iter().map(|m| format!("{prefix}hash:{}", m.slug)).collect();
     let json_bytes = lab::memory_usage(&mut c, &json_keys).await?;
     let hash_bytes = lab::memory_usage(&mut c, &hash_keys).await?;
     let mut listpack = 0usize;
@@ -283,7 +283,7 @@ pub async fn measure(prefix: &str, secs: f64, rounds: usize) -> Result<Design> {
     }
 
     let pages: Vec<Vec<String>> =
-        films.chunks(24).filter(|p| p.len() == 24).map(|p| p.iter().map(|m| m.slug.clone()).collect()).collect();
+        movies.chunks(24).filter(|p| p.len() == 24).map(|p| p.iter().map(|m| m.slug.clone()).collect()).collect();
     let variants = [Read::JsonMovie, Read::JsonCard, Read::Hash];
     let mut totals: Vec<(Read, f64, f64, f64, f64, Vec<f64>)> =
         variants.iter().map(|&v| (v, 0.0, 0.0, 0.0, 0.0, Vec::new())).collect();
@@ -344,7 +344,7 @@ pub async fn measure(prefix: &str, secs: f64, rounds: usize) -> Result<Design> {
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SET_VERSIONED).query_async(&mut c).await?;
     let mut writes = Vec::new();
     for (n, reps) in [(24usize, 150usize), (1000, 15)] {
-        let batch: Vec<(String, String)> = films
+        let batch: Vec<(String, String)> = movies
             .iter()
             .take(n)
             .map(|m| Ok((format!("{prefix}w:{}", m.slug), marquee::cache::encode_movie(m))))
@@ -391,7 +391,7 @@ pub async fn measure(prefix: &str, secs: f64, rounds: usize) -> Result<Design> {
     }
     let _ = lab::unlink_prefix(&mut c, prefix).await;
     Ok(Design {
-        films: films.len(),
+        movies: movies.len(),
         json_bytes,
         hash_bytes,
         hash_listpack_share: listpack as f64 / hash_keys.len().max(1) as f64,

@@ -65,13 +65,13 @@ pub async fn phase(
             break;
         }
     }
-    let film_keys: Vec<String> = slugs.iter().map(|s| keys.movie(s)).collect();
+    let movie_keys: Vec<String> = slugs.iter().map(|s| keys.movie(s)).collect();
     let page_keys: Vec<String> = (1..=40).map(|n| keys.page(n)).collect();
-    let film_bytes = lab::memory_usage(&mut redis, &film_keys).await?;
+    let movie_bytes = lab::memory_usage(&mut redis, &movie_keys).await?;
     let page_key_bytes = lab::memory_usage(&mut redis, &page_keys).await?;
     rows.push(
         Row::new(scope, "Redis bytes per cached film (MEMORY USAGE, 200 film keys)")
-            .ours(format!("{film_bytes:.0} B per film"))
+            .ours(format!("{movie_bytes:.0} B per film"))
             .other(format!("page key: {page_key_bytes:.0} B ({:.0} B per film listed)", page_key_bytes / 24.0)),
     );
 

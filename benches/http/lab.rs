@@ -179,14 +179,14 @@ pub async fn dbsize(c: &mut Conn) -> Result<u64> {
 }
 
 /// Writes `films` as `{prefix}movie:{slug}` JSON strings (the server's own encoding), pipelined.
-pub async fn fill_films(c: &mut Conn, prefix: &str, films: impl Iterator<Item = Movie>) -> Result<(Duration, u64)> {
+pub async fn fill_movies(c: &mut Conn, prefix: &str, movies: impl Iterator<Item = Movie>) -> Result<(Duration, u64)> {
     let start = Instant::now();
     let mut n = 0u64;
     let mut pipe = redis::pipe();
     let mut in_pipe = 0;
-    for film in films {
-        let value = marquee::cache::encode_movie(&film);
-        pipe.cmd("SET").arg(format!("{prefix}movie:{}", film.slug)).arg(value).arg("EX").arg(3600).ignore();
+    for movie in movies {
+        let value = marquee::cache::encode_movie(&movie);
+        pipe.cmd("SET").arg(format!("{prefix}movie:{}", movie.slug)).arg(value).arg("EX").arg(3600).ignore();
         in_pipe += 1;
         n += 1;
         if in_pipe == 2000 {

@@ -70,7 +70,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
     eprintln!("  filling Redis with {big} film keys");
     client::settle(on.addr).await?;
     let mem0 = lab::used_memory(&mut redis).await?;
-    let (fill, n) = lab::fill_films(&mut redis, &prefix, marquee::dataset::synthetic(1, big)).await?;
+    let (fill, n) = lab::fill_movies(&mut redis, &prefix, marquee::dataset::synthetic(1, big)).await?;
     let mem1 = lab::used_memory(&mut redis).await?;
     let sample: Vec<String> =
         marquee::dataset::synthetic(1, big).step_by((big / 200).max(1) as usize).map(|m| keys.movie(&m.slug)).collect();

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::movies::{Date, Movie, Slug, film_slug};
+use crate::movies::{Date, Movie, Slug, movie_slug};
 
 pub use seed::synthetic;
 
@@ -51,7 +51,7 @@ const MOJIBAKE: [(char, char); 12] = [
 /// The films of one file, in file order, and the rows that could not become films.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    pub films: Vec<Movie>,
+    pub movies: Vec<Movie>,
     pub rejected: Vec<Rejection>,
 }
 
@@ -88,23 +88,23 @@ pub fn parse(bytes: &[u8]) -> Result<Dataset, DatasetError> {
         return Err(DatasetError::NotAnArray);
     };
     let mut taken = HashSet::with_capacity(rows.len());
-    let mut films = Vec::with_capacity(rows.len());
+    let mut movies = Vec::with_capacity(rows.len());
     let mut rejected = Vec::new();
     for (index, row) in rows.iter().enumerate() {
         let number = index + 1;
         let Value::Object(fields) = row else {
             return Err(DatasetError::NotAnObject { row: number });
         };
-        match film(fields, &mut taken) {
-            Ok(movie) => films.push(movie),
+        match movie(fields, &mut taken) {
+            Ok(movie) => movies.push(movie),
             Err((title, reason)) => rejected.push(Rejection { row: number, title, reason }),
         }
     }
-    Ok(Dataset { films, rejected })
+    Ok(Dataset { movies, rejected })
 }
 
 /// One row as a film, or its cleaned title (if any) and why it was rejected.
-fn film(fields: &Map<String, Value>, taken: &mut HashSet<String>) -> Result<Movie, (Option<String>, String)> {
+fn movie(fields: &Map<String, Value>, taken: &mut HashSet<String>) -> Result<Movie, (Option<String>, String)> {
     let title = title(fields.get("Title")).map_err(|reason| (None, reason))?;
     let release_date = release_date(fields.get("Release Date")).map_err(|reason| (Some(title.clone()), reason))?;
     let slug = unique_slug(&title, release_date.year(), taken).map_err(|reason| (Some(title.clone()), reason))?;
@@ -166,7 +166,7 @@ fn release_date(value: Option<&Value>) -> Result<Date, String> {
 fn unique_slug(title: &str, year: u16, taken: &mut HashSet<String>) -> Result<String, String> {
     let mut n: u32 = 1;
     loop {
-        let candidate = film_slug(title, year, n);
+        let candidate = movie_slug(title, year, n);
         if !taken.contains(&candidate) {
             let slug = Slug::parse(&candidate).map_err(|e| format!("slug {candidate:?}: {e}"))?.into_string();
             taken.insert(slug.clone());
@@ -212,13 +212,13 @@ mod tests {
     fn one(json: &str) -> Movie {
         let data = parse(json.as_bytes()).unwrap();
         assert!(data.rejected.is_empty(), "{:?}", data.rejected);
-        assert_eq!(data.films.len(), 1);
-        data.films.into_iter().next().unwrap()
+        assert_eq!(data.movies.len(), 1);
+        data.movies.into_iter().next().unwrap()
     }
 
     fn rejection(json: &str) -> Rejection {
         let data = parse(json.as_bytes()).unwrap();
-        assert!(data.films.is_empty());
+        assert!(data.movies.is_empty());
         assert_eq!(data.rejected.len(), 1);
         data.rejected.into_iter().next().unwrap()
     }
@@ -227,8 +227,8 @@ mod tests {
         parse(MOVIES_JSON).unwrap()
     }
 
-    fn real_film<'a>(data: &'a Dataset, slug: &str) -> &'a Movie {
-        data.films.iter().find(|m| m.slug == slug).unwrap_or_else(|| panic!("no film {slug}"))
+    fn real_movie<'a>(data: &'a Dataset, slug: &str) -> &'a Movie {
+        data.movies.iter().find(|m| m.slug == slug).unwrap_or_else(|| panic!("no film {slug}"))
     }
 
     #[test]
@@ -351,11 +351,11 @@ mod tests {
                  {"Title": 9.0, "Release Date": "Sep 09 2009"}]"#,
         )
         .unwrap();
-        let got: Vec<_> = data.films.iter().map(|m| (m.title.as_str(), m.slug.as_str())).collect();
+        let got: Vec<_> = data.movies.iter().map(|m| (m.title.as_str(), m.slug.as_str())).collect();
         assert_eq!(got, [("1776", "1776-1972"), ("300", "300-2007"), ("9", "9-2009")]);
         let real = real();
-        assert_eq!(real_film(&real, "300-2007").title, "300");
-        assert_eq!(real_film(&real, "1776-1972").title, "1776");
+        assert_eq!(real_movie(&real, "300-2007").title, "300");
+        assert_eq!(real_movie(&real, "1776-1972").title, "1776");
     }
 
     #[test]
@@ -368,7 +368,7 @@ mod tests {
                  {"Title": "   ", "Release Date": "Jun 12 1998"}]"#,
         )
         .unwrap();
-        assert_eq!(data.films.len(), 1);
+        assert_eq!(data.movies.len(), 1);
         let expected: Vec<_> =
             (2..=5).map(|row| Rejection { row, title: None, reason: "no title".to_owned() }).collect();
         assert_eq!(data.rejected, expected);
@@ -432,10 +432,10 @@ mod tests {
         assert!(rejection(r#"[{"Title": "A", "Release Date": "Feb 29 2100"}]"#).reason.contains("not a date"));
 
         let real = real();
-        let gone = real_film(&real, "gone-with-the-wind-1939");
+        let gone = real_movie(&real, "gone-with-the-wind-1939");
         assert_eq!(gone.release_date, Date::new(1939, 12, 15).unwrap());
-        assert_eq!(real_film(&real, "the-wizard-of-oz-1939").release_date, Date::new(1939, 8, 25).unwrap());
-        assert_eq!(real_film(&real, "modern-times-1936").release_date, Date::new(1936, 2, 5).unwrap());
+        assert_eq!(real_movie(&real, "the-wizard-of-oz-1939").release_date, Date::new(1939, 8, 25).unwrap());
+        assert_eq!(real_movie(&real, "modern-times-1936").release_date, Date::new(1936, 2, 5).unwrap());
     }
 
     #[test]
@@ -468,18 +468,18 @@ mod tests {
         assert_eq!(m.distributor.as_deref(), Some("Gaumônt"));
 
         let real = real();
-        assert_eq!(real_film(&real, "asterix-aux-jeux-olympiques-2008").title, "Astérix aux Jeux Olympiques");
-        assert_eq!(real_film(&real, "alien3-1992").title, "Alien³");
-        assert_eq!(real_film(&real, "richie-rich-1994").title, "Ri¢hie Ri¢h");
+        assert_eq!(real_movie(&real, "asterix-aux-jeux-olympiques-2008").title, "Astérix aux Jeux Olympiques");
+        assert_eq!(real_movie(&real, "alien3-1992").title, "Alien³");
+        assert_eq!(real_movie(&real, "richie-rich-1994").title, "Ri¢hie Ri¢h");
     }
 
     #[test]
     fn slugs_carry_the_year_so_remakes_differ() {
         let real = real();
-        let kongs: Vec<_> = real.films.iter().filter(|m| m.title == "King Kong").map(|m| m.slug.as_str()).collect();
+        let kongs: Vec<_> = real.movies.iter().filter(|m| m.title == "King Kong").map(|m| m.slug.as_str()).collect();
         assert_eq!(kongs, ["king-kong-1976", "king-kong-2005"]);
-        assert_eq!(real_film(&real, "king-kong-1976").director.as_deref(), Some("John Guillermin"));
-        assert_eq!(real_film(&real, "king-kong-2005").director.as_deref(), Some("Peter Jackson"));
+        assert_eq!(real_movie(&real, "king-kong-1976").director.as_deref(), Some("John Guillermin"));
+        assert_eq!(real_movie(&real, "king-kong-2005").director.as_deref(), Some("Peter Jackson"));
     }
 
     #[test]
@@ -490,31 +490,34 @@ mod tests {
                  {"Title": "Twin", "Release Date": "Jun 12 1999"}]"#,
         )
         .unwrap();
-        let slugs: Vec<_> = data.films.iter().map(|m| m.slug.as_str()).collect();
+        let slugs: Vec<_> = data.movies.iter().map(|m| m.slug.as_str()).collect();
         assert_eq!(slugs, ["twin-1998", "twin-1998-2", "other-1998", "twin-1998-3", "twin-1999"]);
-        assert_eq!(parse(br#"[{"Title": "Twin", "Release Date": "Jun 12 1999"}]"#).unwrap().films[0].slug, "twin-1999");
+        assert_eq!(
+            parse(br#"[{"Title": "Twin", "Release Date": "Jun 12 1999"}]"#).unwrap().movies[0].slug,
+            "twin-1999"
+        );
     }
 
     #[test]
-    fn unsluggable_titles_become_film_and_long_ones_stay_within_the_limit() {
+    fn unsluggable_titles_become_movie_and_long_ones_stay_within_the_limit() {
         let data = parse(
             br#"[{"Title": "!!!", "Release Date": "Jun 12 1998"}, {"Title": "???", "Release Date": "Jun 12 1998"}]"#,
         )
         .unwrap();
-        let slugs: Vec<_> = data.films.iter().map(|m| m.slug.as_str()).collect();
+        let slugs: Vec<_> = data.movies.iter().map(|m| m.slug.as_str()).collect();
         assert_eq!(slugs, ["film-1998", "film-1998-2"]);
 
         let long = "word ".repeat(60);
         let rows: Vec<_> = (0..12).map(|_| serde_json::json!({"Title": long, "Release Date": "Jun 12 1998"})).collect();
         let data = parse(serde_json::to_string(&rows).unwrap().as_bytes()).unwrap();
-        assert_eq!(data.films.len(), 12);
+        assert_eq!(data.movies.len(), 12);
         let mut seen = HashSet::new();
-        for m in &data.films {
+        for m in &data.movies {
             assert!(m.slug.len() <= crate::movies::SLUG_MAX_LEN, "{}", m.slug);
             assert!(Slug::parse(&m.slug).is_ok(), "{}", m.slug);
             assert!(seen.insert(m.slug.clone()), "{}", m.slug);
         }
-        assert!(data.films[11].slug.ends_with("-1998-12"));
+        assert!(data.movies[11].slug.ends_with("-1998-12"));
     }
 
     #[test]
@@ -528,20 +531,20 @@ mod tests {
             parse(br#"[{"Title": "A", "Release Date": "Jun 12 1998"}, null]"#),
             Err(DatasetError::NotAnObject { row: 2 })
         ));
-        assert_eq!(parse(b"[]").unwrap(), Dataset { films: vec![], rejected: vec![] });
+        assert_eq!(parse(b"[]").unwrap(), Dataset { movies: vec![], rejected: vec![] });
     }
 
     #[test]
     fn the_embedded_file_imports_cleanly() {
         let data = real();
-        assert_eq!(data.films.len() + data.rejected.len(), 3201);
+        assert_eq!(data.movies.len() + data.rejected.len(), 3201);
         assert_eq!(
             data.rejected,
             [Rejection { row: 3054, title: None, reason: "no title".to_owned() }],
             "the one row with a null title"
         );
         let mut seen = HashSet::new();
-        for m in &data.films {
+        for m in &data.movies {
             assert!(Slug::parse(&m.slug).is_ok(), "{}", m.slug);
             assert!(seen.insert(m.slug.as_str()), "duplicate slug {}", m.slug);
             assert!(m.release_date.year() <= LATEST_PLAUSIBLE_YEAR, "{} {}", m.title, m.release_date);
@@ -555,6 +558,6 @@ mod tests {
                 assert!(!text.chars().any(|c| MOJIBAKE.iter().any(|&(bad, _)| bad == c)), "{text}");
             }
         }
-        assert_eq!(data.films.iter().map(|m| m.release_date.year()).max(), Some(2011));
+        assert_eq!(data.movies.iter().map(|m| m.release_date.year()).max(), Some(2011));
     }
 }

@@ -216,7 +216,7 @@ const YEARS: u64 = 92; // 1920..=2011, the span of the real dataset's films.
 /// dataset (whose last part is always all digits).
 pub fn synthetic(start: u64, count: u64) -> impl Iterator<Item = Movie> {
     // `synthetic_film` is `None` for no number (see there): the count is exact.
-    (start..start.saturating_add(count)).filter_map(synthetic_film)
+    (start..start.saturating_add(count)).filter_map(synthetic_movie)
 }
 
 /// Synthetic film number `number`. Always `Some`: the date is built from a year in 1920..=2011, a
@@ -225,7 +225,7 @@ pub fn synthetic(start: u64, count: u64) -> impl Iterator<Item = Movie> {
     clippy::cast_possible_truncation,
     reason = "every draw is below a small bound, and money stays far below i64::MAX"
 )]
-fn synthetic_film(number: u64) -> Option<Movie> {
+fn synthetic_movie(number: u64) -> Option<Movie> {
     let mut draw = Draw(number ^ 0x6d61_7271_7565_6521); // "marquee!": apart from other uses of the numbers
     let year = (FIRST_YEAR + draw.below(YEARS)) as u16;
     let month = 1 + draw.below(12) as u8;
@@ -364,7 +364,7 @@ mod tests {
     use crate::movies::Slug;
 
     #[test]
-    fn the_same_number_always_gives_the_same_film() {
+    fn the_same_number_always_gives_the_same_movie() {
         let first: Vec<_> = synthetic(0, 500).collect();
         assert_eq!(first, synthetic(0, 500).collect::<Vec<_>>());
         assert_eq!(first[123..200], synthetic(123, 77).collect::<Vec<_>>());
@@ -389,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_films_are_unique_valid_and_plausible() {
+    fn ten_thousand_movies_are_unique_valid_and_plausible() {
         let mut slugs = HashSet::new();
         let mut titles = HashSet::new();
         let mut years = HashSet::new();
@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn synthetic_slugs_never_meet_real_ones() {
         let real = super::super::parse(super::super::MOVIES_JSON).unwrap();
-        let real: HashSet<_> = real.films.into_iter().map(|m| m.slug).collect();
+        let real: HashSet<_> = real.movies.into_iter().map(|m| m.slug).collect();
         assert!(synthetic(0, 10_000).all(|m| !real.contains(&m.slug)));
     }
 }

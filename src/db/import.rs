@@ -25,12 +25,12 @@ fn same_content(a: &Movie, b: &Movie) -> bool {
 impl Db {
     /// Inserts the films that are new (by slug) and rewrites those whose content differs, all in one
     /// transaction: on any error nothing is written. Importing the same films again changes nothing.
-    pub async fn import(&self, films: Vec<Movie>) -> Result<ImportSummary> {
+    pub async fn import(&self, movies: Vec<Movie>) -> Result<ImportSummary> {
         let mut tx = self.pool.begin().await?;
         let stamp = self.bump(&mut tx, 0, 0).await?;
         let mut existing: HashMap<String, Movie> = HashMap::new();
-        for chunk in films.chunks(BATCH) {
-            let sql = format!("select {COLUMNS} from films where slug in ({})", rows::list(1, chunk.len()));
+        for chunk in movies.chunks(BATCH) {
+            let sql = format!("select {COLUMNS} from movies where slug in ({})", rows::list(1, chunk.len()));
             let mut q = sqlx::query(&sql);
             for m in chunk {
                 q = q.bind(m.slug.as_str());
@@ -45,14 +45,14 @@ impl Db {
         let mut summary = ImportSummary::default();
         let mut fresh = Vec::new();
         let mut reordered = false;
-        for mut film in films {
-            film.version = stamp.version;
-            match existing.get(&film.slug) {
-                None => fresh.push(film),
-                Some(old) if same_content(old, &film) => summary.unchanged += 1,
+        for mut movie in movies {
+            movie.version = stamp.version;
+            match existing.get(&movie.slug) {
+                None => fresh.push(movie),
+                Some(old) if same_content(old, &movie) => summary.unchanged += 1,
                 Some(old) => {
-                    reordered |= old.release_date != film.release_date;
-                    self.rewrite(&mut tx, &film).await?;
+                    reordered |= old.release_date != movie.release_date;
+                    self.rewrite(&mut tx, &movie).await?;
                     summary.updated += 1;
                 }
             }
@@ -69,15 +69,15 @@ impl Db {
 
     /// Inserts films whose slug is free, in batched transactions; returns how many were new.
     /// `films` is consumed lazily, so a million films never sit in memory at once.
-    pub async fn seed(&self, films: impl Iterator<Item = Movie>, mut progress: impl FnMut(u64)) -> Result<u64> {
+    pub async fn seed(&self, movies: impl Iterator<Item = Movie>, mut progress: impl FnMut(u64)) -> Result<u64> {
         const PER_TRANSACTION: usize = 100 * BATCH;
-        let mut films = films.peekable();
+        let mut movies = movies.peekable();
         let mut total = 0;
-        while films.peek().is_some() {
+        while movies.peek().is_some() {
             let mut tx = self.pool.begin().await?;
             let stamp = self.bump(&mut tx, 0, 0).await?;
             let chunk: Vec<Movie> =
-                films.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: stamp.version, ..m }).collect();
+                movies.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: stamp.version, ..m }).collect();
             let added = self.insert_new(&mut tx, &chunk).await?;
             self.grow(&mut tx, added, added > 0).await?;
             tx.commit().await?;
@@ -87,11 +87,11 @@ impl Db {
         Ok(total)
     }
 
-    async fn insert_new(&self, tx: &mut Transaction<'_, Any>, films: &[Movie]) -> Result<u64> {
+    async fn insert_new(&self, tx: &mut Transaction<'_, Any>, movies: &[Movie]) -> Result<u64> {
         let mut added = 0;
-        for batch in films.chunks(BATCH) {
+        for batch in movies.chunks(BATCH) {
             let sql = format!(
-                "insert into films ({COLUMNS}) values {} on conflict (slug) do nothing",
+                "insert into movies ({COLUMNS}) values {} on conflict (slug) do nothing",
                 rows::placeholders(batch.len())
             );
             let mut q = sqlx::query(&sql);
@@ -105,21 +105,23 @@ impl Db {
     }
 
     /// Writes every column of an existing film.
-    pub(super) async fn rewrite(&self, tx: &mut Transaction<'_, Any>, film: &Movie) -> Result<()> {
+    pub(super) async fn rewrite(&self, tx: &mut Transaction<'_, Any>, movie: &Movie) -> Result<()> {
         let sets = COLUMNS.split(", ").skip(1).enumerate().map(|(i, c)| format!("{c} = ${}", i + 2));
-        let sql = format!("update films set {} where slug = $1", sets.collect::<Vec<_>>().join(", "));
+        let sql = format!("update movies set {} where slug = $1", sets.collect::<Vec<_>>().join(", "));
         self.counted();
-        rows::bind(sqlx::query(&sql), film).execute(&mut **tx).await?;
+        rows::bind(sqlx::query(&sql), movie).execute(&mut **tx).await?;
         Ok(())
     }
 
     async fn grow(&self, tx: &mut Transaction<'_, Any>, added: u64, reordered: bool) -> Result<()> {
         self.counted();
-        sqlx::query("update catalog set film_count = film_count + $1, order_version = order_version + $2 where id = 1")
-            .bind(i64::try_from(added).unwrap_or(i64::MAX))
-            .bind(i64::from(reordered))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "update catalog set movie_count = movie_count + $1, order_version = order_version + $2 where id = 1",
+        )
+        .bind(i64::try_from(added).unwrap_or(i64::MAX))
+        .bind(i64::from(reordered))
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 }

@@ -9,10 +9,10 @@ use sqlx::{Any, Row, Transaction};
 use super::anchors::{self, Set};
 use super::rows::{self, COLUMNS};
 use super::{Db, DbError, Result};
-use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug, film_slug};
+use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug, movie_slug};
 
 /// The catalog row: `version` grows with every write, `order_version` whenever the listing order
-/// may have changed, `film_count` is the number of films.
+/// may have changed, `movie_count` is the number of films.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stamp {
     pub version: i64,
@@ -29,18 +29,18 @@ pub struct Updated {
     pub stamp: Stamp,
 }
 
-const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, c.film_count as c_film_count";
+const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, c.movie_count as c_movie_count";
 const ORDER: &str = "order by release_date desc, slug";
 
 fn stamp(row: &AnyRow) -> Result<Stamp> {
     Ok(Stamp {
         version: row.try_get("c_version")?,
         order_version: row.try_get("c_order_version")?,
-        movie_count: row.try_get("c_film_count")?,
+        movie_count: row.try_get("c_movie_count")?,
     })
 }
 
-/// Splits a `catalog left join films` result into its stamp and its films.
+/// Splits a `catalog left join movies` result into its stamp and its films.
 fn stamp_and_movies(rows: &[AnyRow]) -> Result<(Stamp, Vec<Movie>)> {
     let stamp = rows.first().map(stamp).transpose()?.unwrap_or_default();
     let movies = rows.iter().map(rows::movie).filter_map(Result::transpose).collect::<Result<_, _>>()?;
@@ -67,16 +67,16 @@ impl Db {
         loop {
             let Some((key, skip)) = set.locate(offset) else {
                 // fewer films than one step: the page is past the end, or within the first step
-                let (stamp, films) = self.page_at(None, offset, size).await?;
+                let (stamp, movies) = self.page_at(None, offset, size).await?;
                 if stamp.order_version == set.order_version {
-                    return Ok((stamp, films));
+                    return Ok((stamp, movies));
                 }
                 set = self.rebuild_anchors(Some(set.order_version)).await?;
                 continue;
             };
-            let (stamp, films) = self.page_at(Some(key), skip, size).await?;
+            let (stamp, movies) = self.page_at(Some(key), skip, size).await?;
             if stamp.order_version == set.order_version {
-                return Ok((stamp, films));
+                return Ok((stamp, movies));
             }
             set = self.rebuild_anchors(Some(set.order_version)).await?;
         }
@@ -87,7 +87,7 @@ impl Db {
             if anchor.is_some() { "where release_date <= $3 and (release_date < $3 or slug >= $4)" } else { "" };
         let sql = format!(
             "select {STAMP}, {cols} from catalog c left join \
-             (select {COLUMNS} from films {filter} {ORDER} limit $1 offset $2) f on 1 = 1 \
+             (select {COLUMNS} from movies {filter} {ORDER} limit $1 offset $2) f on 1 = 1 \
              order by f.release_date desc, f.slug",
             cols = rows::columns_of("f"),
         );
@@ -109,7 +109,7 @@ impl Db {
         let sql = format!(
             "select c.order_version as c_order_version, w.release_date, w.slug from catalog c left join \
              (select release_date, slug, rn from \
-               (select release_date, slug, row_number() over ({ORDER}) as rn from films) n \
+               (select release_date, slug, row_number() over ({ORDER}) as rn from movies) n \
               where (rn - 1) % {step} = 0) w on 1 = 1 \
              order by w.rn",
             step = anchors::STEP,
@@ -131,7 +131,7 @@ impl Db {
 
     /// One film, with the catalog stamp (whose version dates a "not found").
     pub async fn movie(&self, slug: &Slug) -> Result<(Stamp, Option<Movie>)> {
-        let sql = format!("select {STAMP}, {} from catalog c left join films f on f.slug = $1", rows::columns_of("f"));
+        let sql = format!("select {STAMP}, {} from catalog c left join movies f on f.slug = $1", rows::columns_of("f"));
         self.counted();
         let rows = sqlx::query(&sql).bind(slug.as_str()).fetch_all(&self.pool).await?;
         let (stamp, mut movies) = stamp_and_movies(&rows)?;
@@ -141,10 +141,10 @@ impl Db {
     /// Many films in ONE query, in the order asked; slugs with no film are left out.
     pub async fn movies(&self, slugs: &[&str]) -> Result<(Stamp, Vec<Movie>)> {
         let sql = if slugs.is_empty() {
-            format!("select {STAMP}, {} from catalog c left join films f on 1 = 0", rows::columns_of("f"))
+            format!("select {STAMP}, {} from catalog c left join movies f on 1 = 0", rows::columns_of("f"))
         } else {
             format!(
-                "select {STAMP}, {} from catalog c left join films f on f.slug in ({})",
+                "select {STAMP}, {} from catalog c left join movies f on f.slug in ({})",
                 rows::columns_of("f"),
                 rows::list(1, slugs.len())
             )
@@ -181,10 +181,10 @@ impl Db {
         movie.version = stamp.version;
         let candidates: Vec<String> = match &new.slug {
             Some(slug) => vec![slug.to_string()],
-            None => (1..100).map(|n| film_slug(&movie.title, movie.release_date.year(), n)).collect(),
+            None => (1..100).map(|n| movie_slug(&movie.title, movie.release_date.year(), n)).collect(),
         };
         let sql =
-            format!("insert into films ({COLUMNS}) values {} on conflict (slug) do nothing", rows::placeholders(1));
+            format!("insert into movies ({COLUMNS}) values {} on conflict (slug) do nothing", rows::placeholders(1));
         for candidate in candidates {
             movie.slug = candidate;
             self.counted();
@@ -206,7 +206,7 @@ impl Db {
         // The catalog row is written first so that, on SQLite, the transaction takes the write lock
         // at once (waiting its turn) instead of failing to upgrade a read lock later.
         let stamp = self.bump(&mut tx, 0, 0).await?;
-        let sql = format!("select {COLUMNS} from films where slug = $1");
+        let sql = format!("select {COLUMNS} from movies where slug = $1");
         self.counted();
         let row = sqlx::query(&sql).bind(slug.as_str()).fetch_optional(&mut *tx).await?;
         let Some(mut movie) = row.as_ref().map(rows::movie).transpose()?.flatten() else {
@@ -232,7 +232,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let stamp = self.bump(&mut tx, 1, -1).await?;
         self.counted();
-        let gone = sqlx::query("delete from films where slug = $1").bind(slug.as_str()).execute(&mut *tx).await?;
+        let gone = sqlx::query("delete from movies where slug = $1").bind(slug.as_str()).execute(&mut *tx).await?;
         if gone.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(None);
@@ -246,8 +246,8 @@ impl Db {
         self.counted();
         let row = sqlx::query(
             "update catalog set version = version + 1, order_version = order_version + $1, \
-             film_count = film_count + $2 where id = 1 \
-             returning version as c_version, order_version as c_order_version, film_count as c_film_count",
+             movie_count = movie_count + $2 where id = 1 \
+             returning version as c_version, order_version as c_order_version, movie_count as c_movie_count",
         )
         .bind(order)
         .bind(count)
@@ -260,7 +260,7 @@ impl Db {
         self.counted();
         let row = sqlx::query(
             "update catalog set order_version = order_version + 1 where id = 1 \
-             returning version as c_version, order_version as c_order_version, film_count as c_film_count",
+             returning version as c_version, order_version as c_order_version, movie_count as c_movie_count",
         )
         .fetch_one(&mut **tx)
         .await?;

@@ -260,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn a_complete_body_becomes_a_film() {
+    fn a_complete_body_becomes_a_movie() {
         let m = new(json!({"title": " Heat ", "release_date": "1995-12-15", "imdb_rating": 8.2, "genre": null}))
             .map(|n| n.movie);
         let m = m.as_ref().ok();

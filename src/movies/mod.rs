@@ -10,7 +10,7 @@ mod slug;
 pub use date::Date;
 pub use input::{FieldError, MoviePatch, NewMovie};
 pub use page::PageNumber;
-pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, film_slug, slugify};
+pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, movie_slug, slugify};
 
 /// One film as stored. `version` is the catalog version of its last write: it only grows, across
 /// deletes and re-creations too, so the cache can refuse an older copy over a newer one.

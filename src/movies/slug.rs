@@ -82,7 +82,7 @@ pub fn slugify(text: &str, max: usize) -> String {
 
 /// A film's slug: `{title}-{year}`, then `-{n}` from n = 2 for the n-th film of that title and
 /// year. A title that already ends in its year ("King Kong (1933)") does not get it twice.
-pub fn film_slug(title: &str, year: u16, n: u32) -> String {
+pub fn movie_slug(title: &str, year: u16, n: u32) -> String {
     let year = year.to_string();
     let dedup = if n <= 1 { String::new() } else { format!("-{n}") };
     let mut base = slugify(title, MAX_LEN - year.len() - 1 - dedup.len());
@@ -128,13 +128,13 @@ mod tests {
     }
 
     #[test]
-    fn film_slugs_carry_the_year_once() {
-        assert_eq!(film_slug("King Kong", 1976, 1), "king-kong-1976");
-        assert_eq!(film_slug("King Kong (1933)", 1933, 1), "king-kong-1933");
-        assert_eq!(film_slug("1933", 1933, 1), "1933-1933");
-        assert_eq!(film_slug("Heat", 1995, 3), "heat-1995-3");
-        assert_eq!(film_slug("!!!", 1995, 1), "film-1995");
-        assert!(film_slug(&"long words ".repeat(30), 1995, 12).len() <= MAX_LEN);
+    fn movie_slugs_carry_the_year_once() {
+        assert_eq!(movie_slug("King Kong", 1976, 1), "king-kong-1976");
+        assert_eq!(movie_slug("King Kong (1933)", 1933, 1), "king-kong-1933");
+        assert_eq!(movie_slug("1933", 1933, 1), "1933-1933");
+        assert_eq!(movie_slug("Heat", 1995, 3), "heat-1995-3");
+        assert_eq!(movie_slug("!!!", 1995, 1), "film-1995");
+        assert!(movie_slug(&"long words ".repeat(30), 1995, 12).len() <= MAX_LEN);
     }
 
     proptest! {
@@ -175,8 +175,8 @@ mod tests {
         }
 
         #[test]
-        fn film_slugs_are_always_valid(title in any::<String>(), year in 1u16..=9999, n in 1u32..=10_000) {
-            let slug = film_slug(&title, year, n);
+        fn movie_slugs_are_always_valid(title in any::<String>(), year in 1u16..=9999, n in 1u32..=10_000) {
+            let slug = movie_slug(&title, year, n);
             prop_assert!(Slug::parse(&slug).is_ok(), "{:?} ({}, {}) -> {:?}", title, year, n, slug);
             let dedup = format!("-{n}");
             prop_assert!(n == 1 || slug.ends_with(&dedup), "{:?}", slug);

@@ -101,7 +101,7 @@ fn slug(text: &str) -> Result<Slug, ApiError> {
     Slug::parse(text).map_err(|_| ApiError(AppError::NotFound(format!("no film with slug {text:?}"))))
 }
 
-fn no_film(slug: &Slug) -> ApiError {
+fn no_movie(slug: &Slug) -> ApiError {
     ApiError(AppError::NotFound(format!("no film with slug {:?}", slug.as_str())))
 }
 
@@ -132,7 +132,7 @@ impl FromRequestParts<AppState> for Admin {
 
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
-    let movie = state.service.movie(&slug).await?.ok_or_else(|| no_film(&slug))?;
+    let movie = state.service.movie(&slug).await?.ok_or_else(|| no_movie(&slug))?;
     Ok(Json(MovieView::from(&movie)).into_response())
 }
 
@@ -150,11 +150,11 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     let patch = MoviePatch::from_json(body)?;
-    let updated = state.service.update(&slug, &patch).await?.ok_or_else(|| no_film(&slug))?;
+    let updated = state.service.update(&slug, &patch).await?.ok_or_else(|| no_movie(&slug))?;
     Ok(Json(UpdatedView { movie: MovieView::from(&updated.movie), changed: &updated.changed }).into_response())
 }
 
 pub async fn delete(State(state): State<AppState>, _: Admin, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
-    if state.service.delete(&slug).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(no_film(&slug)) }
+    if state.service.delete(&slug).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(no_movie(&slug)) }
 }

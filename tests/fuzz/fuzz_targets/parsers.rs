@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use marquee::movies::{PageNumber, Slug, film_slug, slugify};
+use marquee::movies::{PageNumber, Slug, movie_slug, slugify};
 
 fn is_slug(s: &str) -> bool {
     !s.is_empty()
@@ -30,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     assert!(s.is_empty() || is_slug(&s), "{text:?} -> {s:?}");
     let year = u16::from(data.first().copied().unwrap_or(0)) * 8 + 1;
     let n = u32::from(data.last().copied().unwrap_or(1)) * 40 + 1;
-    let f = film_slug(text, year, n);
+    let f = movie_slug(text, year, n);
     assert!(is_slug(&f), "{text:?} {year} {n} -> {f:?}");
 });
