@@ -20,8 +20,6 @@ pub mod dataset;
 pub mod db;
 /// Cache writes that run after the response, tracked for graceful shutdown.
 pub mod deferred;
-/// `AppError` and how it is shown (an HTML page or JSON).
-pub mod error;
 /// Coalescing of concurrent misses into one database read.
 pub mod flights;
 /// The domain: `Movie`, `Slug`, `PageNumber`, dates and how values are shown.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::error::{ApiError, AppError};
+use super::error::{ApiError, AppError};
 use crate::movies::{Date, Movie, MoviePatch, NewMovie, Slug};
 
 /// A film as API clients read it.

@@ -1,6 +1,8 @@
 //! HTTP: the router and every middleware, put together in one place.
 
 mod api;
+/// `AppError` and how it is shown: a page in the site's layout, or JSON under `/api/`.
+pub mod error;
 mod ops;
 mod pages;
 mod query;
@@ -27,9 +29,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::deferred::Deferred;
-use crate::error::{ApiError, AppError, PageError};
 use crate::service::MovieService;
 use crate::stats::Stats;
+use error::{ApiError, AppError, PageError};
 
 /// The largest request body accepted (the write API's JSON).
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -6,9 +6,9 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::error::{AppError, PageError};
 use super::query::ListingQuery;
 use super::views::{DetailPage, Feed, ListingFragment, ListingPage};
-use crate::error::{AppError, PageError};
 use crate::movies::{PageNumber, Slug};
 
 /// Whether to answer with the fragment: an htmx request, but not a history restore (which needs

@@ -4,7 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::error::{AppError, PageError};
+use super::error::{AppError, PageError};
 use crate::movies::PageNumber;
 
 /// What `/movies?…` asks for.

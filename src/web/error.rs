@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::views::ErrorPage;
 use crate::movies::FieldError;
 use crate::service::ServiceError;
-use crate::web::views::ErrorPage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
