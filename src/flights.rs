@@ -34,6 +34,11 @@ impl<K, V, E> Default for Flights<K, V, E> {
     }
 }
 
+/// A read's task panicked. The flight turns it into an error of the caller's type (`E:
+/// From<Panicked>`), so every waiting request gets an answer and the flight is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Panicked;
+
 /// Who ran the read: the first request, or one that joined it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -45,7 +50,7 @@ impl<K, V, E> Flights<K, V, E>
 where
     K: Hash + Eq + Clone,
     V: Send + Sync + 'static,
-    E: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + From<Panicked> + 'static,
 {
     /// The current release count, to pass to `run` as `seen`.
     pub fn epoch(&self) -> u64 {
@@ -78,13 +83,10 @@ where
                     // database connection back) even when every request waiting for it has gone.
                     let task = tokio::spawn(start(id));
                     let flight = async move {
-                        match task.await {
-                            Ok(result) => result,
-                            Err(e) => std::panic::resume_unwind(match e.try_into_panic() {
-                                Ok(payload) => payload,
-                                Err(e) => Box::new(e.to_string()),
-                            }),
-                        }
+                        task.await.unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "a shared database read panicked");
+                            Err(E::from(Panicked))
+                        })
                     }
                     .boxed()
                     .shared();
@@ -131,7 +133,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_runs_share_one_read_until_released() {
-        let flights: Arc<Flights<u32, u32, ()>> = Arc::default();
+        let flights: Arc<Flights<u32, u32, Panicked>> = Arc::default();
         let reads = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Notify::new());
         let mut tasks = Vec::new();
@@ -152,7 +154,7 @@ mod tests {
         gate.notify_waiters();
         let mut leaders = 0;
         for t in tasks {
-            let (value, role) = t.await.unwrap_or((Err(()), Role::Follower));
+            let (value, role) = t.await.unwrap_or((Err(Panicked), Role::Follower));
             assert_eq!(value.map(|v| *v), Ok(42));
             leaders += usize::from(role == Role::Leader);
         }
@@ -167,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn release_ends_only_its_own_flight() {
-        let flights: Flights<u32, u32, ()> = Flights::default();
+        let flights: Flights<u32, u32, Panicked> = Flights::default();
         let (_, _) = flights.run(&1, None, |_| async { Ok(Arc::new(1)) }).await.unwrap();
         flights.release(&1, 999);
         let (_, role) = flights.run(&1, None, |_| async { Ok(Arc::new(2)) }).await.unwrap();
@@ -176,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_release_since_the_cache_was_read_sends_the_caller_back_to_it() {
-        let flights: Flights<u32, u32, ()> = Flights::default();
+        let flights: Flights<u32, u32, Panicked> = Flights::default();
         let seen = flights.epoch();
         let (_, _) = flights.run(&1, None, |id| async move { Ok(Arc::new(u32::try_from(id).unwrap())) }).await.unwrap();
         flights.release(&1, 1);

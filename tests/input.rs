@@ -256,7 +256,7 @@ fn cases(sample: &str) -> Vec<Case> {
         case(
             "PUT text/plain",
             format!("PUT /api/movies/{sample} HTTP/1.1\r\n{auth}\r\nContent-Type: text/plain"),
-            400,
+            415,
             "send the body as Content-Type: application/json",
         ),
         r#"{"title":"x"}"#,
@@ -265,7 +265,7 @@ fn cases(sample: &str) -> Vec<Case> {
         case(
             "POST without a content type",
             format!("POST /api/movies HTTP/1.1\r\n{auth}"),
-            400,
+            415,
             "send the body as Content-Type: application/json",
         ),
         r#"{"title":"x","release_date":"2000-01-01"}"#,

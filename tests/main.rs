@@ -10,6 +10,7 @@ mod api;
 mod browser;
 mod cache;
 mod cli;
+mod failures;
 mod faults;
 mod input;
 mod pages;

@@ -71,11 +71,11 @@ pub struct Written {
     pub refused: u64,
 }
 
-/// A TTL with ±10% jitter, so that keys written together do not expire together.
+/// A TTL between 90% and 100% of the setting, so that keys written together do not expire
+/// together. Jitter only shortens: the setting is the longest any entry lives.
 fn jitter(ttl: Duration) -> u64 {
     let secs = ttl.as_secs().max(1);
-    let spread = secs / 10;
-    if spread == 0 { secs } else { fastrand::u64(secs - spread..=secs + spread) }
+    fastrand::u64(secs - secs / 10..=secs)
 }
 
 impl Cache {

@@ -27,8 +27,8 @@ pub enum Backend {
 pub enum DbError {
     #[error("a film with slug {0:?} already exists")]
     SlugTaken(String),
-    #[error("no free slug could be derived from {0:?}")]
-    NoSlug(String),
+    #[error("every slug for {title:?} is taken, up to {last:?}")]
+    NoSlug { title: String, last: String },
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
@@ -36,6 +36,24 @@ pub enum DbError {
 }
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+impl DbError {
+    /// The database could not be reached or is refusing work for now (a 503), as opposed to a
+    /// fault of ours (a 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sqlx(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_),
+            ) => true,
+            // PostgreSQL: connection exceptions (08…), insufficient resources (53…), operator
+            // intervention (57…: shutting down); SQLite: busy (5) and locked (6)
+            Self::Sqlx(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|c| ["08", "53", "57"].iter().any(|p| c.starts_with(p)) || c == "5" || c == "6")
+            }
+            _ => false,
+        }
+    }
+}
 
 /// The pool plus what the repository keeps beside it (the deep-page anchors, the query counter).
 #[derive(Clone)]
@@ -46,6 +64,8 @@ pub struct Db {
     stats: Arc<Stats>,
     #[cfg(feature = "test-hooks")]
     hold: Arc<std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>>,
+    #[cfg(feature = "test-hooks")]
+    panic_on_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Db {
@@ -82,6 +102,8 @@ impl Db {
             stats,
             #[cfg(feature = "test-hooks")]
             hold: Arc::default(),
+            #[cfg(feature = "test-hooks")]
+            panic_on_reads: Arc::default(),
         })
     }
 
@@ -118,8 +140,27 @@ impl Db {
         }
     }
 
-    /// Where a held read waits; nothing at all without the test hooks.
+    /// Test hook: every read of pages and films (and an update's read of its row) panics while
+    /// `on`, as a bug of ours would.
+    #[cfg(feature = "test-hooks")]
+    pub fn panic_on_reads(&self, on: bool) {
+        self.panic_on_reads.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where a read panics when a test asks; nothing at all without the test hooks.
+    fn panic_if_asked(&self) {
+        #[cfg(feature = "test-hooks")]
+        {
+            #[expect(clippy::panic, reason = "the test hook stands for a bug of ours")]
+            if self.panic_on_reads.load(std::sync::atomic::Ordering::Relaxed) {
+                panic!("test hook: this read panics");
+            }
+        }
+    }
+
+    /// Where a held read waits (or a read panics); nothing at all without the test hooks.
     async fn after_read(&self) {
+        self.panic_if_asked();
         #[cfg(feature = "test-hooks")]
         {
             let gate = self.hold.read().ok().and_then(|g| g.clone());

@@ -196,7 +196,7 @@ impl Db {
         tx.rollback().await?;
         Err(match new.slug {
             Some(slug) => DbError::SlugTaken(slug.into_string()),
-            None => DbError::NoSlug(movie.title),
+            None => DbError::NoSlug { title: movie.title, last: movie.slug },
         })
     }
 
@@ -209,6 +209,7 @@ impl Db {
         let sql = format!("select {COLUMNS} from movies where slug = $1");
         self.counted();
         let row = sqlx::query(&sql).bind(slug.as_str()).fetch_optional(&mut *tx).await?;
+        self.panic_if_asked();
         let Some(mut movie) = row.as_ref().map(rows::movie).transpose()?.flatten() else {
             tx.rollback().await?;
             return Ok(None);

@@ -23,16 +23,29 @@ use read_through::{Loaded, Lookup, ReadThrough};
 pub enum ServiceError {
     #[error("a film with slug {0:?} already exists")]
     SlugTaken(String),
+    #[error("{0}")]
+    NoFreeSlug(String),
     #[error("the database failed: {0}")]
     Db(Arc<DbError>),
+    /// A shared database read panicked: a bug of ours, answered as a 500 to every request that
+    /// waited for it (the read is not reused).
+    #[error("a shared database read panicked")]
+    Panicked,
 }
 
 impl From<DbError> for ServiceError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::SlugTaken(slug) => Self::SlugTaken(slug),
+            e @ DbError::NoSlug { .. } => Self::NoFreeSlug(e.to_string()),
             other => Self::Db(Arc::new(other)),
         }
+    }
+}
+
+impl From<crate::flights::Panicked> for ServiceError {
+    fn from(_: crate::flights::Panicked) -> Self {
+        Self::Panicked
     }
 }
 
@@ -293,6 +306,12 @@ impl MovieService {
     /// Closes the database pool (at shutdown, after the last request).
     pub async fn close(&self) {
         self.inner.db.close().await;
+    }
+
+    /// Test hook: reads panic while `on` (see `Db::panic_on_reads`).
+    #[cfg(feature = "test-hooks")]
+    pub fn panic_on_reads(&self, on: bool) {
+        self.inner.db.panic_on_reads(on);
     }
 
     /// Test hook: holds every database read of pages and films after it returns, until the

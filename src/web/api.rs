@@ -70,7 +70,7 @@ struct UpdatedView<'a> {
     changed: &'a [&'static str],
 }
 
-/// A JSON request body, refused in the API's own words: not sent as JSON (400), not JSON (400),
+/// A JSON request body, refused in the API's own words: not sent as JSON (415), not JSON (400),
 /// over the size limit (413).
 pub struct JsonBody(pub Value);
 
@@ -85,7 +85,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .and_then(|v| v.split(';').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(AppError::BadRequest("send the body as Content-Type: application/json".into()).into());
+            return Err(AppError::NotJson.into());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge(super::BODY_LIMIT),

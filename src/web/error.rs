@@ -29,15 +29,23 @@ pub enum AppError {
     MethodNotAllowed(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("send the body as Content-Type: application/json")]
+    NotJson,
     #[error("the catalog is unavailable right now; please try again shortly")]
     Unavailable(#[source] ServiceError),
+    #[error("this took too long to answer; please try again shortly")]
+    TimedOut,
+    /// A bug of ours: logged with its cause, shown without it.
+    #[error("something went wrong on our side; it has been logged")]
+    Internal(String),
 }
 
 impl From<ServiceError> for AppError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::SlugTaken(_) => Self::Conflict(e.to_string()),
-            ServiceError::Db(_) => Self::Unavailable(e),
+            ServiceError::SlugTaken(_) | ServiceError::NoFreeSlug(_) => Self::Conflict(e.to_string()),
+            ServiceError::Db(ref db) if db.is_unavailable() => Self::Unavailable(e),
+            ServiceError::Db(_) | ServiceError::Panicked => Self::Internal(error_chain(&e)),
         }
     }
 }
@@ -59,13 +67,20 @@ impl AppError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) | Self::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn log(&self) {
-        if let Self::Unavailable(cause) = self {
-            tracing::error!(error = %cause, "request failed: database unavailable");
+        match self {
+            Self::Unavailable(cause) => {
+                tracing::error!(error = %error_chain(cause), "request failed: database unavailable")
+            }
+            Self::Internal(cause) => tracing::error!(error = %cause, "request failed: internal error"),
+            Self::TimedOut => tracing::warn!("request timed out"),
+            _ => {}
         }
     }
 
@@ -77,7 +92,9 @@ impl AppError {
             Self::Conflict(_) => "Already exists",
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::TooLarge(_) => "Too large",
-            Self::Unavailable(_) => "The catalog is resting",
+            Self::NotJson => "Not JSON",
+            Self::Unavailable(_) | Self::TimedOut => "The catalog is resting",
+            Self::Internal(_) => "Something went wrong",
         }
     }
 }
@@ -126,4 +143,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// An error and its sources, outermost first: `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

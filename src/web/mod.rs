@@ -19,12 +19,12 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::FutureExt;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -63,8 +63,9 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         },
     ));
     // Outermost first: the request id, then its trace span, the response headers every answer
-    // carries, compression, the time limit, the body limits, the latency metric and, innermost,
-    // the request's deferred cache writes.
+    // carries, compression, the latency metric (which so sees answers to panics and time-outs),
+    // the panic catcher, the time limit, the body limits and, innermost, the request's deferred
+    // cache writes.
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(x_request_id.clone(), Counter::default()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -84,10 +85,11 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.config.request_timeout))
+        .layer(middleware::from_fn(record_latency))
+        .layer(middleware::from_fn(catch_panics))
+        .layer(middleware::from_fn_with_state(state.config.request_timeout, time_limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_declared_large_bodies))
-        .layer(middleware::from_fn(record_latency))
         .layer(middleware::from_fn_with_state(state.clone(), deferred_writes));
     Router::new()
         .route("/", get(pages::home))
@@ -130,6 +132,37 @@ async fn record_latency(req: Request, next: Next) -> Response {
     metrics::histogram!("marquee_http_request_duration_seconds", "route" => route, "status" => status)
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// A panic in a handler is a bug of ours: logged, and answered with a 500 in the site's own page
+/// (or JSON under `/api/`) instead of a dropped connection.
+async fn catch_panics(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            error_for(&path, AppError::Internal(format!("a handler panicked: {what}")))
+        }
+    }
+}
+
+/// A request over the time limit gets the site's own 503 (page, or JSON under `/api/`), with
+/// `Retry-After`.
+async fn time_limit(State(limit): State<std::time::Duration>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = error_for(&path, AppError::TimedOut);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
 }
 
 /// A body declared over the limit gets a JSON (API) or page 413 in our own words, before anything

@@ -1,0 +1,120 @@
+//! The failure paths made exact: what each fault answers, and that it leaves nothing stuck.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::helpers::{Backend, Setup, spawn_app};
+use crate::pages::assert_in_layout;
+
+/// `MOVIE_TTL_SECS=20` means no film entry lives longer than 20 s: jitter only shortens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttls_never_exceed_their_settings() {
+    let app = Setup::new(Backend::Sqlite)
+        .env("MOVIE_TTL_SECS", "20")
+        .env("PAGE_TTL_SECS", "10")
+        .env("NEGATIVE_TTL_SECS", "5")
+        .spawn()
+        .await;
+    let page = app.listing(1).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(app.detail("no-such-film-1901").await.status, StatusCode::NOT_FOUND);
+    app.settle().await;
+    let redis = app.redis().await;
+    let ttl = |key: String| {
+        let mut redis = redis.clone();
+        async move { redis.ttl::<_, i64>(key).await.unwrap() }
+    };
+    let mut film_ttls = Vec::new();
+    for slug in &page.slugs {
+        film_ttls.push(ttl(app.key(&format!("movie:{slug}"))).await);
+    }
+    assert!(film_ttls.iter().all(|t| (17..=20).contains(t)), "film TTLs within 90–100% of 20 s: {film_ttls:?}");
+    let page_ttl = ttl(app.key("movies:page:1")).await;
+    assert!((8..=10).contains(&page_ttl), "page TTL {page_ttl}");
+    let meta_ttl = ttl(app.key("movies:meta")).await;
+    assert!((17..=20).contains(&meta_ttl), "meta TTL {meta_ttl}");
+    let gone_ttl = ttl(app.key("movie:no-such-film-1901")).await;
+    assert!((3..=5).contains(&gone_ttl), "negative TTL {gone_ttl}");
+}
+
+// A title and year whose every slug is taken is a conflict naming the last slug tried.
+both!(a_title_whose_slugs_are_all_taken_is_a_409, |backend| async move {
+    let app = spawn_app(backend).await;
+    let film = json!({"title": "Same Old Story", "release_date": "1950-05-05"});
+    for n in 1..=99 {
+        let r = app.add_movie(&film).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "film {n}");
+    }
+    let r = app.add_movie(&film).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let answer: Value = r.json().await.unwrap();
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains("same-old-story-1950-99"), "names the slug: {answer}");
+});
+
+/// A request over REQUEST_TIMEOUT_SECS gets the site's own 503 (a page, or JSON under /api/) with
+/// Retry-After, and is counted in the latency histogram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_gets_our_503_and_is_counted() {
+    let app = Setup::new(Backend::Sqlite).env("REQUEST_TIMEOUT_SECS", "1").spawn().await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.service.hold_reads(Some(gate.clone()));
+    let started = Instant::now();
+    let page = app.get("/movies?page=7").await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(3), "answered at the limit, not later");
+    assert_eq!(page.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    assert_in_layout(&page.text().await.unwrap(), "time-out page");
+    let api = app.get("/api/movies/no-such-film-1902").await;
+    assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let answer: Value = api.json().await.unwrap();
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("too long")), "{answer}");
+    app.service.hold_reads(None);
+    gate.add_permits(1000);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let timed_out = r#"marquee_http_request_duration_seconds_count{route="/movies",status="503"}"#;
+    assert!(metrics.contains(timed_out), "the time-out is in the histogram:\n{metrics}");
+    // the reads held back finish and the site answers again
+    assert_eq!(app.listing(7).await.status, StatusCode::OK);
+}
+
+/// A panic inside a shared database read answers its requests with a 500 page and does not
+/// poison the read: the next request reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_read_is_a_500_and_the_next_request_reads_again() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.service.panic_on_reads(true);
+    let requests = (0..5).map(|_| app.get("/movies?page=4"));
+    for answer in futures_util::future::join_all(requests).await {
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = answer.text().await.unwrap();
+        assert_in_layout(&body, "500 page");
+        assert!(!body.contains("test hook"), "the cause is logged, not shown:\n{body}");
+    }
+    let detail = app.get("/api/movies/the-land-girls-1998").await;
+    assert_eq!(detail.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    app.service.panic_on_reads(false);
+    let page = app.listing(4).await;
+    assert_eq!(page.status, StatusCode::OK, "the read is not poisoned");
+    assert_eq!(page.slugs.len(), 24);
+    assert_eq!(app.detail("the-land-girls-1998").await.status, StatusCode::OK);
+}
+
+/// A panic in a handler itself (here in an update's read of its row) is a 500 in our own words,
+/// never a dropped connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_handler_is_a_500_not_a_dropped_connection() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.service.panic_on_reads(true);
+    let r = app.retitle("the-land-girls-1998", "Never Written").await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let answer: Value = r.json().await.unwrap();
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("went wrong")), "{answer}");
+    app.service.panic_on_reads(false);
+    assert_eq!(app.detail("the-land-girls-1998").await.heading.as_deref(), Some("The Land Girls"));
+}
