@@ -27,9 +27,20 @@ async fn page_slugs(app: &TestApp, n: u32) -> Vec<String> {
     page.slugs
 }
 
-async fn cached_page(app: &TestApp, n: u32) -> Option<Vec<String>> {
+/// Page `n` as Redis holds it: the order version it was read at, and its slugs.
+async fn cached_page(app: &TestApp, n: u32) -> Option<(i64, Vec<String>)> {
     let raw: Option<String> = app.redis().await.get(app.key(&format!("movies:page:{n}"))).await.unwrap();
-    raw.map(|r| serde_json::from_str(&r).unwrap())
+    raw.map(|r| {
+        let page: serde_json::Value = serde_json::from_str(&r).unwrap();
+        let slugs = page["slugs"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+        (page["v"].as_i64().unwrap(), slugs)
+    })
+}
+
+/// The listing order version Redis's stamp says is current.
+async fn cached_order_version(app: &TestApp) -> Option<i64> {
+    let raw: Option<String> = app.redis().await.get(app.key("movies:meta")).await.unwrap();
+    raw.map(|r| serde_json::from_str::<serde_json::Value>(&r).unwrap()["o"].as_i64().unwrap())
 }
 
 both!(cold_listing_is_one_query_and_one_pipeline, |backend| async move {
@@ -44,7 +55,7 @@ both!(cold_listing_is_one_query_and_one_pipeline, |backend| async move {
     assert_eq!(round_trips, 2);
     assert_eq!(commands, 1 + 24 + 2);
     // the page key holds only the slugs, in page order; every film has its own key with its TTL
-    assert_eq!(cached_page(&app, 3).await.as_ref(), Some(&slugs));
+    assert_eq!(cached_page(&app, 3).await.map(|(_, s)| s).as_ref(), Some(&slugs));
     let mut redis = app.redis().await;
     for slug in &slugs {
         let ttl: i64 = redis.ttl(app.key(&format!("movie:{slug}"))).await.unwrap();
@@ -197,7 +208,17 @@ both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async mo
     let slug = page_slugs(&app, 3).await[0].clone();
     let put = app.redate(&slug, "2030-01-01").await;
     assert_eq!(put.status(), StatusCode::OK);
-    assert!(app.cached_keys("movies:page:*").await.is_empty(), "no page key survives");
+    // the writer's answer came after ONE write that makes every cached page stale; the sweep that
+    // gives their memory back runs after it
+    assert_eq!(page_slugs(&app, 1).await[0], slug, "read your writes: the moved film opens the listing");
+    app.settle().await;
+    for n in 2..=6 {
+        assert!(cached_page(&app, n).await.is_none(), "page {n} survives the sweep");
+    }
+    // page 1 was just read again: if its write-back landed after the sweep, it is the new order
+    if let Some((_, page)) = cached_page(&app, 1).await {
+        assert_eq!(page[0], slug);
+    }
     assert_eq!(app.cached_keys("movie:*").await.len(), movie_keys, "film keys stay");
     let decoy_left: bool = redis.exists(&decoy).await.unwrap();
     assert!(decoy_left, "another prefix's keys are not touched");
@@ -282,11 +303,17 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
             assert_eq!(cached["title"], db_movie.title, "round {round}: film key");
             assert_eq!(cached["v"], db_movie.version, "round {round}: film version");
         }
-        if let Some(page) = cached_page(&app, 1).await {
-            let (_, fresh) = app.database().page(marquee::movies::PageNumber::FIRST, 24).await.unwrap();
-            let fresh: Vec<String> = fresh.into_iter().map(|f| f.slug).collect();
-            assert_eq!(page, fresh, "round {round}: page key");
+        let (_, fresh) = app.database().page(marquee::movies::PageNumber::FIRST, 24).await.unwrap();
+        let fresh: Vec<String> = fresh.into_iter().map(|f| f.slug).collect();
+        if let Some((order_version, page)) = cached_page(&app, 1).await
+            && page != fresh
+        {
+            // an old read's page may land after the order change, but it carries its old order
+            // version, so no reader takes it
+            let current = cached_order_version(&app).await.unwrap_or(i64::MAX);
+            assert!(order_version < current, "round {round}: a page in an old order passes for current");
         }
+        assert_eq!(page_slugs(&app, 1).await, fresh, "round {round}: the listing a visitor sees");
         // and what visitors see now
         let (_, html) = app.get_text(&format!("/movies/{slug}")).await;
         assert!(html.contains(&format!("Rewritten {round}")), "round {round}: detail page");
@@ -324,4 +351,30 @@ both!(reads_outlive_the_clients_that_hung_up, |backend| async move {
         assert!(cached_page(&app, n).await.is_some(), "page {n} reached the cache");
     }
     assert_eq!(app.stats().deferred_pending, 0);
+});
+
+// A page key read at an older order version than the stamp's is a miss (another server moved a
+// film and its sweep has not reached this key yet): the visitor gets the current order, from one
+// query, and the page is written back at the current version. A page at the stamp's version is
+// trusted as it is.
+both!(a_page_older_than_the_stamp_is_a_miss, |backend| async move {
+    let app = spawn_app(backend).await;
+    let fresh = page_slugs(&app, 2).await;
+    app.settle().await;
+    let (version, _) = cached_page(&app, 2).await.expect("page 2 cached");
+    assert_eq!(Some(version), cached_order_version(&app).await);
+    let reversed: Vec<&str> = fresh.iter().rev().map(String::as_str).collect();
+    let mut redis = app.redis().await;
+    let key = app.key("movies:page:2");
+    let _: () = redis.set_ex(&key, marquee::cache::encode_page(&reversed, version - 1), 60).await.unwrap();
+    let before = app.stats();
+    assert_eq!(page_slugs(&app, 2).await, fresh, "the stale page is not shown");
+    app.settle().await;
+    assert_eq!(cost(before, app.stats()).2, 1, "one query for the page");
+    assert_eq!(cached_page(&app, 2).await, Some((version, fresh.clone())), "written back at the current version");
+    // at the stamp's version the page is what the cache says
+    let _: () = redis.set_ex(&key, marquee::cache::encode_page(&reversed, version), 60).await.unwrap();
+    let before = app.stats();
+    assert_eq!(page_slugs(&app, 2).await, reversed.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    assert_eq!(cost(before, app.stats()), (2, 2, 0));
 });

@@ -204,7 +204,9 @@ pub async fn fill_movies(c: &mut Conn, prefix: &str, movies: impl Iterator<Item 
 /// Writes page keys 1..=pages as the server would (a JSON array of 24 slugs, TTL 300 s, recorded
 /// in the set of page keys). The slugs are only filler: the sweep does not read them.
 pub async fn fill_pages(c: &mut Conn, keys: &marquee::cache::Keys, pages: u32, slugs: &[String]) -> Result<()> {
-    let value = serde_json::to_string(&slugs.iter().take(24).collect::<Vec<_>>())?;
+    let page: Vec<&str> = slugs.iter().take(24).map(String::as_str).collect();
+    // order version 0: stale against any stamp, as pages cached before an order change are
+    let value = marquee::cache::encode_page(&page, 0);
     let set = keys.pages();
     for chunk in (1..=pages).collect::<Vec<_>>().chunks(2000) {
         let mut pipe = redis::pipe();

@@ -48,7 +48,7 @@ impl WriteBatch {
 
     /// Page `n` holds `slugs`, read at `order_version`.
     pub fn page(&mut self, n: u32, slugs: &[&str], order_version: i64) {
-        self.page = Some((n, entry::encode_page(slugs), order_version));
+        self.page = Some((n, entry::encode_page(slugs, order_version), order_version));
     }
 
     pub fn stamp(&mut self, stamp: Stamp) {
@@ -130,7 +130,7 @@ impl Cache {
                 .arg(if m.overwrite { "1" } else { "0" });
         }
         if let Some((n, value, order_version)) = &batch.page {
-            evalsha(&mut pipe, &scripts.set_page, &[keys.page(*n), keys.meta(), keys.pages()])
+            evalsha(&mut pipe, &scripts.set_page, &[keys.page(*n), keys.pages()])
                 .arg(value)
                 .arg(*order_version)
                 .arg(jitter(config.page_ttl))

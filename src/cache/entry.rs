@@ -149,12 +149,29 @@ pub fn decode_stamp(bytes: Option<&[u8]>) -> Option<Stamp> {
     Some(Stamp { version: s.v, order_version: s.o, movie_count: s.n })
 }
 
-pub fn encode_page(slugs: &[&str]) -> String {
-    serde_json::to_string(slugs).unwrap_or_default()
+/// A `movies:page:{n}` value as written: the listing order version the page was read at (`"v"`,
+/// first, for the compare-and-set script), and the page's slugs in order.
+#[derive(Serialize)]
+struct StoredPage<'a> {
+    v: i64,
+    slugs: &'a [&'a str],
 }
 
-/// `None` for a missing value; `Some(Err(()))` for one that is not a JSON array of strings.
-pub fn decode_page(bytes: Option<&[u8]>) -> Option<Result<Vec<String>, ()>> {
+/// A page as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CachedPage {
+    /// The order version the page was read at: older than the stamp's, it is stale.
+    #[serde(rename = "v")]
+    pub order_version: i64,
+    pub slugs: Vec<String>,
+}
+
+pub fn encode_page(slugs: &[&str], order_version: i64) -> String {
+    serde_json::to_string(&StoredPage { v: order_version, slugs }).unwrap_or_default()
+}
+
+/// `None` for a missing value; `Some(Err(()))` for one that does not decode.
+pub fn decode_page(bytes: Option<&[u8]>) -> Option<Result<CachedPage, ()>> {
     Some(serde_json::from_slice(bytes?).map_err(|_| ()))
 }
 
@@ -193,10 +210,14 @@ mod tests {
     }
 
     #[test]
-    fn pages_must_be_arrays_of_strings() {
-        assert_eq!(decode_page(Some(br#"["a","b"]"#)), Some(Ok(vec!["a".into(), "b".into()])));
+    fn pages_carry_their_order_version_and_garbage_is_a_miss() {
+        let page = encode_page(&["a", "b"], 7);
+        assert!(page.starts_with(r#"{"v":7,"#), "{page}");
+        let read = CachedPage { order_version: 7, slugs: vec!["a".into(), "b".into()] };
+        assert_eq!(decode_page(Some(page.as_bytes())), Some(Ok(read)));
+        assert_eq!(decode_page(Some(br#"["a","b"]"#)), Some(Err(())));
         assert_eq!(decode_page(Some(br#"{"a":1}"#)), Some(Err(())));
-        assert_eq!(decode_page(Some(b"[1]")), Some(Err(())));
+        assert_eq!(decode_page(Some(br#"{"v":1,"slugs":[1]}"#)), Some(Err(())));
         assert_eq!(decode_page(None), None);
     }
 }

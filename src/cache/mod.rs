@@ -13,7 +13,7 @@ mod sweep;
 
 pub use batch::{WriteBatch, Written};
 /// The film entry's codec, for tools that measure the cache's own format.
-pub use entry::{MovieEntry, decode_movie, encode_movie};
+pub use entry::{CachedPage, MovieEntry, decode_movie, encode_movie, encode_page};
 pub use keys::Keys;
 /// The film compare-and-set script, for tools that measure it against plain writes.
 pub use scripts::SET_VERSIONED;

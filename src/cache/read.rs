@@ -4,14 +4,16 @@
 use redis::Cmd;
 
 use super::client::is_wrong_type;
+use super::entry::CachedPage;
 use super::{Cache, CacheError, MovieEntry, entry};
 use crate::db::Stamp;
 use crate::stats::KeyKind;
 
 impl Cache {
-    /// GET of one page key. `Ok(None)` on a miss; a value that is not an array of slugs (or a key
-    /// of another type) is a miss too.
-    pub async fn page(&self, n: u32) -> Result<Option<Vec<String>>, CacheError> {
+    /// GET of one page key. `Ok(None)` on a miss; a value that does not decode (or a key of another
+    /// type) is a miss too. Whether the page is still current is for the caller to tell, from the
+    /// stamp the films' MGET brings.
+    pub async fn page(&self, n: u32) -> Result<Option<CachedPage>, CacheError> {
         let key = self.inner.keys.page(n);
         let get = |mut c: redis::aio::ConnectionManager| async move {
             Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await

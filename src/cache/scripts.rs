@@ -17,19 +17,20 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1
 "#;
 
-/// KEYS[1] a page key, KEYS[2] the meta key, KEYS[3] the set of page keys; ARGV value, the order
-/// version the page was read at, ttl seconds, ttl of the set. Refused when the meta key says the
-/// listing order has moved on since; otherwise the page is written and recorded in the set that
-/// invalidation sweeps.
+/// KEYS[1] a page key, KEYS[2] the set of page keys; ARGV value (`{"v":order version,…}`), the
+/// order version the page was read at, ttl seconds, ttl of the set. Refused when the key already
+/// holds the page at a newer order version; otherwise the page is written and recorded in the set
+/// that the sweep walks. A page read before an order change may still be written after it: its
+/// version is older than the stamp's, so readers take it for a miss.
 pub const SET_PAGE: &str = r#"
-local ok, meta = pcall(redis.call, 'GET', KEYS[2])
-if ok and meta then
-  local o = tonumber(string.match(meta, '"o":(%d+)'))
-  if o and o > tonumber(ARGV[2]) then return 0 end
+local ok, cur = pcall(redis.call, 'GET', KEYS[1])
+if ok and cur then
+  local v = tonumber(string.match(cur, '^{"v":(%d+)'))
+  if v and v > tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-redis.call('SADD', KEYS[3], KEYS[1])
-redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 "#;
 

@@ -5,14 +5,15 @@
 //! films); a warm detail is one GET. Whatever is missing is read from the database in ONE query,
 //! shared by concurrent requests, and written back by a deferred task after the response has been
 //! built (`read_through`). Writes: the database first, then the film's key and the stamp are
-//! refreshed and, when the listing order may have changed, the page keys are swept.
+//! refreshed before the answer; a page older than the stamp's order version is a miss, so an order
+//! change costs the writer that one write, and the stale page keys are swept after the answer.
 
 mod read_through;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, MovieEntry, WriteBatch};
+use crate::cache::{Cache, CachedPage, MovieEntry, WriteBatch};
 use crate::db::{Db, DbError, Stamp, Updated};
 use crate::deferred::Deferred;
 use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug};
@@ -117,7 +118,7 @@ impl MovieService {
     pub async fn page(&self, page: PageNumber) -> Result<Option<Listing>> {
         let look = || async move {
             let found = match self.inner.cache.page(page.get()).await {
-                Ok(Some(slugs)) => self.page_from_slugs(page, slugs).await?,
+                Ok(Some(cached)) => self.page_from_cache(page, cached).await?,
                 _ => None,
             };
             Ok(found.map_or(Lookup::Miss(()), |listing| Lookup::Hit(Some(listing))))
@@ -140,10 +141,16 @@ impl MovieService {
         self.inner.movies.get(&slug.to_string(), look, load, |rows| rows.movies.first().cloned()).await
     }
 
-    /// A page whose slugs came from the cache: the films from one MGET, what is missing from one
-    /// query. `None` when the cache could not be read, so the caller falls back to the database.
-    async fn page_from_slugs(&self, page: PageNumber, slugs: Vec<String>) -> Result<Option<Listing>> {
+    /// A page whose slugs came from the cache: the films from one MGET (with the stamp), what is
+    /// missing from one query. `None` when the page is older than the stamp's order version (or
+    /// the stamp is not there to tell) or the cache could not be read: the caller then reads the
+    /// page from the database.
+    async fn page_from_cache(&self, page: PageNumber, cached: CachedPage) -> Result<Option<Listing>> {
+        let slugs = cached.slugs;
         let Ok((stamp, entries)) = self.inner.cache.page_movies(&slugs).await else {
+            return Ok(None);
+        };
+        let Some(stamp) = stamp.filter(|s| cached.order_version >= s.order_version) else {
             return Ok(None);
         };
         let mut movies = Vec::with_capacity(entries.len());
@@ -158,24 +165,22 @@ impl MovieService {
                 }
             }
         }
-        let total = match stamp {
-            Some(stamp) if wanted.is_empty() => stamp.movie_count,
-            _ => {
-                let key = wanted.iter().map(|(_, slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
-                let asked = wanted.iter().map(|(_, slug, corrupt)| (slug.clone(), *corrupt)).collect();
-                // without an epoch a read always runs
-                let Some(read) = self.inner.movies.load(&key, None, || self.load_movies(asked)).await else {
-                    return Ok(None);
-                };
-                let read = read?;
-                for (at, slug, _) in &wanted {
-                    if let Some(slot) = movies.get_mut(*at) {
-                        *slot = read.movies.iter().find(|m| &m.slug == slug).cloned();
-                    }
-                }
-                read.stamp.movie_count
-            }
+        if wanted.is_empty() {
+            return Ok(self.listing(page, movies.into_iter().flatten().collect(), stamp.movie_count));
+        }
+        let key = wanted.iter().map(|(_, slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
+        let asked = wanted.iter().map(|(_, slug, corrupt)| (slug.clone(), *corrupt)).collect();
+        // without an epoch a read always runs
+        let Some(read) = self.inner.movies.load(&key, None, || self.load_movies(asked)).await else {
+            return Ok(None);
         };
+        let read = read?;
+        for (at, slug, _) in &wanted {
+            if let Some(slot) = movies.get_mut(*at) {
+                *slot = read.movies.iter().find(|m| &m.slug == slug).cloned();
+            }
+        }
+        let total = read.stamp.movie_count;
         Ok(self.listing(page, movies.into_iter().flatten().collect(), total))
     }
 
@@ -262,9 +267,10 @@ impl MovieService {
         Ok(true)
     }
 
-    /// After a database write: forget the reads it made stale, refresh the film and stamp keys and,
-    /// when the listing changed, sweep the page keys, all before the writer gets its answer. When
-    /// Redis does not take it, a background task keeps trying for a while.
+    /// After a database write: forget the reads it made stale and refresh the film and stamp keys
+    /// before the writer gets its answer (the new stamp makes every older page a miss: one write,
+    /// whatever the number of pages cached); when the order changed, sweep the stale page keys
+    /// after the answer. When Redis does not take it, a background task keeps trying for a while.
     async fn after_write(&self, slug: &str, batch: WriteBatch, listing_changed: bool) {
         // page reads carry films too, so both kinds of read under way are stale now
         self.inner.movies.forget_all();
@@ -273,21 +279,35 @@ impl MovieService {
             return;
         }
         let slug = slug.to_owned();
-        if apply(&self.inner.cache, &batch, listing_changed).await {
+        if self.inner.cache.write(&batch).await.is_ok() {
+            if listing_changed {
+                self.sweep_pages();
+            }
             return;
         }
         tracing::warn!(slug, "cache not refreshed after a write; retrying in the background");
-        let cache = self.inner.cache.clone();
+        let this = self.clone();
         self.inner.deferred.defer(Box::pin(async move {
             for _ in 0..60 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if apply(&cache, &batch, listing_changed).await {
+                if this.inner.cache.write(&batch).await.is_ok() {
+                    if listing_changed {
+                        this.sweep_pages();
+                    }
                     return Outcome::Written;
                 }
             }
             tracing::error!(slug, "cache could not be refreshed after a write");
             Outcome::Failed
         }));
+    }
+
+    /// Gives back the memory of the page keys an order change made stale, after the writer's
+    /// answer: they are already misses, since the stamp written before the answer carries the new
+    /// order version.
+    fn sweep_pages(&self) {
+        let cache = self.inner.cache.clone();
+        self.inner.deferred.defer(Box::pin(async move { Outcome::of(&cache.drop_pages().await) }));
     }
 
     /// Whether the database answers (within 2 s) and how the cache is.
@@ -321,11 +341,4 @@ impl MovieService {
     pub fn hold_reads(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
         self.inner.db.hold_reads(gate);
     }
-}
-
-async fn apply(cache: &Cache, batch: &WriteBatch, listing_changed: bool) -> bool {
-    if cache.write(batch).await.is_err() {
-        return false;
-    }
-    !listing_changed || cache.drop_pages().await.is_ok()
 }
