@@ -8,7 +8,7 @@ use super::rows::{self, COLUMNS};
 use super::{Db, Result};
 use crate::movies::Movie;
 
-/// Rows per multi-row insert: 17 values each stays well under both databases' parameter limits.
+/// Rows per multi-row insert: 18 values each stays well under both databases' parameter limits.
 const BATCH: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,10 +90,14 @@ impl Db {
     async fn insert_new(&self, tx: &mut Transaction<'_, Any>, movies: &[Movie]) -> Result<u64> {
         let mut added = 0;
         for batch in movies.chunks(BATCH) {
-            let sql = format!(
-                "insert into movies ({COLUMNS}) values {} on conflict (slug) do nothing",
-                rows::placeholders(batch.len())
-            );
+            // On SQLite, binding a `$N` parameter looks its name up in a list of every parameter of
+            // the statement, so binding 9,000 of them costs their square (87% of a seed's time):
+            // anonymous `?` parameters, bound in order, are not looked up.
+            let values = match self.backend {
+                super::Backend::Sqlite => rows::anonymous_placeholders(batch.len()),
+                super::Backend::Postgres => rows::placeholders(batch.len()),
+            };
+            let sql = format!("insert into movies ({COLUMNS}) values {values} on conflict (slug) do nothing");
             let mut q = sqlx::query(&sql);
             for m in batch {
                 q = rows::bind(q, m);

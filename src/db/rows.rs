@@ -95,6 +95,12 @@ pub fn placeholders(rows: usize) -> String {
     out
 }
 
+/// `(?, …, ?), (?, …)`: anonymous placeholders for `rows` films, bound in order (SQLite only).
+pub fn anonymous_placeholders(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; COLUMN_COUNT].join(", "));
+    vec![row; rows].join(", ")
+}
+
 /// `$from, $from+1, …` for an `in (…)` list of `n` values.
 pub fn list(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
