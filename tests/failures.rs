@@ -118,3 +118,38 @@ async fn a_panic_in_a_handler_is_a_500_not_a_dropped_connection() {
     app.service.panic_on_reads(false);
     assert_eq!(app.detail("the-land-girls-1998").await.heading.as_deref(), Some("The Land Girls"));
 }
+
+// A film entry that does not decode is repaired by the reader that found it, but only while the
+// key still holds the bytes that reader saw: a newer entry written meanwhile (here by an editor's
+// write, which replaces an entry with no readable version) survives the repair.
+both!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |backend| async move {
+    let app = spawn_app(backend).await;
+    let slug = "the-land-girls-1998";
+    let key = app.key(&format!("movie:{slug}"));
+    let mut redis = app.redis().await;
+    let _: () = redis.set_ex(&key, "{not json", 60).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.service.hold_reads(Some(gate.clone()));
+    let before = app.stats().db_queries;
+    let (client, url) = (app.client.clone(), app.url(&format!("/movies/{slug}")));
+    let reader = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    for _ in 0..200 {
+        if app.stats().db_queries > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(app.stats().db_queries > before, "the reader's query reached the database");
+    let r = app.retitle(slug, "The Land Girls, Retitled").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let written: Value = r.json().await.unwrap();
+    app.service.hold_reads(None);
+    gate.add_permits(100);
+    assert_eq!(reader.await.unwrap(), StatusCode::OK);
+    app.settle().await;
+    let cached: String = redis.get(&key).await.unwrap();
+    let cached: Value = serde_json::from_str(&cached).unwrap();
+    assert_eq!(cached["title"], "The Land Girls, Retitled", "the repair put the older row back: {cached}");
+    assert_eq!(cached["v"], written["version"]);
+    assert_eq!(app.detail(slug).await.heading.as_deref(), Some("The Land Girls, Retitled"));
+});

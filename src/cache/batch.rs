@@ -14,8 +14,9 @@ struct MovieWrite {
     slug: String,
     value: String,
     version: i64,
-    /// Overwrite whatever is there (an entry that did not decode).
-    overwrite: bool,
+    /// The unreadable bytes the reader saw: replaced whatever their version says, but only while
+    /// the key still holds exactly them (a newer entry written meanwhile is kept).
+    replacing: Option<Vec<u8>>,
     /// A "no such film" marker, kept only for the negative TTL.
     gone: bool,
 }
@@ -29,21 +30,17 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    pub fn movie(&mut self, movie: &Movie, overwrite: bool) {
+    /// A film to store; `replacing` the unreadable bytes its reader found in the key, if any.
+    pub fn movie(&mut self, movie: &Movie, replacing: Option<Vec<u8>>) {
         let value = entry::encode_movie(movie);
-        self.movies.push(MovieWrite {
-            slug: movie.slug.clone(),
-            value,
-            version: movie.version,
-            overwrite,
-            gone: false,
-        });
+        let version = movie.version;
+        self.movies.push(MovieWrite { slug: movie.slug.clone(), value, version, replacing, gone: false });
     }
 
     /// Remembers that `slug` has no film as of catalog `version`.
     pub fn gone(&mut self, slug: &str, version: i64) {
         let value = entry::encode_gone(version);
-        self.movies.push(MovieWrite { slug: slug.to_owned(), value, version, overwrite: false, gone: true });
+        self.movies.push(MovieWrite { slug: slug.to_owned(), value, version, replacing: None, gone: true });
     }
 
     /// Page `n` holds `slugs`, read at `order_version`.
@@ -120,14 +117,16 @@ impl Cache {
                 .arg(entry::encode_stamp(stamp))
                 .arg(stamp.version)
                 .arg(jitter(config.movie_ttl))
-                .arg("0");
+                .arg("0")
+                .arg("");
         }
         for m in &batch.movies {
             evalsha(&mut pipe, &scripts.set_versioned, &[keys.movie(&m.slug)])
                 .arg(&m.value)
                 .arg(m.version)
                 .arg(jitter(if m.gone { config.negative_ttl } else { config.movie_ttl }))
-                .arg(if m.overwrite { "1" } else { "0" });
+                .arg(if m.replacing.is_some() { "1" } else { "0" })
+                .arg(m.replacing.as_deref().unwrap_or_default());
         }
         if let Some((n, value, order_version)) = &batch.page {
             evalsha(&mut pipe, &scripts.set_page, &[keys.page(*n), keys.pages()])

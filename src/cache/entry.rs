@@ -16,10 +16,11 @@ pub enum MovieEntry {
     Movie(Box<Movie>),
     /// The slug has no film (never had, or was deleted at that version).
     Gone,
-    /// Not in the cache, or not readable (which counts as not there, and is overwritten).
-    Missing {
-        corrupt: bool,
-    },
+    /// Not in the cache.
+    Missing,
+    /// There, but not readable: a miss, whose write-back replaces exactly what was read (the bytes
+    /// of a string that did not decode; `None` for a key of another type, which any write replaces).
+    Unreadable(Option<Vec<u8>>),
 }
 
 /// A film as stored in `movie:{slug}`: borrowed from a `Movie` to write it, owned when read back.
@@ -127,14 +128,14 @@ pub fn encode_gone(version: i64) -> String {
 
 pub fn decode_movie(bytes: Option<&[u8]>) -> MovieEntry {
     let Some(bytes) = bytes else {
-        return MovieEntry::Missing { corrupt: false };
+        return MovieEntry::Missing;
     };
     if let Ok(stored) = serde_json::from_slice::<Stored<'_>>(bytes) {
         return MovieEntry::Movie(Box::new(stored.into()));
     }
     match serde_json::from_slice::<Gone>(bytes) {
         Ok(g) if g.gone => MovieEntry::Gone,
-        _ => MovieEntry::Missing { corrupt: true },
+        _ => MovieEntry::Unreadable(Some(bytes.to_vec())),
     }
 }
 
@@ -203,9 +204,9 @@ mod tests {
     fn movies_round_trip_and_garbage_is_a_corrupt_miss() {
         assert_eq!(decode_movie(Some(encode_movie(&movie()).as_bytes())), MovieEntry::Movie(Box::new(movie())));
         assert_eq!(decode_movie(Some(encode_gone(3).as_bytes())), MovieEntry::Gone);
-        assert_eq!(decode_movie(None), MovieEntry::Missing { corrupt: false });
+        assert_eq!(decode_movie(None), MovieEntry::Missing);
         for junk in [&b"{not json"[..], b"[1,2]", b"42", b"{\"v\":1}", b""] {
-            assert_eq!(decode_movie(Some(junk)), MovieEntry::Missing { corrupt: true });
+            assert_eq!(decode_movie(Some(junk)), MovieEntry::Unreadable(Some(junk.to_vec())));
         }
     }
 

@@ -58,7 +58,7 @@ impl Cache {
         };
         let entry = match self.inner.client.call(1, get).await {
             Ok(raw) => entry::decode_movie(raw.as_deref()),
-            Err(CacheError::Redis(e)) if is_wrong_type(&e) => MovieEntry::Missing { corrupt: true },
+            Err(CacheError::Redis(e)) if is_wrong_type(&e) => MovieEntry::Unreadable(None),
             Err(e) => return Err(e),
         };
         self.tally(std::slice::from_ref(&entry));
@@ -66,8 +66,8 @@ impl Cache {
     }
 
     fn tally(&self, movies: &[MovieEntry]) {
-        let misses = movies.iter().filter(|f| matches!(f, MovieEntry::Missing { .. })).count() as u64;
-        let corrupt = movies.iter().filter(|f| matches!(f, MovieEntry::Missing { corrupt: true })).count() as u64;
+        let corrupt = movies.iter().filter(|f| matches!(f, MovieEntry::Unreadable(_))).count() as u64;
+        let misses = corrupt + movies.iter().filter(|f| matches!(f, MovieEntry::Missing)).count() as u64;
         self.inner.stats.corrupt_entries(corrupt);
         self.inner.stats.hits(KeyKind::Movie, movies.len() as u64 - misses);
         self.inner.stats.misses(KeyKind::Movie, misses);

@@ -4,12 +4,14 @@
 
 use redis::Script;
 
-/// KEYS[1] a versioned key; ARGV value, version, ttl seconds, force ("1": overwrite whatever is
-/// there, used for entries that did not decode). A value that is not a string, or whose version
-/// cannot be read, is overwritten. Returns 1 when written, 0 when refused.
+/// KEYS[1] a versioned key; ARGV value, version, ttl seconds, replacing ("1": the reader found the
+/// unreadable bytes ARGV[5] there), ARGV[5]. Refused when the key holds a newer version, unless it
+/// still holds exactly the unreadable bytes the reader saw (which may look like a newer version:
+/// `{"v":99999999,` cut short). A value that is not a string, or whose version cannot be read, is
+/// overwritten. Returns 1 when written, 0 when refused.
 pub const SET_VERSIONED: &str = r#"
 local ok, cur = pcall(redis.call, 'GET', KEYS[1])
-if ARGV[4] ~= '1' and ok and cur then
+if ok and cur and not (ARGV[4] == '1' and cur == ARGV[5]) then
   local v = tonumber(string.match(cur, '^{"v":(%d+)'))
   if v and v > tonumber(ARGV[2]) then return 0 end
 end

@@ -133,11 +133,11 @@ impl MovieService {
             Ok(match self.inner.cache.movie(slug.as_str()).await {
                 Ok(MovieEntry::Movie(m)) => Lookup::Hit(Some(*m)),
                 Ok(MovieEntry::Gone) => Lookup::Hit(None),
-                Ok(MovieEntry::Missing { corrupt }) => Lookup::Miss(corrupt),
-                Err(_) => Lookup::Miss(false),
+                Ok(MovieEntry::Missing) | Err(_) => Lookup::Miss(None),
+                Ok(MovieEntry::Unreadable(seen)) => Lookup::Miss(seen),
             })
         };
-        let load = |corrupt| self.load_movies(vec![(slug.to_string(), corrupt)]);
+        let load = |seen: Option<Vec<u8>>| self.load_movies(vec![(slug.to_string(), seen)]);
         self.inner.movies.get(&slug.to_string(), look, load, |rows| rows.movies.first().cloned()).await
     }
 
@@ -159,9 +159,13 @@ impl MovieService {
             match entry {
                 MovieEntry::Movie(m) => movies.push(Some(*m)),
                 MovieEntry::Gone => movies.push(None),
-                MovieEntry::Missing { corrupt } => {
+                MovieEntry::Missing => {
                     movies.push(None);
-                    wanted.push((movies.len() - 1, slug, corrupt));
+                    wanted.push((movies.len() - 1, slug, None));
+                }
+                MovieEntry::Unreadable(seen) => {
+                    movies.push(None);
+                    wanted.push((movies.len() - 1, slug, seen));
                 }
             }
         }
@@ -169,7 +173,7 @@ impl MovieService {
             return Ok(self.listing(page, movies.into_iter().flatten().collect(), stamp.movie_count));
         }
         let key = wanted.iter().map(|(_, slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
-        let asked = wanted.iter().map(|(_, slug, corrupt)| (slug.clone(), *corrupt)).collect();
+        let asked = wanted.iter().map(|(_, slug, seen)| (slug.clone(), seen.clone())).collect();
         // without an epoch a read always runs
         let Some(read) = self.inner.movies.load(&key, None, || self.load_movies(asked)).await else {
             return Ok(None);
@@ -204,7 +208,7 @@ impl MovieService {
                 let slugs: Vec<&str> = movies.iter().map(|m| m.slug.as_str()).collect();
                 batch.page(page.get(), &slugs, stamp.order_version);
                 for movie in &movies {
-                    batch.movie(movie, false);
+                    batch.movie(movie, None);
                 }
                 batch.stamp(stamp);
                 batch
@@ -213,18 +217,21 @@ impl MovieService {
         }
     }
 
-    /// The database read of some films (each with whether its cache entry was unreadable), and
-    /// the write that stores them, or remembers the slugs with no film as gone.
-    fn load_movies(&self, wanted: Vec<(String, bool)>) -> impl Future<Output = Result<Loaded<Rows>>> + Send + 'static {
+    /// The database read of some films (each with the unreadable bytes its cache entry held, if
+    /// it held any), and the write that stores them, or remembers the slugs with no film as gone.
+    fn load_movies(
+        &self,
+        wanted: Vec<(String, Option<Vec<u8>>)>,
+    ) -> impl Future<Output = Result<Loaded<Rows>>> + Send + 'static {
         let db = self.inner.db.clone();
         async move {
             let slugs: Vec<&str> = wanted.iter().map(|(s, _)| s.as_str()).collect();
             let (stamp, movies) = db.movies(&slugs).await?;
             let mut batch = WriteBatch::default();
-            for (slug, corrupt) in &wanted {
-                match movies.iter().find(|m| &m.slug == slug) {
-                    Some(movie) => batch.movie(movie, *corrupt),
-                    None => batch.gone(slug, stamp.version),
+            for (slug, seen) in wanted {
+                match movies.iter().find(|m| m.slug == slug) {
+                    Some(movie) => batch.movie(movie, seen),
+                    None => batch.gone(&slug, stamp.version),
                 }
             }
             batch.stamp(stamp);
@@ -235,7 +242,7 @@ impl MovieService {
     pub async fn create(&self, new: NewMovie) -> Result<Movie> {
         let (movie, stamp) = self.inner.db.create(new).await?;
         let mut batch = WriteBatch::default();
-        batch.movie(&movie, false);
+        batch.movie(&movie, None);
         batch.stamp(stamp);
         self.after_write(&movie.slug, batch, true).await;
         Ok(movie)
@@ -248,7 +255,7 @@ impl MovieService {
         };
         if !updated.changed.is_empty() {
             let mut batch = WriteBatch::default();
-            batch.movie(&updated.movie, false);
+            batch.movie(&updated.movie, None);
             batch.stamp(updated.stamp);
             self.after_write(slug.as_str(), batch, updated.changed.contains(&"release_date")).await;
         }
