@@ -26,6 +26,8 @@ pub struct Config {
     pub page_size: u32,
     pub admin_token: Option<String>,
     pub request_timeout: Duration,
+    /// Requests served at once; past it, new ones are refused at once (503) instead of queued.
+    pub max_in_flight: u32,
     pub shutdown_timeout: Duration,
     pub log_json: bool,
     /// Load the embedded dataset into an empty catalog when serving.
@@ -54,6 +56,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
     ("ADMIN_TOKEN", "", "bearer token of the write API; unset: writes are refused"),
     ("REQUEST_TIMEOUT_SECS", "10", "the longest a request may take"),
+    ("MAX_IN_FLIGHT", "512", "requests served at once; past it, a fast 503 with Retry-After instead of a queue"),
     ("SHUTDOWN_TIMEOUT_SECS", "5", "how long shutdown waits for pending cache writes"),
     ("LOG_FORMAT", "text", "`text` or `json`"),
     ("LOAD_DATASET", "true", "load the embedded dataset into an empty catalog at start"),
@@ -117,6 +120,7 @@ impl Config {
             page_size: number(get("PAGE_SIZE"), 1, 500)?,
             admin_token: lookup("ADMIN_TOKEN").filter(|t| !t.is_empty()),
             request_timeout: secs("REQUEST_TIMEOUT_SECS")?,
+            max_in_flight: number(get("MAX_IN_FLIGHT"), 1, 1_000_000)?,
             shutdown_timeout: secs("SHUTDOWN_TIMEOUT_SECS")?,
             log_json,
             load_dataset,

@@ -153,3 +153,45 @@ both!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |backend| async move 
     assert_eq!(cached["v"], written["version"]);
     assert_eq!(app.detail(slug).await.heading.as_deref(), Some("The Land Girls, Retitled"));
 });
+
+/// Past MAX_IN_FLIGHT requests at once, new ones get a fast 503 with Retry-After in the site's
+/// own words, instead of waiting behind the others; the operators' endpoints still answer; and
+/// the requests in flight finish normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_in_flight_bound_requests_are_refused_fast() {
+    let app = Setup::new(Backend::Sqlite).env("MAX_IN_FLIGHT", "2").spawn().await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.service.hold_reads(Some(gate.clone()));
+    let before = app.stats().db_queries;
+    let held: Vec<_> = [3, 4]
+        .into_iter()
+        .map(|n| {
+            let (client, url) = (app.client.clone(), app.url(&format!("/movies?page={n}")));
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for _ in 0..200 {
+        if app.stats().db_queries >= before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(app.stats().db_queries >= before + 2, "both requests are in flight");
+    let started = Instant::now();
+    let page = app.get("/movies?page=5").await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_millis(500), "refused at once, not queued");
+    assert_eq!(page.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    assert_in_layout(&page.text().await.unwrap(), "overload page");
+    let api = app.get("/api/movies/the-land-girls-1998").await;
+    assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let answer: Value = api.json().await.unwrap();
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("busy")), "{answer}");
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "liveness is outside the bound");
+    app.service.hold_reads(None);
+    gate.add_permits(100);
+    for request in held {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(app.listing(5).await.status, StatusCode::OK, "served again once there is room");
+}

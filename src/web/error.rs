@@ -35,6 +35,8 @@ pub enum AppError {
     Unavailable(#[source] ServiceError),
     #[error("this took too long to answer; please try again shortly")]
     TimedOut,
+    #[error("the site is very busy right now; please try again in a moment")]
+    Overloaded,
     /// A bug of ours: logged with its cause, shown without it.
     #[error("something went wrong on our side; it has been logged")]
     Internal(String),
@@ -68,7 +70,7 @@ impl AppError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) | Self::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TimedOut | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,7 +95,7 @@ impl AppError {
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::TooLarge(_) => "Too large",
             Self::NotJson => "Not JSON",
-            Self::Unavailable(_) | Self::TimedOut => "The catalog is resting",
+            Self::Unavailable(_) | Self::TimedOut | Self::Overloaded => "The catalog is resting",
             Self::Internal(_) => "Something went wrong",
         }
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::FutureExt;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::services::ServeDir;
@@ -91,12 +93,19 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_declared_large_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), deferred_writes));
+    // Past MAX_IN_FLIGHT requests at once, a fast refusal instead of a queue for everyone. The
+    // operators' endpoints added after it stay outside the bound: a busy server is not a dead one.
+    let bound = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(usize::try_from(state.config.max_in_flight).unwrap_or(usize::MAX)));
     Router::new()
         .route("/", get(pages::home))
         .route("/movies", get(pages::movies))
         .route("/movies/{slug}", get(pages::movie))
         .route("/api/movies", axum::routing::post(api::create))
         .route("/api/movies/{slug}", get(api::get).put(api::update).delete(api::delete))
+        .layer(bound)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -149,6 +158,14 @@ async fn catch_panics(req: Request, next: Next) -> Response {
             error_for(&path, AppError::Internal(format!("a handler panicked: {what}")))
         }
     }
+}
+
+/// A request refused because MAX_IN_FLIGHT requests are already being served: the site's own 503
+/// (page, or JSON under `/api/`), with `Retry-After`.
+async fn overloaded(uri: axum::http::Uri, _: tower::BoxError) -> Response {
+    let mut response = error_for(uri.path(), AppError::Overloaded);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A request over the time limit gets the site's own 503 (page, or JSON under `/api/`), with
