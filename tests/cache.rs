@@ -138,12 +138,7 @@ both!(two_hundred_cold_requests_share_one_query, |backend| async move {
         let app = app.clone();
         tasks.push(tokio::spawn(async move { app.get("/movies?page=5").await.status() }));
     }
-    for _ in 0..300 {
-        if app.stats().db_queries > before.db_queries {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(app.queries_reach(before.db_queries + 1).await, "the first read reached the database");
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.service.hold_reads(None);
     gate.add_permits(1000);
@@ -275,13 +270,7 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
         let detail = tokio::spawn(async move { detail_app.get(detail_url).send().await.unwrap().status() });
         let list = tokio::spawn(async move { list_app.get(list_url).send().await.unwrap().status() });
         // both reads have fetched the old rows and are waiting at the gate
-        for _ in 0..200 {
-            if app.stats().db_queries >= before + 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(app.stats().db_queries >= before + 2, "the reads reached the database");
+        assert!(app.queries_reach(before + 2).await, "the reads reached the database");
         // the write: a new title, and every other round a new date that moves the film
         let mut change = json!({"title": format!("Rewritten {round}")});
         if round % 2 == 1 {

@@ -300,6 +300,18 @@ impl TestApp {
         self.admin(reqwest::Method::DELETE, &format!("/api/movies/{slug}")).send().await.expect("DELETE answered")
     }
 
+    /// Waits (up to 3 s) until the app has sent at least `n` database queries in all, and says
+    /// whether it has: how a test knows that held-back reads have reached the database.
+    pub async fn queries_reach(&self, n: u64) -> bool {
+        for _ in 0..300 {
+            if self.stats.snapshot().db_queries >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     /// Waits until every deferred cache write spawned so far has finished.
     pub async fn settle(&self) {
         self.deferred.settle().await;
