@@ -53,7 +53,8 @@ impl Application {
         let deferred = Deferred::new(stats.clone());
         let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size);
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, state: AppState { service, deferred, stats, config: Arc::new(config) } })
+        let bad_tokens = Arc::new(web::bad_tokens(config.bad_tokens_per_minute));
+        Ok(Self { listener, state: AppState { service, deferred, stats, bad_tokens, config: Arc::new(config) } })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -28,6 +28,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Requests served at once; past it, new ones are refused at once (503) instead of queued.
     pub max_in_flight: u32,
+    /// Wrong admin tokens one client address may send a minute; past it, 429 with Retry-After.
+    pub bad_tokens_per_minute: u32,
     pub shutdown_timeout: Duration,
     pub log_json: bool,
     /// Load the embedded dataset into an empty catalog when serving.
@@ -56,6 +58,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
     ("ADMIN_TOKEN", "", "bearer token of the write API; unset: writes are refused"),
     ("REQUEST_TIMEOUT_SECS", "10", "the longest a request may take"),
+    ("BAD_TOKENS_PER_MINUTE", "10", "wrong admin tokens one client address may send a minute before it gets 429s"),
     ("MAX_IN_FLIGHT", "512", "requests served at once; past it, a fast 503 with Retry-After instead of a queue"),
     ("SHUTDOWN_TIMEOUT_SECS", "5", "how long shutdown waits for pending cache writes"),
     ("LOG_FORMAT", "text", "`text` or `json`"),
@@ -121,6 +124,7 @@ impl Config {
             admin_token: lookup("ADMIN_TOKEN").filter(|t| !t.is_empty()),
             request_timeout: secs("REQUEST_TIMEOUT_SECS")?,
             max_in_flight: number(get("MAX_IN_FLIGHT"), 1, 1_000_000)?,
+            bad_tokens_per_minute: number(get("BAD_TOKENS_PER_MINUTE"), 1, 1_000_000)?,
             shutdown_timeout: secs("SHUTDOWN_TIMEOUT_SECS")?,
             log_json,
             load_dataset,

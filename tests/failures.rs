@@ -183,3 +183,28 @@ async fn past_the_in_flight_bound_requests_are_refused_fast() {
     }
     assert_eq!(app.listing(5).await.status, StatusCode::OK, "served again once there is room");
 }
+
+/// A flood of wrong admin tokens from one address is refused with 429 and Retry-After once it
+/// passes BAD_TOKENS_PER_MINUTE; the right token is never held up, and reads are not limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_tokens_is_refused_and_the_right_one_is_not() {
+    let app = Setup::new(Backend::Sqlite).env("BAD_TOKENS_PER_MINUTE", "5").spawn().await;
+    let url = app.url("/api/movies/the-land-girls-1998");
+    let body = json!({"title": "Guessed"});
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let r = app.client.put(&url).bearer_auth("guess").json(&body).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait), "Retry-After {wait}");
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+    let good = app.retitle("the-land-girls-1998", "The Land Girls").await;
+    assert_eq!(good.status(), StatusCode::OK, "the right token is not slowed");
+    assert_eq!(app.detail("the-land-girls-1998").await.status, StatusCode::OK);
+    let answer: Value =
+        app.client.put(&url).bearer_auth("guess").json(&body).send().await.unwrap().json().await.unwrap();
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("too many wrong admin tokens")), "{answer}");
+}

@@ -406,7 +406,8 @@ fn cases(sample: &str) -> Vec<Case> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_changes_nothing() {
-    let app = Setup::new(Backend::Sqlite).spawn().await;
+    // each wrong token here must get its own 401; the flood limit has a test of its own
+    let app = Setup::new(Backend::Sqlite).env("BAD_TOKENS_PER_MINUTE", "1000").spawn().await;
     let (_, html) = app.get_text("/movies?page=2").await;
     let sample = card_slugs(&html)[0].clone();
     let before = catalog_state(&app, &sample).await;

@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -105,8 +107,13 @@ fn no_movie(slug: &Slug) -> ApiError {
     ApiError(AppError::NotFound(format!("no film with slug {:?}", slug.as_str())))
 }
 
+/// Wrong admin tokens counted per client address.
+pub type BadTokens = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
 /// The caller holds the admin token: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant
-/// time. Extracted before the body, so a caller without it learns nothing of what it sent.
+/// time. Extracted before the body, so a caller without it learns nothing of what it sent. A
+/// client address that keeps sending wrong tokens is answered 429 with `Retry-After` for a while;
+/// the right token is never held up.
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
@@ -123,9 +130,16 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-            Ok(Self)
-        } else {
-            Err(ApiError(AppError::Unauthorized))
+            return Ok(Self);
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        match state.bad_tokens.check_key(&peer) {
+            Ok(()) => Err(ApiError(AppError::Unauthorized)),
+            Err(not_until) => {
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                Err(ApiError(AppError::TooManyTries(wait.as_secs().max(1))))
+            }
         }
     }
 }

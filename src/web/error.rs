@@ -37,6 +37,8 @@ pub enum AppError {
     TimedOut,
     #[error("the site is very busy right now; please try again in a moment")]
     Overloaded,
+    #[error("too many wrong admin tokens from this address; try again in {0} s")]
+    TooManyTries(u64),
     /// A bug of ours: logged with its cause, shown without it.
     #[error("something went wrong on our side; it has been logged")]
     Internal(String),
@@ -72,6 +74,7 @@ impl AppError {
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) | Self::TimedOut | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TooManyTries(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -90,7 +93,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) | Self::Invalid(_) => "That request doesn't look right",
             Self::NotFound(_) => "Not found",
-            Self::Unauthorized | Self::WritesDisabled => "Not allowed",
+            Self::Unauthorized | Self::WritesDisabled | Self::TooManyTries(_) => "Not allowed",
             Self::Conflict(_) => "Already exists",
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::TooLarge(_) => "Too large",
@@ -142,6 +145,9 @@ impl IntoResponse for ApiError {
         let mut response = (e.status(), Json(body)).into_response();
         if matches!(e, AppError::Unauthorized) {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if let AppError::TooManyTries(secs) = e {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
         }
         response
     }

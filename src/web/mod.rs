@@ -46,11 +46,19 @@ pub struct AppState {
     pub deferred: Deferred,
     /// This instance's counters, for `/metrics`.
     pub stats: Arc<Stats>,
+    /// Bad admin tokens per client address: a flood of them is refused with 429.
+    pub bad_tokens: Arc<api::BadTokens>,
     pub config: Arc<Config>,
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// The bad-token limiter: `per_minute` wrong tokens a minute per client address, in bursts as large.
+pub fn bad_tokens(per_minute: u32) -> api::BadTokens {
+    let n = std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+    api::BadTokens::dashmap(governor::Quota::per_minute(n))
+}
 
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
