@@ -61,13 +61,6 @@ impl WriteBatch {
     }
 }
 
-/// What a batch did: how many keys were written and how many refused as older than Redis's copy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Written {
-    pub written: u64,
-    pub refused: u64,
-}
-
 /// A TTL between 90% and 100% of the setting, so that keys written together do not expire
 /// together. Jitter only shortens: the setting is the longest any entry lives.
 fn jitter(ttl: Duration) -> u64 {
@@ -77,9 +70,9 @@ fn jitter(ttl: Duration) -> u64 {
 
 impl Cache {
     /// Sends a batch in ONE pipeline of compare-and-set scripts.
-    pub async fn write(&self, batch: &WriteBatch) -> Result<Written, CacheError> {
+    pub async fn write(&self, batch: &WriteBatch) -> Result<(), CacheError> {
         if batch.is_empty() {
-            return Ok(Written::default());
+            return Ok(());
         }
         let pipe = self.pipeline(batch);
         let load = scripts::ALL.map(|source| {
@@ -103,10 +96,10 @@ impl Cache {
                 }
             })
             .await?;
-        let written = results.iter().filter(|&&r| r == 1).count() as u64;
-        let refused = results.len() as u64 - written;
+        // refused: Redis held something newer
+        let refused = results.iter().filter(|&&r| r != 1).count() as u64;
         self.inner.stats.stale_writes_refused(refused);
-        Ok(Written { written, refused })
+        Ok(())
     }
 
     fn pipeline(&self, batch: &WriteBatch) -> Pipeline {

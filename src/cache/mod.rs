@@ -11,7 +11,7 @@ mod read;
 mod scripts;
 mod sweep;
 
-pub use batch::{WriteBatch, Written};
+pub use batch::WriteBatch;
 /// The film entry's codec, for tools that measure the cache's own format.
 pub use entry::{CachedPage, MovieEntry, decode_movie, encode_movie, encode_page};
 pub use keys::Keys;
