@@ -23,20 +23,23 @@ pub struct Application {
 
 /// Connects to the database and runs the migrations.
 pub async fn open_db(config: &Config, stats: Arc<Stats>) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url, config.db_max_connections, stats).await?;
-    db.migrate().await?;
-    Ok(db)
+    open(config, stats, false).await
 }
 
-/// Loads the embedded dataset into an empty catalog.
-pub async fn load_dataset_if_empty(db: &Db) -> anyhow::Result<()> {
-    if db.count().await? > 0 {
-        return Ok(());
+/// Connects, migrates and, when `load` is set, loads the embedded dataset into an empty catalog,
+/// under the database's setup lock: of several servers started at once on an empty database, one
+/// migrates and loads it while the others wait, then find it done.
+async fn open(config: &Config, stats: Arc<Stats>, load: bool) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, config.db_max_connections, stats).await?;
+    let lock = db.setup_lock().await?;
+    db.migrate().await?;
+    if load && db.count().await? == 0 {
+        let data = dataset::parse(dataset::MOVIES_JSON)?;
+        let summary = db.import(data.movies).await?;
+        tracing::info!(imported = summary.imported, rejected = data.rejected.len(), "loaded the embedded dataset");
     }
-    let data = dataset::parse(dataset::MOVIES_JSON)?;
-    let summary = db.import(data.movies).await?;
-    tracing::info!(imported = summary.imported, rejected = data.rejected.len(), "loaded the embedded dataset");
-    Ok(())
+    lock.release().await?;
+    Ok(db)
 }
 
 impl Application {
@@ -45,10 +48,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         crate::telemetry::prometheus();
         let stats = Arc::new(Stats::default());
-        let db = open_db(&config, stats.clone()).await?;
-        if config.load_dataset {
-            load_dataset_if_empty(&db).await?;
-        }
+        let db = open(&config, stats.clone(), config.load_dataset).await?;
         let cache = Cache::new(config.cache.clone(), stats.clone())?;
         let deferred = Deferred::new(stats.clone());
         let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size);

@@ -4,11 +4,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Which Redis the cache is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One Redis server.
+    Single(String),
+    /// A Redis Cluster, found from these seed nodes.
+    Cluster(Vec<String>),
+}
+
 /// Where Redis is and how the cache behaves.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     /// `None` when `REDIS_URL=off`: the site then reads everything from the database.
-    pub url: Option<String>,
+    pub redis: Option<RedisTarget>,
     pub prefix: String,
     pub page_ttl: Duration,
     pub movie_ttl: Duration,
@@ -49,7 +58,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("LISTEN_ADDR", "127.0.0.1:3000", "HTTP listen address"),
     ("DATABASE_URL", "sqlite://marquee.db", "SQLite file (created when missing) or postgres://… URL"),
     ("DB_MAX_CONNECTIONS", "16", "database pool size"),
-    ("REDIS_URL", "redis://127.0.0.1:6379", "the cache; `off` serves everything from the database"),
+    (
+        "REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "the cache; several comma-separated URLs are a Redis Cluster's seed nodes; `off` serves everything from the database",
+    ),
+    ("REDIS_CLUSTER", "false", "`true`: a single REDIS_URL is a Redis Cluster's seed node"),
     ("CACHE_PREFIX", "", "prepended to every Redis key"),
     ("PAGE_SIZE", "24", "films per listing page (1–500)"),
     ("PAGE_TTL_SECS", "300", "TTL of listing page keys"),
@@ -77,14 +91,10 @@ impl Config {
             (var, lookup(var).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned()))
         };
         let secs = |var| number(get(var), 1, 365 * 24 * 3600).map(|s| Duration::from_secs(s.into()));
+        let (_, cluster) = get("REDIS_CLUSTER");
+        let cluster = flag("REDIS_CLUSTER", &cluster)?;
         let (_, redis_url) = get("REDIS_URL");
-        let redis_url = if redis_url.eq_ignore_ascii_case("off") {
-            None
-        } else {
-            redis::parse_redis_url(&redis_url)
-                .ok_or_else(|| bad("REDIS_URL", &redis_url, "expected redis://host:port or off"))?;
-            Some(redis_url)
-        };
+        let redis = redis_target(&redis_url, cluster)?;
         let (_, database_url) = get("DATABASE_URL");
         let scheme_ok = ["sqlite:", "postgres://", "postgresql://"].iter().any(|s| database_url.starts_with(s));
         if !scheme_ok || database_url.chars().any(char::is_whitespace) {
@@ -99,11 +109,7 @@ impl Config {
             _ => return Err(bad("LOG_FORMAT", &log, "expected text or json")),
         };
         let (_, load) = get("LOAD_DATASET");
-        let load_dataset = match load.as_str() {
-            "true" | "1" => true,
-            "false" | "0" => false,
-            _ => return Err(bad("LOAD_DATASET", &load, "expected true or false")),
-        };
+        let load_dataset = flag("LOAD_DATASET", &load)?;
         let (_, prefix) = get("CACHE_PREFIX");
         if prefix.len() > 100 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("CACHE_PREFIX", &prefix, "at most 100 characters, no spaces"));
@@ -113,7 +119,7 @@ impl Config {
             database_url,
             db_max_connections: number(get("DB_MAX_CONNECTIONS"), 1, 1000)?,
             cache: CacheConfig {
-                url: redis_url,
+                redis,
                 prefix,
                 page_ttl: secs("PAGE_TTL_SECS")?,
                 movie_ttl: secs("MOVIE_TTL_SECS")?,
@@ -130,6 +136,29 @@ impl Config {
             load_dataset,
         })
     }
+}
+
+fn flag(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(bad(var, value, "expected true or false")),
+    }
+}
+
+/// `off`, one URL, or a comma-separated list of a cluster's seed nodes.
+fn redis_target(value: &str, cluster: bool) -> Result<Option<RedisTarget>, ConfigError> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let urls: Vec<String> = value.split(',').map(|u| u.trim().to_owned()).collect();
+    if urls.iter().any(|u| redis::parse_redis_url(u).is_none()) {
+        return Err(bad("REDIS_URL", value, "expected redis://host:port, a comma-separated list of them, or off"));
+    }
+    Ok(Some(match urls.len() {
+        1 if !cluster => RedisTarget::Single(urls.concat()),
+        _ => RedisTarget::Cluster(urls),
+    }))
 }
 
 fn bad(var: &'static str, value: &str, message: &str) -> ConfigError {
@@ -161,7 +190,7 @@ mod tests {
         let c = config(&[]).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.database_url, "sqlite://marquee.db");
-        assert_eq!(c.cache.url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(c.cache.redis, Some(RedisTarget::Single("redis://127.0.0.1:6379".into())));
         assert_eq!((c.page_size, c.cache.page_ttl.as_secs(), c.cache.movie_ttl.as_secs()), (24, 300, 3600));
         assert_eq!(c.cache.prefix, "");
         assert_eq!(c.admin_token, None);
@@ -188,6 +217,20 @@ mod tests {
 
     #[test]
     fn redis_can_be_switched_off() {
-        assert!(config(&[("REDIS_URL", "off")]).is_ok_and(|c| c.cache.url.is_none()));
+        assert!(config(&[("REDIS_URL", "off")]).is_ok_and(|c| c.cache.redis.is_none()));
+    }
+
+    #[test]
+    fn several_redis_urls_are_a_cluster() {
+        let seeds = "redis://127.0.0.1:7001, redis://127.0.0.1:7002,redis://127.0.0.1:7003";
+        let urls = ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002", "redis://127.0.0.1:7003"];
+        let c = config(&[("REDIS_URL", seeds)]).map(|c| c.cache.redis);
+        assert_eq!(c, Ok(Some(RedisTarget::Cluster(urls.map(String::from).to_vec()))));
+        let one = config(&[("REDIS_URL", urls[0]), ("REDIS_CLUSTER", "true")]).map(|c| c.cache.redis);
+        assert_eq!(one, Ok(Some(RedisTarget::Cluster(vec![urls[0].to_owned()]))));
+        for bad in ["redis://127.0.0.1:7001,", "redis://a,http://b"] {
+            assert_eq!(config(&[("REDIS_URL", bad)]).err().map(|e| e.var), Some("REDIS_URL"), "{bad}");
+        }
+        assert_eq!(config(&[("REDIS_CLUSTER", "yes")]).err().map(|e| e.var), Some("REDIS_CLUSTER"));
     }
 }

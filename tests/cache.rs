@@ -9,8 +9,8 @@ use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::both;
 use crate::helpers::{TestApp, spawn_app};
+use crate::on_each_redis;
 
 /// What one step cost: the difference of two snapshots.
 fn cost(before: Snapshot, after: Snapshot) -> (u64, u64, u64) {
@@ -43,17 +43,19 @@ async fn cached_order_version(app: &TestApp) -> Option<i64> {
     raw.map(|r| serde_json::from_str::<serde_json::Value>(&r).unwrap()["o"].as_i64().unwrap())
 }
 
-both!(cold_listing_is_one_query_and_one_pipeline, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(cold_listing_is_one_query_and_one_pipeline, |target| async move {
+    let app = spawn_app(target).await;
     let before = app.stats();
     let slugs = page_slugs(&app, 3).await;
     app.settle().await;
     let (commands, round_trips, queries) = cost(before, app.stats());
     assert_eq!(slugs.len(), 24);
     assert_eq!(queries, 1, "one database query for a cold page");
-    // the GET that missed, then ONE pipeline: the page, its 24 films and the meta key
+    // the GET that missed, then ONE exchange (one pipeline; on a cluster, the same commands sent at
+    // once, one per key): the page, its 24 films, the meta key, and the page's SADD + EXPIRE in the
+    // set the sweep walks
     assert_eq!(round_trips, 2);
-    assert_eq!(commands, 1 + 24 + 2);
+    assert_eq!(commands, 1 + 24 + 2 + 2);
     // the page key holds only the slugs, in page order; every film has its own key with its TTL
     assert_eq!(cached_page(&app, 3).await.map(|(_, s)| s).as_ref(), Some(&slugs));
     let mut redis = app.redis().await;
@@ -65,8 +67,8 @@ both!(cold_listing_is_one_query_and_one_pipeline, |backend| async move {
     assert!((270..=330).contains(&page_ttl), "page TTL {page_ttl}");
 });
 
-both!(warm_listing_is_one_get_and_one_mget_and_no_query, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(warm_listing_is_one_get_and_one_mget_and_no_query, |target| async move {
+    let app = spawn_app(target).await;
     let cold = page_slugs(&app, 2).await;
     app.settle().await;
     let before = app.stats();
@@ -82,8 +84,8 @@ both!(warm_listing_is_one_get_and_one_mget_and_no_query, |backend| async move {
     assert_eq!(cost(before, app.stats()), (2, 2, 0));
 });
 
-both!(warm_detail_is_one_get, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(warm_detail_is_one_get, |target| async move {
+    let app = spawn_app(target).await;
     assert_eq!(app.get("/movies/the-land-girls-1998").await.status(), StatusCode::OK);
     app.settle().await;
     let before = app.stats();
@@ -93,8 +95,8 @@ both!(warm_detail_is_one_get, |backend| async move {
     assert_eq!(cost(before, app.stats()), (1, 1, 0));
 });
 
-both!(partial_miss_is_one_query_and_the_page_stays_whole, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(partial_miss_is_one_query_and_the_page_stays_whole, |target| async move {
+    let app = spawn_app(target).await;
     let full = page_slugs(&app, 4).await;
     app.settle().await;
     let mut redis = app.redis().await;
@@ -114,8 +116,8 @@ both!(partial_miss_is_one_query_and_the_page_stays_whole, |backend| async move {
     assert_eq!(cost(before, app.stats()).2, 0);
 });
 
-both!(a_movie_gone_from_the_database_is_left_out_of_a_cached_page, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(a_movie_gone_from_the_database_is_left_out_of_a_cached_page, |target| async move {
+    let app = spawn_app(target).await;
     let full = page_slugs(&app, 1).await;
     app.settle().await;
     // another server deleted the film and its key expired; this page key still lists it
@@ -127,8 +129,8 @@ both!(a_movie_gone_from_the_database_is_left_out_of_a_cached_page, |backend| asy
     assert_eq!(shown, expected);
 });
 
-both!(two_hundred_cold_requests_share_one_query, |backend| async move {
-    let app = Arc::new(spawn_app(backend).await);
+on_each_redis!(two_hundred_cold_requests_share_one_query, |target| async move {
+    let app = Arc::new(spawn_app(target).await);
     // the page read is held until every request has had time to arrive and miss
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     app.service.hold_reads(Some(gate.clone()));
@@ -151,8 +153,8 @@ both!(two_hundred_cold_requests_share_one_query, |backend| async move {
     assert!(after.coalesced_waits - before.coalesced_waits >= 100, "the others waited on it: {after:?}");
 });
 
-both!(unknown_slugs_are_remembered_as_not_found, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(unknown_slugs_are_remembered_as_not_found, |target| async move {
+    let app = spawn_app(target).await;
     let before = app.stats();
     for _ in 0..50 {
         assert_eq!(app.get("/movies/no-such-film-1999").await.status(), StatusCode::NOT_FOUND);
@@ -173,8 +175,8 @@ both!(unknown_slugs_are_remembered_as_not_found, |backend| async move {
     assert_eq!(app.get("/movies/no-such-film-1999").await.status(), StatusCode::OK);
 });
 
-both!(ttls_are_jittered, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(ttls_are_jittered, |target| async move {
+    let app = spawn_app(target).await;
     let slugs = page_slugs(&app, 1).await;
     app.settle().await;
     let mut redis = app.redis().await;
@@ -188,8 +190,8 @@ both!(ttls_are_jittered, |backend| async move {
     assert!(ttls.len() > 5, "24 keys written together should not share one TTL: {ttls:?}");
 });
 
-both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(an_order_change_sweeps_every_page_key_and_nothing_else, |target| async move {
+    let app = spawn_app(target).await;
     for n in 1..=6 {
         page_slugs(&app, n).await;
     }
@@ -222,8 +224,8 @@ both!(an_order_change_sweeps_every_page_key_and_nothing_else, |backend| async mo
     assert_eq!(page_slugs(&app, 1).await[0], slug);
 });
 
-both!(a_title_change_touches_only_its_movie_key, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(a_title_change_touches_only_its_movie_key, |target| async move {
+    let app = spawn_app(target).await;
     let slugs = page_slugs(&app, 1).await;
     app.settle().await;
     let slug = &slugs[2];
@@ -237,8 +239,8 @@ both!(a_title_change_touches_only_its_movie_key, |backend| async move {
     assert_eq!(app.detail(slug).await.heading.as_deref(), Some("A Changed Title"));
 });
 
-both!(deletes_and_creates_are_read_at_once, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(deletes_and_creates_are_read_at_once, |target| async move {
+    let app = spawn_app(target).await;
     let slugs = page_slugs(&app, 1).await;
     app.get(&format!("/movies/{}", slugs[0])).await;
     app.settle().await;
@@ -253,8 +255,8 @@ both!(deletes_and_creates_are_read_at_once, |backend| async move {
 
 // Replays the race a deferred write invites: reads fetch the old row, are held while a write
 // completes, then write back. After the deferred tasks settle, Redis must equal the database.
-both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(held_back_reads_never_overwrite_a_newer_write, |target| async move {
+    let app = spawn_app(target).await;
     let mut redis = app.redis().await;
     for round in 0..6 {
         let slug = page_slugs(&app, 1).await[round].clone();
@@ -312,8 +314,8 @@ both!(held_back_reads_never_overwrite_a_newer_write, |backend| async move {
 
 // Clients that hang up while their page is being read must not strand the read: it finishes on
 // its own, gives its database connection back, and its result still reaches the cache.
-both!(reads_outlive_the_clients_that_hung_up, |backend| async move {
-    let app = crate::helpers::Setup::new(backend).env("DB_MAX_CONNECTIONS", "2").spawn().await;
+on_each_redis!(reads_outlive_the_clients_that_hung_up, |target| async move {
+    let app = crate::helpers::Setup::new(target).env("DB_MAX_CONNECTIONS", "2").spawn().await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     app.service.hold_reads(Some(gate.clone()));
     let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
@@ -346,8 +348,8 @@ both!(reads_outlive_the_clients_that_hung_up, |backend| async move {
 // film and its sweep has not reached this key yet): the visitor gets the current order, from one
 // query, and the page is written back at the current version. A page at the stamp's version is
 // trusted as it is.
-both!(a_page_older_than_the_stamp_is_a_miss, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(a_page_older_than_the_stamp_is_a_miss, |target| async move {
+    let app = spawn_app(target).await;
     let fresh = page_slugs(&app, 2).await;
     app.settle().await;
     let (version, _) = cached_page(&app, 2).await.expect("page 2 cached");

@@ -7,9 +7,9 @@ use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::both;
 use crate::helpers::{Backend, Setup, spawn_app};
 use crate::pages::assert_in_layout;
+use crate::{both, on_each_redis};
 
 /// `MOVIE_TTL_SECS=20` means no film entry lives longer than 20 s: jitter only shortens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,8 +122,8 @@ async fn a_panic_in_a_handler_is_a_500_not_a_dropped_connection() {
 // A film entry that does not decode is repaired by the reader that found it, but only while the
 // key still holds the bytes that reader saw: a newer entry written meanwhile (here by an editor's
 // write, which replaces an entry with no readable version) survives the repair.
-both!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |backend| async move {
-    let app = spawn_app(backend).await;
+on_each_redis!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |target| async move {
+    let app = spawn_app(target).await;
     let slug = "the-land-girls-1998";
     let key = app.key(&format!("movie:{slug}"));
     let mut redis = app.redis().await;

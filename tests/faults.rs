@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use tokio::net::TcpStream;
 
-use crate::both;
-use crate::helpers::{Backend, REDIS, Setup, TOKEN, TestApp, TestDb, card_slugs, redis_conn, unique};
+use crate::helpers::{Backend, REDIS, Redis, Setup, TOKEN, Target, TestApp, TestDb, card_slugs, redis_conn, unique};
 use crate::redis_server::{RedisServer, free_port, signal};
 use crate::support::html::Listing;
-use crate::support::load::{Load, Target, targets};
+use crate::support::load::{Load, Target as LoadTarget, targets};
 use crate::support::proxy::Proxy;
+use crate::{both, on_each_redis};
 
 /// Polls `check` every 50 ms until it holds; false when `limit` passes first.
 async fn eventually<F: Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
@@ -37,7 +37,7 @@ async fn readyz(app: &TestApp) -> (StatusCode, serde_json::Value) {
 }
 
 /// Runs a command on a test's own connection.
-async fn run(conn: &mut redis::aio::MultiplexedConnection, cmd: &redis::Cmd) -> redis::Value {
+async fn run(conn: &mut impl redis::aio::ConnectionLike, cmd: &redis::Cmd) -> redis::Value {
     cmd.query_async(conn).await.unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
@@ -213,16 +213,27 @@ enum Spoil {
     PageList,
 }
 
+const SPOILS: [Spoil; 5] =
+    [Spoil::MovieBadJson, Spoil::MovieHash, Spoil::PageNotArray, Spoil::PageGarbage, Spoil::PageList];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_entries_are_read_around_and_rewritten() {
-    for spoil in [Spoil::MovieBadJson, Spoil::MovieHash, Spoil::PageNotArray, Spoil::PageGarbage, Spoil::PageList] {
-        corrupted_entry(spoil).await;
+    for spoil in SPOILS {
+        let redis = RedisServer::start().await;
+        let app = Setup::new(Backend::Sqlite).redis(&redis.url()).env("REDIS_TIMEOUT_MS", "50").spawn().await;
+        corrupted_entry(&app, spoil).await;
     }
 }
 
-async fn corrupted_entry(spoil: Spoil) {
-    let redis = RedisServer::start().await;
-    let app = Setup::new(Backend::Sqlite).redis(&redis.url()).env("REDIS_TIMEOUT_MS", "50").spawn().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_entries_are_read_around_and_rewritten_on_a_cluster() {
+    for spoil in SPOILS {
+        let app = Setup::new(Target::new(Backend::Postgres, Redis::Cluster)).spawn().await;
+        corrupted_entry(&app, spoil).await;
+    }
+}
+
+async fn corrupted_entry(app: &TestApp, spoil: Spoil) {
     let (_, listing) = app.get_text("/movies?page=2").await;
     let slug = card_slugs(&listing)[3].clone();
     let detail_path = format!("/movies/{slug}");
@@ -232,7 +243,7 @@ async fn corrupted_entry(spoil: Spoil) {
     assert_eq!(app.get_text("/movies?page=2").await.1, listing);
     assert_eq!(app.get_text(&detail_path).await.1, detail);
 
-    let mut conn = redis.conn().await;
+    let mut conn = app.redis().await;
     let movie_key = app.key(&format!("movie:{slug}"));
     let page_key = app.key("movies:page:2");
     let spoiled = match spoil {
@@ -494,16 +505,16 @@ async fn sigterm_during_load_finishes_requests_and_cache_writes() {
     let _ = std::fs::remove_file(&log_path);
 }
 
-both!(writes_racing_reads, |backend| async move {
-    let app = Setup::new(backend).spawn().await;
+on_each_redis!(writes_racing_reads, |target| async move {
+    let app = Setup::new(target).spawn().await;
     let (_, html) = app.get_text("/").await;
     let slug = card_slugs(&html)[0].clone();
     let detail = format!("/movies/{slug}");
     let targets = vec![
-        Target { path: "/".into(), fragment: false },
-        Target { path: "/movies?page=1".into(), fragment: true },
-        Target { path: detail.clone(), fragment: false },
-        Target { path: format!("/api/movies/{slug}"), fragment: false },
+        LoadTarget { path: "/".into(), fragment: false },
+        LoadTarget { path: "/movies?page=1".into(), fragment: true },
+        LoadTarget { path: detail.clone(), fragment: false },
+        LoadTarget { path: format!("/api/movies/{slug}"), fragment: false },
     ];
     let load = Load::start(&app.base, &targets, 16);
     let last: i64 = 99;

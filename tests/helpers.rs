@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use marquee::app::Application;
+use marquee::cache::Connection;
 use marquee::config::Config;
 use marquee::db::Db;
 use marquee::deferred::Deferred;
@@ -27,6 +28,67 @@ pub const TOKEN: &str = "test-admin-token";
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// The Redis a test app caches in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redis {
+    /// The machine's Redis at 127.0.0.1:6379.
+    Single,
+    /// The shared test cluster (see `support::cluster`).
+    Cluster,
+}
+
+/// What a test runs on: a database backend and a Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub backend: Backend,
+    pub redis: Redis,
+}
+
+impl From<Backend> for Target {
+    fn from(backend: Backend) -> Self {
+        Self { backend, redis: Redis::Single }
+    }
+}
+
+impl Target {
+    pub const fn new(backend: Backend, redis: Redis) -> Self {
+        Self { backend, redis }
+    }
+}
+
+/// Runs a cache test body on SQLite and PostgreSQL with one Redis, and on PostgreSQL with the
+/// Redis Cluster: `on_each_redis!(name, |target| async move { … })`.
+#[macro_export]
+macro_rules! on_each_redis {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports, reason = "not every test body uses the parent module")]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::helpers::Target::new($crate::helpers::Backend::Sqlite, $crate::helpers::Redis::Single))
+                    .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)($crate::helpers::Target::new(
+                    $crate::helpers::Backend::Postgres,
+                    $crate::helpers::Redis::Single,
+                ))
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cluster() {
+                ($body)($crate::helpers::Target::new(
+                    $crate::helpers::Backend::Postgres,
+                    $crate::helpers::Redis::Cluster,
+                ))
+                .await
+            }
+        }
+    };
 }
 
 /// Runs a test body once per backend: `both!(name, |backend| async move { … })`.
@@ -139,17 +201,21 @@ pub fn config(pairs: &[(&str, &str)]) -> Config {
 /// How a test app is set up; `Setup::new(backend).spawn()`.
 pub struct Setup {
     pub backend: Backend,
+    pub redis: Redis,
     pub redis_url: String,
     pub page_size: u32,
     pub env: Vec<(String, String)>,
 }
 
 impl Setup {
-    pub fn new(backend: Backend) -> Self {
-        Self { backend, redis_url: REDIS.into(), page_size: 24, env: Vec::new() }
+    pub fn new(target: impl Into<Target>) -> Self {
+        let Target { backend, redis } = target.into();
+        Self { backend, redis, redis_url: REDIS.into(), page_size: 24, env: Vec::new() }
     }
 
+    /// One Redis of the test's own.
     pub fn redis(mut self, url: &str) -> Self {
+        self.redis = Redis::Single;
         self.redis_url = url.into();
         self
     }
@@ -164,8 +230,12 @@ impl Setup {
         self
     }
 
-    pub async fn spawn(self) -> TestApp {
+    pub async fn spawn(mut self) -> TestApp {
         init_logs();
+        if self.redis == Redis::Cluster && self.redis_url == REDIS {
+            self.redis_url = crate::support::cluster::shared().await.join(",");
+        }
+        let redis_nodes: Vec<String> = self.redis_url.split(',').map(str::to_owned).collect();
         let db = TestDb::new(self.backend).await;
         let prefix = format!("{}:", unique("test"));
         let page_size = self.page_size.to_string();
@@ -196,12 +266,26 @@ impl Setup {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        TestApp { base, client, router, service, stats, deferred, database, prefix, _db: db, stop: Some(stop) }
+        let cluster = self.redis == Redis::Cluster;
+        TestApp {
+            base,
+            client,
+            router,
+            service,
+            stats,
+            deferred,
+            database,
+            prefix,
+            cluster,
+            redis_nodes,
+            _db: db,
+            stop: Some(stop),
+        }
     }
 }
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
-    Setup::new(backend).spawn().await
+pub async fn spawn_app(target: impl Into<Target>) -> TestApp {
+    Setup::new(target).spawn().await
 }
 
 pub struct TestApp {
@@ -215,6 +299,9 @@ pub struct TestApp {
     /// A pool of the test's own on the app's database: what another server would see and write.
     database: Db,
     pub prefix: String,
+    /// Whether the app caches in a Redis Cluster, and the nodes it was given.
+    pub cluster: bool,
+    redis_nodes: Vec<String>,
     /// Owned by the app so that it is removed when the app is dropped.
     _db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -331,15 +418,26 @@ impl TestApp {
         format!("{}{suffix}", self.prefix)
     }
 
-    /// A connection of the test's own to the shared Redis, to look at or tamper with the cache.
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis_conn(REDIS).await
+    /// A connection of the test's own to the app's Redis (a cluster connection on a cluster), to
+    /// look at or tamper with the cache.
+    pub async fn redis(&self) -> Connection {
+        if self.cluster {
+            let client = redis::cluster::ClusterClient::new(self.redis_nodes.clone()).expect("cluster seeds");
+            Connection::Cluster(client.get_async_connection().await.expect("the cluster answers"))
+        } else {
+            let client = redis::Client::open(self.redis_nodes[0].as_str()).expect("redis url");
+            Connection::Single(redis::aio::ConnectionManager::new(client).await.expect("redis answers"))
+        }
     }
 
-    /// The keys under this app's prefix.
+    /// The keys under this app's prefix, on every node.
     pub async fn cached_keys(&self, pattern: &str) -> Vec<String> {
-        let mut conn = self.redis().await;
-        scan(&mut conn, &format!("{}{pattern}", self.prefix)).await
+        let mut keys = Vec::new();
+        for node in &self.redis_nodes {
+            keys.extend(scan(&mut redis_conn(node).await, &format!("{}{pattern}", self.prefix)).await);
+        }
+        keys.sort();
+        keys
     }
 }
 
@@ -349,14 +447,26 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
         let prefix = self.prefix.clone();
+        // the app's own nodes, and the machine's Redis, which some tests write to directly
+        let mut nodes = self.redis_nodes.clone();
+        if !nodes.iter().any(|n| n == REDIS) {
+            nodes.push(REDIS.to_owned());
+        }
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 rt.block_on(async move {
-                    let Ok(client) = redis::Client::open(REDIS) else { return };
-                    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
-                    let Ok(keys) = try_scan(&mut conn, &format!("{prefix}*")).await else { return };
-                    for chunk in keys.chunks(1000) {
-                        let _: Result<(), _> = redis::cmd("UNLINK").arg(chunk).query_async(&mut conn).await;
+                    for node in nodes {
+                        let Ok(client) = redis::Client::open(node) else { continue };
+                        let Ok(mut conn) = client.get_multiplexed_async_connection().await else { continue };
+                        let Ok(keys) = try_scan(&mut conn, &format!("{prefix}*")).await else { continue };
+                        // one key per command: on a cluster node, the keys may sit in many slots
+                        for chunk in keys.chunks(1000) {
+                            let mut pipe = redis::pipe();
+                            for key in chunk {
+                                pipe.cmd("UNLINK").arg(key).ignore();
+                            }
+                            let _: Result<(), _> = pipe.query_async(&mut conn).await;
+                        }
                     }
                 });
             }

@@ -17,3 +17,4 @@ mod pages;
 mod redis_server;
 mod repository;
 mod router;
+mod servers;

@@ -1,10 +1,14 @@
-//! Writes: a batch of keys sent in ONE pipeline of compare-and-set scripts, each key with its own
-//! (jittered) TTL, so that an older copy never replaces a newer one.
+//! Writes: a batch of keys, each set by the compare-and-set script with its own (jittered) TTL,
+//! so that an older copy never replaces a newer one. On one Redis the batch is ONE pipeline; on a
+//! cluster, whose pipelines may not cross slots, its commands go out at once as single-key
+//! commands on the multiplexed connection (one round trip of wall time, spread over the nodes).
 
 use std::time::Duration;
 
-use redis::Pipeline;
+use futures_util::future::join_all;
+use redis::{Cmd, Pipeline, RedisError};
 
+use super::client::Connection;
 use super::{Cache, CacheError, entry, scripts};
 use crate::db::Stamp;
 use crate::movies::Movie;
@@ -21,7 +25,7 @@ struct MovieWrite {
     gone: bool,
 }
 
-/// What to write in one pipeline: films, at most one page, at most one stamp.
+/// What to write at once: films, at most one page, at most one stamp.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
     movies: Vec<MovieWrite>,
@@ -55,10 +59,6 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.movies.is_empty() && self.page.is_none() && self.stamp.is_none()
     }
-
-    fn commands(&self) -> u64 {
-        self.movies.len() as u64 + u64::from(self.page.is_some()) + u64::from(self.stamp.is_some())
-    }
 }
 
 /// A TTL between 90% and 100% of the setting, so that keys written together do not expire
@@ -68,31 +68,46 @@ fn jitter(ttl: Duration) -> u64 {
     fastrand::u64(secs - secs / 10..=secs)
 }
 
+/// One compare-and-set of one key: sent as EVALSHA, or as EVAL when Redis has forgotten the
+/// script (a restart, a failover, a node added to the cluster), which also teaches it again.
+struct Put {
+    key: String,
+    args: (Vec<u8>, i64, u64, &'static str, Vec<u8>),
+}
+
+impl Put {
+    fn cmd(&self, sha_or_source: &str, eval: &str) -> Cmd {
+        let (value, version, ttl, replacing, seen) = &self.args;
+        let mut cmd = redis::cmd(eval);
+        cmd.arg(sha_or_source).arg(1).arg(&self.key).arg(value).arg(version).arg(ttl).arg(*replacing).arg(seen);
+        cmd
+    }
+}
+
 impl Cache {
-    /// Sends a batch in ONE pipeline of compare-and-set scripts.
+    /// Sends a batch: its compare-and-set scripts, then the page's entry in the set of page keys
+    /// the sweep walks (always after the page itself: see `sweep`).
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), CacheError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let pipe = self.pipeline(batch);
-        let load = scripts::ALL.map(|source| {
-            let mut cmd = redis::cmd("SCRIPT");
-            cmd.arg("LOAD").arg(source);
-            cmd
-        });
+        let puts = self.puts(batch);
+        let listed = batch.page.as_ref().map(|(n, ..)| self.list_page(*n));
+        let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 };
+        let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
         let results: Vec<i64> = self
             .inner
             .client
-            .call(batch.commands(), |mut c| async move {
-                match pipe.query_async(&mut c).await {
-                    Err(e) if e.code() == Some("NOSCRIPT") => {
-                        // Redis restarted and forgot the scripts: load them and send the batch again.
-                        for cmd in load {
-                            let _: String = cmd.query_async(&mut c).await?;
-                        }
-                        pipe.query_async(&mut c).await
+            .call(commands, |c| async move {
+                if c.is_cluster() {
+                    let sent = join_all(puts.iter().map(|p| put_one(c.clone(), p, &sha))).await;
+                    let results = sent.into_iter().collect::<Result<Vec<i64>, _>>()?;
+                    if let Some(listed) = listed {
+                        listed.query_async::<()>(&mut c.clone()).await?;
                     }
-                    other => other,
+                    Ok(results)
+                } else {
+                    put_pipelined(c, &puts, listed, &sha).await
                 }
             })
             .await?;
@@ -102,36 +117,75 @@ impl Cache {
         Ok(())
     }
 
-    fn pipeline(&self, batch: &WriteBatch) -> Pipeline {
-        let super::Inner { keys, config, scripts, .. } = &*self.inner;
-        let mut pipe = redis::pipe();
+    fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
+        let super::Inner { keys, config, .. } = &*self.inner;
+        let mut puts = Vec::with_capacity(batch.movies.len() + 2);
         if let Some(stamp) = &batch.stamp {
-            evalsha(&mut pipe, &scripts.set_versioned, &[keys.meta()])
-                .arg(entry::encode_stamp(stamp))
-                .arg(stamp.version)
-                .arg(jitter(config.movie_ttl))
-                .arg("0")
-                .arg("");
+            let value = entry::encode_stamp(stamp).into_bytes();
+            let args = (value, stamp.version, jitter(config.movie_ttl), "0", Vec::new());
+            puts.push(Put { key: keys.meta(), args });
         }
         for m in &batch.movies {
-            evalsha(&mut pipe, &scripts.set_versioned, &[keys.movie(&m.slug)])
-                .arg(&m.value)
-                .arg(m.version)
-                .arg(jitter(if m.gone { config.negative_ttl } else { config.movie_ttl }))
-                .arg(if m.replacing.is_some() { "1" } else { "0" })
-                .arg(m.replacing.as_deref().unwrap_or_default());
+            let ttl = jitter(if m.gone { config.negative_ttl } else { config.movie_ttl });
+            let replacing = if m.replacing.is_some() { "1" } else { "0" };
+            let seen = m.replacing.clone().unwrap_or_default();
+            puts.push(Put {
+                key: keys.movie(&m.slug),
+                args: (m.value.clone().into_bytes(), m.version, ttl, replacing, seen),
+            });
         }
         if let Some((n, value, order_version)) = &batch.page {
-            evalsha(&mut pipe, &scripts.set_page, &[keys.page(*n), keys.pages()])
-                .arg(value)
-                .arg(*order_version)
-                .arg(jitter(config.page_ttl))
-                .arg(config.page_ttl.as_secs() * 2);
+            let args = (value.clone().into_bytes(), *order_version, jitter(config.page_ttl), "0", Vec::new());
+            puts.push(Put { key: keys.page(*n), args });
         }
+        puts
+    }
+
+    /// SADD of page `n` to the set of page keys, and the set's TTL (twice a page's, so that it
+    /// outlives every page it lists).
+    fn list_page(&self, n: u32) -> Pipeline {
+        let super::Inner { keys, config, .. } = &*self.inner;
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD").arg(keys.pages()).arg(keys.page(n)).ignore();
+        pipe.cmd("EXPIRE").arg(keys.pages()).arg(config.page_ttl.as_secs() * 2).ignore();
         pipe
     }
 }
 
-fn evalsha<'a>(pipe: &'a mut Pipeline, script: &redis::Script, keys: &[String]) -> &'a mut Pipeline {
-    pipe.cmd("EVALSHA").arg(script.get_hash()).arg(keys.len()).arg(keys)
+fn is_noscript(e: &RedisError) -> bool {
+    e.code() == Some("NOSCRIPT")
+}
+
+/// One compare-and-set on the cluster, routed by its key.
+async fn put_one(mut c: Connection, put: &Put, sha: &str) -> Result<i64, RedisError> {
+    match put.cmd(sha, "EVALSHA").query_async(&mut c).await {
+        Err(e) if is_noscript(&e) => put.cmd(scripts::SET_VERSIONED, "EVAL").query_async(&mut c).await,
+        other => other,
+    }
+}
+
+/// The whole batch in ONE pipeline to one Redis.
+async fn put_pipelined(
+    mut c: Connection,
+    puts: &[Put],
+    listed: Option<Pipeline>,
+    sha: &str,
+) -> Result<Vec<i64>, RedisError> {
+    let pipeline = |eval: &str, script: &str| {
+        let mut pipe = redis::pipe();
+        for p in puts {
+            pipe.add_command(p.cmd(script, eval));
+        }
+        if let Some(listed) = &listed {
+            for cmd in listed.cmd_iter() {
+                pipe.add_command(cmd.clone()).ignore();
+            }
+        }
+        pipe
+    };
+    match pipeline("EVALSHA", sha).query_async::<Vec<i64>>(&mut c).await {
+        // Redis forgot the script: send the batch again with its source (which teaches it again)
+        Err(e) if is_noscript(&e) => pipeline("EVAL", scripts::SET_VERSIONED).query_async(&mut c).await,
+        other => other,
+    }
 }

@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use redis::RedisError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::CacheError;
-use crate::config::CacheConfig;
+use crate::config::{CacheConfig, RedisTarget};
 use crate::stats::Stats;
 
 /// How long Redis is left alone after a failure before it is tried again.
@@ -16,8 +18,51 @@ const BACKOFF: Duration = Duration::from_millis(500);
 /// At most one error log line per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// One Redis or a Redis Cluster, behind the same commands. Both reconnect by themselves; the
+/// cluster connection also follows the cluster's topology (MOVED/ASK redirects, slot refreshes)
+/// and splits a multi-key read such as MGET by slot, reassembling the answer in key order.
+#[derive(Clone)]
+pub enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub struct Client {
-    conn: Option<ConnectionManager>,
+    conn: Option<Connection>,
     timeout: Duration,
     stats: Arc<Stats>,
     started: Instant,
@@ -29,17 +74,31 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: &CacheConfig, stats: Arc<Stats>) -> Result<Self, RedisError> {
-        let conn = match &config.url {
+        // The connection's own limits sit above the per-call timeout, which is what visitors feel:
+        // a reconnect may take a little longer than one call without failing the calls after it.
+        let floor = config.timeout.max(Duration::from_millis(200));
+        let conn = match &config.redis {
             None => None,
-            Some(url) => {
+            Some(RedisTarget::Single(url)) => {
                 let client = redis::Client::open(url.as_str())?;
-                let floor = config.timeout.max(Duration::from_millis(200));
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(floor))
                     .set_response_timeout(Some(floor))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_millis(500));
-                Some(ConnectionManager::new_lazy_with_config(client, cfg)?)
+                Some(Connection::Single(ConnectionManager::new_lazy_with_config(client, cfg)?))
+            }
+            Some(RedisTarget::Cluster(seeds)) => {
+                let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+                    .connection_timeout(floor)
+                    .response_timeout(floor)
+                    .retries(1)
+                    .min_retry_wait(10)
+                    .max_retry_wait(100)
+                    .build()?;
+                // Connects in the background: the cluster may come up after the site does.
+                let cfg = ClusterConfig::new().set_connection_timeout(floor).set_response_timeout(floor);
+                Some(Connection::Cluster(client.get_pending_async_connection_with_config(cfg)))
             }
         };
         Ok(Self {
@@ -57,12 +116,16 @@ impl Client {
         self.conn.is_some()
     }
 
+    pub fn is_cluster(&self) -> bool {
+        self.conn.as_ref().is_some_and(Connection::is_cluster)
+    }
+
     fn now_ms(&self) -> u64 {
         millis(self.started.elapsed())
     }
 
     /// Runs one Redis exchange of `commands` commands under the timeout and the back-off rule.
-    pub async fn call<T, F>(&self, commands: u64, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, CacheError>
+    pub async fn call<T, F>(&self, commands: u64, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {

@@ -12,6 +12,8 @@ mod scripts;
 mod sweep;
 
 pub use batch::WriteBatch;
+/// One Redis or a cluster, behind the same commands (for tools and tests that look at the cache).
+pub use client::Connection;
 /// The film entry's codec, for tools that measure the cache's own format.
 pub use entry::{CachedPage, MovieEntry, decode_movie, encode_movie, encode_page};
 pub use keys::Keys;
@@ -75,6 +77,11 @@ impl Cache {
 
     pub fn is_enabled(&self) -> bool {
         self.inner.client.is_enabled()
+    }
+
+    /// Whether the cache is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.client.is_cluster()
     }
 
     /// PING, for the readiness check.

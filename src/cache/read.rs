@@ -3,7 +3,7 @@
 
 use redis::Cmd;
 
-use super::client::is_wrong_type;
+use super::client::{Connection, is_wrong_type};
 use super::entry::CachedPage;
 use super::{Cache, CacheError, MovieEntry, entry};
 use crate::db::Stamp;
@@ -15,9 +15,7 @@ impl Cache {
     /// stamp the films' MGET brings.
     pub async fn page(&self, n: u32) -> Result<Option<CachedPage>, CacheError> {
         let key = self.inner.keys.page(n);
-        let get = |mut c: redis::aio::ConnectionManager| async move {
-            Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await
-        };
+        let get = |mut c: Connection| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
         let decoded = match self.inner.client.call(1, get).await {
             Ok(raw) => entry::decode_page(raw.as_deref()),
             Err(CacheError::Redis(e)) if is_wrong_type(&e) => Some(Err(())),
@@ -40,9 +38,8 @@ impl Cache {
     pub async fn page_movies(&self, slugs: &[String]) -> Result<(Option<Stamp>, Vec<MovieEntry>), CacheError> {
         let keys = &self.inner.keys;
         let names: Vec<String> = std::iter::once(keys.meta()).chain(slugs.iter().map(|s| keys.movie(s))).collect();
-        let mget = |mut c: redis::aio::ConnectionManager| async move {
-            Cmd::mget(names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await
-        };
+        let mget =
+            |mut c: Connection| async move { Cmd::mget(names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await };
         let mut raw = self.inner.client.call(1, mget).await?.into_iter();
         let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
         let movies: Vec<MovieEntry> = raw.map(|r| entry::decode_movie(r.as_deref())).collect();
@@ -53,9 +50,7 @@ impl Cache {
     /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).
     pub async fn movie(&self, slug: &str) -> Result<MovieEntry, CacheError> {
         let key = self.inner.keys.movie(slug);
-        let get = |mut c: redis::aio::ConnectionManager| async move {
-            Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await
-        };
+        let get = |mut c: Connection| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
         let entry = match self.inner.client.call(1, get).await {
             Ok(raw) => entry::decode_movie(raw.as_deref()),
             Err(CacheError::Redis(e)) if is_wrong_type(&e) => MovieEntry::Unreadable(None),

@@ -1,5 +1,11 @@
 //! Invalidation of the listing: every page key written is recorded in one set, and a sweep walks
 //! that set instead of the whole keyspace.
+//!
+//! A page written while a sweep runs is never left alive outside the set: a writer sets the page
+//! and only then adds it to the set, and a sweep removes keys from the set and only then unlinks
+//! them. So a page key that survives a sweep was set after its UNLINK, and added to the set after
+//! that, after the SREM. Keeping that order is what the two need, on one Redis or on a cluster,
+//! where the set and the pages sit in different slots and no script or MULTI can hold them all.
 
 use super::{Cache, CacheError};
 
@@ -9,7 +15,7 @@ const SWEEP_COUNT: usize = 1000;
 
 impl Cache {
     /// Drops every listing page key: SSCAN over the set of written page keys, each step's keys
-    /// removed with UNLINK and SREM. The cost depends on the number of pages cached, not on the
+    /// removed from the set (SREM), then unlinked (UNLINK; split by slot on a cluster). The cost depends on the number of pages cached, not on the
     /// number of keys in Redis. Returns the number of keys swept.
     pub async fn drop_pages(&self) -> Result<u64, CacheError> {
         let set = self.inner.keys.pages();
@@ -36,10 +42,22 @@ impl Cache {
                 self.inner
                     .client
                     .call(2, |mut c| async move {
-                        let mut pipe = redis::pipe();
-                        pipe.cmd("UNLINK").arg(&members).ignore();
-                        pipe.cmd("SREM").arg(&set_key).arg(&members).ignore();
-                        pipe.query_async::<()>(&mut c).await
+                        let mut srem = redis::cmd("SREM");
+                        srem.arg(&set_key).arg(&members);
+                        let mut unlink = redis::cmd("UNLINK");
+                        unlink.arg(&members);
+                        if c.is_cluster() {
+                            srem.query_async::<()>(&mut c).await?;
+                            unlink.query_async::<()>(&mut c).await
+                        } else {
+                            redis::pipe()
+                                .add_command(srem)
+                                .ignore()
+                                .add_command(unlink)
+                                .ignore()
+                                .query_async(&mut c)
+                                .await
+                        }
                     })
                     .await?;
                 swept += n;

@@ -59,6 +59,7 @@ impl DbError {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    url: String,
     backend: Backend,
     anchors: Arc<anchors::Anchors>,
     stats: Arc<Stats>,
@@ -66,6 +67,23 @@ pub struct Db {
     hold: Arc<std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>>,
     #[cfg(feature = "test-hooks")]
     panic_on_reads: Arc<std::sync::atomic::AtomicBool>,
+}
+
+const SETUP_LOCK: &str = "select pg_advisory_lock(hashtext(current_schema() || ':marquee setup'))";
+const SETUP_UNLOCK: &str = "select pg_advisory_unlock(hashtext(current_schema() || ':marquee setup'))";
+
+/// The setup lock, held until released.
+pub struct SetupLock(Option<sqlx::AnyConnection>);
+
+impl SetupLock {
+    pub async fn release(self) -> Result<()> {
+        use sqlx::Connection;
+        if let Some(mut conn) = self.0 {
+            sqlx::query(SETUP_UNLOCK).execute(&mut conn).await?;
+            conn.close().await?;
+        }
+        Ok(())
+    }
 }
 
 impl Db {
@@ -97,6 +115,7 @@ impl Db {
             .await?;
         Ok(Self {
             pool,
+            url,
             backend,
             anchors: Arc::default(),
             stats,
@@ -114,6 +133,20 @@ impl Db {
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// Holds the database's setup lock until the guard is released (or this process ends): servers
+    /// that start together on an empty PostgreSQL database migrate it and load the dataset one at a
+    /// time, so exactly once. The lock is PostgreSQL's session advisory lock, keyed by the schema,
+    /// on a connection of its own outside the pool; SQLite needs none (its one process does it).
+    pub async fn setup_lock(&self) -> Result<SetupLock> {
+        if self.backend == Backend::Sqlite {
+            return Ok(SetupLock(None));
+        }
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+        sqlx::query(SETUP_LOCK).execute(&mut conn).await?;
+        Ok(SetupLock(Some(conn)))
     }
 
     /// Cheap check that the database answers.
