@@ -117,6 +117,26 @@ both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
     assert_eq!(deep.iter().map(|f| f.slug.clone()).collect::<Vec<_>>(), expected[from..from + size as usize]);
 });
 
+both!(a_deep_page_read_while_the_order_keeps_moving_rebuilds_its_anchors_once, |backend| async move {
+    let test_db = TestDb::new(backend).await;
+    let (db, stats) = test_db.connect().await;
+    db.import(dataset::parse(dataset::MOVIES_JSON).unwrap().movies).await.unwrap();
+    let expected = expected_order();
+    let size = 7u32;
+    db.page(page(300), size).await.unwrap(); // anchors built
+    // every page query is now followed by an order change, as under a flood of writes
+    db.reorder_on_reads(true);
+    let before = stats.snapshot().db_queries;
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), db.page(page(300), size)).await;
+    db.reorder_on_reads(false);
+    let (_, movies) = read.expect("the deep page is answered instead of rebuilding without end").unwrap();
+    let from = 299 * size as usize;
+    assert_eq!(movies.iter().map(|f| f.slug.clone()).collect::<Vec<_>>(), expected[from..from + size as usize]);
+    // the anchored read, one rebuild (its scan), the anchored read again, then the plain offset query
+    let queries = stats.snapshot().db_queries - before;
+    assert!(queries <= 4, "{queries} queries: the anchors are rebuilt at most once");
+});
+
 both!(batch_fetch_keeps_the_asked_order_and_skips_missing, |backend| async move {
     let (_t, db) = loaded(backend).await;
     let (meta, movies) =

@@ -67,6 +67,8 @@ pub struct Db {
     hold: Arc<std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>>,
     #[cfg(feature = "test-hooks")]
     panic_on_reads: Arc<std::sync::atomic::AtomicBool>,
+    #[cfg(feature = "test-hooks")]
+    reorder_on_reads: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const SETUP_LOCK: &str = "select pg_advisory_lock(hashtext(current_schema() || ':marquee setup'))";
@@ -123,6 +125,8 @@ impl Db {
             hold: Arc::default(),
             #[cfg(feature = "test-hooks")]
             panic_on_reads: Arc::default(),
+            #[cfg(feature = "test-hooks")]
+            reorder_on_reads: Arc::default(),
         })
     }
 
@@ -178,6 +182,25 @@ impl Db {
     #[cfg(feature = "test-hooks")]
     pub fn panic_on_reads(&self, on: bool) {
         self.panic_on_reads.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Test hook: after every listing page query, the order version moves on, as if writers
+    /// reordered the catalog while each page is read.
+    #[cfg(feature = "test-hooks")]
+    pub fn reorder_on_reads(&self, on: bool) {
+        self.reorder_on_reads.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where a page query is followed by an order change when a test asks; nothing at all
+    /// without the test hooks.
+    async fn reorder_if_asked(&self) -> Result<()> {
+        #[cfg(feature = "test-hooks")]
+        if self.reorder_on_reads.load(std::sync::atomic::Ordering::Relaxed) {
+            sqlx::query("update catalog set order_version = order_version + 1 where id = 1")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Where a read panics when a test asks; nothing at all without the test hooks.

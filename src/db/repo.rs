@@ -64,22 +64,22 @@ impl Db {
             Some(set) => set,
             None => self.rebuild_anchors(None).await?,
         };
-        loop {
-            let Some((key, skip)) = set.locate(offset) else {
+        // The anchors are rebuilt at most once per read: when the order moves again while the
+        // page is read (a flood of writes), the plain offset query answers, which needs none.
+        for attempt in 0..2 {
+            let read = match set.locate(offset) {
+                Some((key, skip)) => self.page_at(Some(key), skip, size).await?,
                 // fewer films than one step: the page is past the end, or within the first step
-                let (stamp, movies) = self.page_at(None, offset, size).await?;
-                if stamp.order_version == set.order_version {
-                    return Ok((stamp, movies));
-                }
-                set = self.rebuild_anchors(Some(set.order_version)).await?;
-                continue;
+                None => self.page_at(None, offset, size).await?,
             };
-            let (stamp, movies) = self.page_at(Some(key), skip, size).await?;
-            if stamp.order_version == set.order_version {
-                return Ok((stamp, movies));
+            if read.0.order_version == set.order_version {
+                return Ok(read);
             }
-            set = self.rebuild_anchors(Some(set.order_version)).await?;
+            if attempt == 0 {
+                set = self.rebuild_anchors(Some(set.order_version)).await?;
+            }
         }
+        self.page_at(None, offset, size).await
     }
 
     async fn page_at(&self, anchor: Option<&(String, String)>, skip: u64, size: u32) -> Result<(Stamp, Vec<Movie>)> {
@@ -97,6 +97,7 @@ impl Db {
         }
         self.counted();
         let rows = q.fetch_all(&self.pool).await?;
+        self.reorder_if_asked().await?;
         stamp_and_movies(&rows)
     }
 
