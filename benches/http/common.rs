@@ -82,8 +82,14 @@ pub async fn cached_server(
     let keys = Keys::new(&prefix);
     let static_dir = tmp.join(format!("static-{short}"));
     std::fs::create_dir_all(&static_dir)?;
-    let spec =
-        Spec { name: &format!("{short}-cache-on"), db, prefix: Some(&prefix), static_dir: &static_dir, load_dataset };
+    let spec = Spec {
+        name: &format!("{short}-cache-on"),
+        db,
+        prefix: Some(&prefix),
+        redis: crate::lab::REDIS,
+        static_dir: &static_dir,
+        load_dataset,
+    };
     let server = Server::start(spec, tmp).await?;
     Ok((prefix, keys, static_dir, server))
 }

@@ -49,6 +49,7 @@ impl Fixture {
                 name: &format!("{short}-cache-off"),
                 db: &db,
                 prefix: None,
+                redis: crate::lab::REDIS,
                 static_dir: &static_dir,
                 load_dataset: false,
             },

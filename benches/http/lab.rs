@@ -126,7 +126,7 @@ pub async fn memory_usage(c: &mut Conn, keys: &[String]) -> Result<f64> {
 }
 
 /// marquee's own sweep, replayed from outside: SSCAN the set of page keys (COUNT 100), each
-/// step's keys UNLINKed and SREMed in one pipeline. Returns the time and the keys swept.
+/// step's keys SREMed and UNLINKed (in that order) in one pipeline. Returns the time and the keys swept.
 // A cursor loop of its own: the redis crate's `sscan`/`sscan_match` take no COUNT (only SCAN has
 // `scan_options`), and its iterator does not show where one step ends.
 pub async fn sweep_set(c: &mut Conn, set: &str) -> Result<(Duration, u64)> {
@@ -139,8 +139,8 @@ pub async fn sweep_set(c: &mut Conn, set: &str) -> Result<(Duration, u64)> {
         if !members.is_empty() {
             n += members.len() as u64;
             let mut pipe = redis::pipe();
-            pipe.cmd("UNLINK").arg(&members).ignore();
             pipe.cmd("SREM").arg(set).arg(&members).ignore();
+            pipe.cmd("UNLINK").arg(&members).ignore();
             pipe.query_async::<()>(c).await?;
         }
         if next == 0 {

@@ -11,11 +11,13 @@
 //! printed and written to benches/RESULTS.md. Every server, database and key is removed at the end.
 //!
 //! Options (after `--`): `--million`, `--profile` (perf record of one extra warm-listing run),
-//! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres`, `--secs N` (wrk
+//! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster` (`cluster`:
+//! the single-Redis-against-cluster part alone, with `--million` its order change too), `--secs N` (wrk
 //! duration, default 5), `--rounds N` (default 3), `--films N` (size of the big part), `--no-write`.
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
 
 mod client;
+mod cluster;
 mod common;
 mod design;
 mod embedded;
@@ -96,12 +98,18 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     janitor.dir(&tmp);
     let mut rows = Vec::new();
     let mut profile = String::new();
-    for backend in opts.backends() {
-        eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
-        embedded::phase(opts, janitor, &tmp, backend, &mut rows, &mut profile).await?;
+    if !opts.cluster_only {
+        for backend in opts.backends() {
+            eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
+            embedded::phase(opts, janitor, &tmp, backend, &mut rows, &mut profile).await?;
+        }
+        eprintln!("[{:>5.0} s] Redis: the design's open questions", started.elapsed().as_secs_f64());
+        design::rows(opts, janitor, &mut rows).await?;
     }
-    eprintln!("[{:>5.0} s] Redis: the design's open questions", started.elapsed().as_secs_f64());
-    design::rows(opts, janitor, &mut rows).await?;
+    if opts.backends().contains(&servers::Backend::Postgres) {
+        eprintln!("[{:>5.0} s] PostgreSQL: single Redis against a Redis Cluster", started.elapsed().as_secs_f64());
+        cluster::phase(opts, janitor, &tmp, &mut rows).await?;
+    }
     if opts.million {
         for backend in opts.backends() {
             eprintln!(
@@ -125,12 +133,18 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     );
     println!("\n{heading}\n\n{table}\n{summary}\n\n{NOTES}\n{profile}");
     if opts.write && !opts.quick {
-        let command = if opts.million { "cargo bench --bench http -- --million" } else { "cargo bench --bench http" };
+        let command = match (opts.cluster_only, opts.million) {
+            (true, true) => "cargo bench --bench http -- --only cluster --million",
+            (true, false) => "cargo bench --bench http -- --only cluster",
+            (false, true) => "cargo bench --bench http -- --million",
+            (false, false) => "cargo bench --bench http",
+        };
         let md = format!(
             "# Benchmark results\n\nThe table of the last run of `{command}` (see benches/http/main.rs). \
              Re-run it to replace this file.\n\n```text\n{heading}\n```\n\n{table}\n{summary}\n\n{NOTES}\n{profile}"
         );
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
+        let file = if opts.cluster_only { "benches/RESULTS-cluster.md" } else { "benches/RESULTS.md" };
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         std::fs::write(&path, md).with_context(|| format!("write {}", path.display()))?;
         eprintln!("written to {}", path.display());
     }

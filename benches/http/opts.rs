@@ -13,6 +13,8 @@ pub struct Opts {
     /// `perf record` the cache-on server during one extra warm-listing run (first backend).
     pub profile: bool,
     pub only: Option<Backend>,
+    /// `--only cluster`: the cluster part alone (on PostgreSQL).
+    pub cluster_only: bool,
     pub secs: u32,
     pub rounds: usize,
     pub write: bool,
@@ -31,6 +33,7 @@ impl Opts {
             quick: false,
             profile: false,
             only: None,
+            cluster_only: false,
             secs: 5,
             rounds: 3,
             write: true,
@@ -50,7 +53,11 @@ impl Opts {
                     o.only = match args.next().as_deref() {
                         Some("sqlite") => Some(Backend::Sqlite),
                         Some("postgres") => Some(Backend::Postgres),
-                        other => bail!("--only sqlite|postgres, got {other:?}"),
+                        Some("cluster") => {
+                            o.cluster_only = true;
+                            Some(Backend::Postgres)
+                        }
+                        other => bail!("--only sqlite|postgres|cluster, got {other:?}"),
                     }
                 }
                 "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,

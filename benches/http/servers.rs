@@ -157,6 +157,8 @@ pub struct Spec<'a> {
     pub db: &'a Database,
     /// `None`: `REDIS_URL=off`.
     pub prefix: Option<&'a str>,
+    /// The cache's `REDIS_URL` when `prefix` is set: `lab::REDIS`, or a cluster's seeds.
+    pub redis: &'a str,
     pub static_dir: &'a Path,
     pub load_dataset: bool,
 }
@@ -193,7 +195,7 @@ impl Server {
         let mut cmd = command(spec.db);
         cmd.arg("serve")
             .env("LISTEN_ADDR", addr.to_string())
-            .env("REDIS_URL", spec.prefix.map_or("off", |_| lab::REDIS))
+            .env("REDIS_URL", spec.prefix.map_or("off", |_| spec.redis))
             .env("CACHE_PREFIX", spec.prefix.unwrap_or(""))
             .env("ADMIN_TOKEN", TOKEN)
             .env("STATIC_DIR", spec.static_dir)

@@ -75,6 +75,14 @@ impl PrivateCluster {
         let start = self.dir().join(format!("start-{port}.sh"));
         let status = Command::new("bash").arg(start).status().expect("bash runs");
         assert!(status.success(), "the node on {port} starts again");
+        // daemonized: it may take a moment to listen
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("the node on {port} does not listen 10 s after it was started again");
     }
 }
 
