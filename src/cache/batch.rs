@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::{Cmd, Pipeline, RedisError};
+use redis::{Cmd, RedisError};
 
 use super::client::Connection;
 use super::{Cache, CacheError, entry, scripts};
@@ -103,7 +103,12 @@ impl Cache {
                     let sent = join_all(puts.iter().map(|p| put_one(c.clone(), p, &sha))).await;
                     let results = sent.into_iter().collect::<Result<Vec<i64>, _>>()?;
                     if let Some(listed) = listed {
-                        listed.query_async::<()>(&mut c.clone()).await?;
+                        // both on the set's key: one slot, so one pipeline
+                        let mut pipe = redis::pipe();
+                        for cmd in listed {
+                            pipe.add_command(cmd).ignore();
+                        }
+                        pipe.query_async::<()>(&mut c.clone()).await?;
                     }
                     Ok(results)
                 } else {
@@ -143,12 +148,13 @@ impl Cache {
 
     /// SADD of page `n` to the set of page keys, and the set's TTL (twice a page's, so that it
     /// outlives every page it lists).
-    fn list_page(&self, n: u32) -> Pipeline {
+    fn list_page(&self, n: u32) -> [Cmd; 2] {
         let super::Inner { keys, config, .. } = &*self.inner;
-        let mut pipe = redis::pipe();
-        pipe.cmd("SADD").arg(keys.pages()).arg(keys.page(n)).ignore();
-        pipe.cmd("EXPIRE").arg(keys.pages()).arg(config.page_ttl.as_secs() * 2).ignore();
-        pipe
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(keys.pages()).arg(keys.page(n));
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(keys.pages()).arg(config.page_ttl.as_secs() * 2);
+        [sadd, expire]
     }
 }
 
@@ -168,7 +174,7 @@ async fn put_one(mut c: Connection, put: &Put, sha: &str) -> Result<i64, RedisEr
 async fn put_pipelined(
     mut c: Connection,
     puts: &[Put],
-    listed: Option<Pipeline>,
+    listed: Option<[Cmd; 2]>,
     sha: &str,
 ) -> Result<Vec<i64>, RedisError> {
     let pipeline = |eval: &str, script: &str| {
@@ -176,10 +182,8 @@ async fn put_pipelined(
         for p in puts {
             pipe.add_command(p.cmd(script, eval));
         }
-        if let Some(listed) = &listed {
-            for cmd in listed.cmd_iter() {
-                pipe.add_command(cmd.clone()).ignore();
-            }
+        for cmd in listed.iter().flatten() {
+            pipe.add_command(cmd.clone()).ignore();
         }
         pipe
     };

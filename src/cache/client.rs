@@ -116,10 +116,6 @@ impl Client {
         self.conn.is_some()
     }
 
-    pub fn is_cluster(&self) -> bool {
-        self.conn.as_ref().is_some_and(Connection::is_cluster)
-    }
-
     fn now_ms(&self) -> u64 {
         millis(self.started.elapsed())
     }

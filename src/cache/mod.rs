@@ -79,11 +79,6 @@ impl Cache {
         self.inner.client.is_enabled()
     }
 
-    /// Whether the cache is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        self.inner.client.is_cluster()
-    }
-
     /// PING, for the readiness check.
     pub async fn ping(&self) -> Result<(), CacheError> {
         self.inner
