@@ -16,6 +16,9 @@ use crate::service::MovieService;
 use crate::stats::Stats;
 use crate::web::{self, AppState};
 
+/// How often each server's relay looks at the cache log.
+const RELAY_EVERY: Duration = Duration::from_secs(1);
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -34,10 +37,14 @@ async fn open(config: &Config, stats: Arc<Stats>, load: bool) -> anyhow::Result<
     let lock = db.setup_lock().await?;
     db.migrate().await?;
     if load && db.count().await? == 0 {
+        // an empty catalog leaves the cache nothing to correct: the first load is not logged
+        db.set_cache_log(false);
         let data = dataset::parse(dataset::MOVIES_JSON)?;
         let summary = db.import(data.movies).await?;
         tracing::info!(imported = summary.imported, rejected = data.rejected.len(), "loaded the embedded dataset");
     }
+    // with no cache there is nothing to tell (and no relay to prune the log)
+    db.set_cache_log(config.cache.redis.is_some());
     lock.release().await?;
     Ok(db)
 }
@@ -101,8 +108,14 @@ impl Application {
                 crate::telemetry::prometheus().run_upkeep();
             }
         });
+        // what Redis did not learn of committed writes, applied from the database's cache log
+        let relay = state.service.caches().then(|| tokio::spawn(state.service.clone().relay(RELAY_EVERY)));
         crate::server::serve(listener, app, shutdown, drain).await;
         upkeep.abort();
+        // what it has not applied stays in the log, for the next server that runs
+        if let Some(relay) = relay {
+            relay.abort();
+        }
         let deferred = &state.deferred;
         let pending = deferred.pending();
         if deferred.drain(state.config.shutdown_timeout).await {

@@ -13,6 +13,25 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
 }
 
+/// When the cache leaves Redis alone after failures (see `cache::breaker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Failures a window must see before the breaker opens (1: any failure opens it).
+    pub min_failures: u32,
+    /// The share of a window's calls that must have failed, in percent (0: any share).
+    pub failure_pct: u32,
+    /// How long Redis is left alone once the breaker opens.
+    pub open_for: Duration,
+    /// The length of a counting window.
+    pub window: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { min_failures: 20, failure_pct: 50, open_for: Duration::from_millis(500), window: Duration::from_secs(2) }
+    }
+}
+
 /// Where Redis is and how the cache behaves.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -24,6 +43,8 @@ pub struct CacheConfig {
     pub negative_ttl: Duration,
     /// The longest any one Redis exchange may take before the database is used instead.
     pub timeout: Duration,
+    /// When Redis is left alone after failures.
+    pub breaker: BreakerConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +91,13 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("MOVIE_TTL_SECS", "3600", "TTL of film keys"),
     ("NEGATIVE_TTL_SECS", "30", "how long an unknown slug is remembered as not found"),
     ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
+    (
+        "REDIS_BREAKER_MIN_FAILURES",
+        "20",
+        "failed Redis calls within 2 s before Redis is left alone (1: any failure, the old rule)",
+    ),
+    ("REDIS_BREAKER_FAILURE_PCT", "50", "…and the share of those 2 s's calls that failed, in percent (0: any share)"),
+    ("REDIS_BREAKER_OPEN_MS", "500", "how long Redis is left alone before one call probes it"),
     ("ADMIN_TOKEN", "", "bearer token of the write API; unset: writes are refused"),
     ("REQUEST_TIMEOUT_SECS", "10", "the longest a request may take"),
     ("BAD_TOKENS_PER_MINUTE", "10", "wrong admin tokens one client address may send a minute before it gets 429s"),
@@ -125,6 +153,13 @@ impl Config {
                 movie_ttl: secs("MOVIE_TTL_SECS")?,
                 negative_ttl: secs("NEGATIVE_TTL_SECS")?,
                 timeout: number(get("REDIS_TIMEOUT_MS"), 1, 60_000).map(|ms| Duration::from_millis(ms.into()))?,
+                breaker: BreakerConfig {
+                    min_failures: number(get("REDIS_BREAKER_MIN_FAILURES"), 1, 1_000_000)?,
+                    failure_pct: number(get("REDIS_BREAKER_FAILURE_PCT"), 0, 100)?,
+                    open_for: number(get("REDIS_BREAKER_OPEN_MS"), 1, 600_000)
+                        .map(|ms| Duration::from_millis(ms.into()))?,
+                    ..BreakerConfig::default()
+                },
             },
             page_size: number(get("PAGE_SIZE"), 1, 500)?,
             admin_token: lookup("ADMIN_TOKEN").filter(|t| !t.is_empty()),

@@ -38,6 +38,10 @@ pub struct Stats {
     redis_round_trips: AtomicU64,
     redis_commands: AtomicU64,
     corrupt_entries: AtomicU64,
+    cache_log_pending: AtomicI64,
+    /// Milliseconds; -1 when the log is empty.
+    cache_log_oldest_ms: AtomicI64,
+    cache_log_applied: AtomicU64,
 }
 
 /// A copy of every counter at one moment.
@@ -60,6 +64,12 @@ pub struct Snapshot {
     /// Commands sent to Redis (a pipeline counts each of its commands).
     pub redis_commands: u64,
     pub corrupt_entries: u64,
+    /// Rows of the cache log not applied yet, at the relay's last look.
+    pub cache_log_pending: i64,
+    /// The age of the oldest of them in milliseconds (-1: none).
+    pub cache_log_oldest_ms: i64,
+    /// Rows the relay applied (the writers' own are not counted).
+    pub cache_log_applied: u64,
 }
 
 impl Stats {
@@ -116,6 +126,16 @@ impl Stats {
         self.corrupt_entries.fetch_add(n, Relaxed);
     }
 
+    pub fn cache_log(&self, backlog: crate::db::Backlog) {
+        self.cache_log_pending.store(backlog.pending, Relaxed);
+        let oldest = backlog.oldest.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.cache_log_oldest_ms.store(oldest, Relaxed);
+    }
+
+    pub fn cache_log_applied(&self, n: u64) {
+        self.cache_log_applied.fetch_add(n, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             db_queries: self.db_queries.load(Relaxed),
@@ -133,6 +153,9 @@ impl Stats {
             redis_round_trips: self.redis_round_trips.load(Relaxed),
             redis_commands: self.redis_commands.load(Relaxed),
             corrupt_entries: self.corrupt_entries.load(Relaxed),
+            cache_log_pending: self.cache_log_pending.load(Relaxed),
+            cache_log_oldest_ms: self.cache_log_oldest_ms.load(Relaxed),
+            cache_log_applied: self.cache_log_applied.load(Relaxed),
         }
     }
 
@@ -154,5 +177,9 @@ impl Stats {
         metrics::counter!("marquee_redis_round_trips_total").absolute(s.redis_round_trips);
         metrics::counter!("marquee_redis_commands_total").absolute(s.redis_commands);
         metrics::counter!("marquee_cache_corrupt_entries_total").absolute(s.corrupt_entries);
+        metrics::gauge!("marquee_cache_log_pending").set(s.cache_log_pending as f64);
+        let oldest = if s.cache_log_oldest_ms < 0 { 0.0 } else { s.cache_log_oldest_ms as f64 / 1000.0 };
+        metrics::gauge!("marquee_cache_log_oldest_seconds").set(oldest);
+        metrics::counter!("marquee_cache_log_applied_total").absolute(s.cache_log_applied);
     }
 }

@@ -369,3 +369,58 @@ on_each_redis!(a_page_older_than_the_stamp_is_a_miss, |target| async move {
     assert_eq!(page_slugs(&app, 2).await, reversed.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
     assert_eq!(cost(before, app.stats()), (2, 2, 0));
 });
+
+on_each_redis!(a_page_written_during_a_sweep_never_lives_outside_the_set, |target| async move {
+    let app = spawn_app(target).await;
+    for n in 1..=4 {
+        page_slugs(&app, n).await;
+    }
+    app.settle().await;
+    assert_eq!(app.cached_keys("movies:page:*").await.len(), 4);
+
+    // the sweep an order change starts is held in the middle of its batch (on a cluster between
+    // its SREM and its UNLINK, where nothing holds the two together but their order)
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.service.hold_sweeps(Some(gate.clone()));
+    let slug = page_slugs(&app, 2).await[0].clone();
+    assert_eq!(app.redate(&slug, "2031-01-01").await.status(), StatusCode::OK);
+    for _ in 0..300 {
+        if app.service.sweeps_held() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.service.sweeps_held(), 1, "the sweep reached the hold");
+
+    // a reader writes page 1 back meanwhile (the stamp makes the old one a miss)
+    assert_eq!(page_slugs(&app, 1).await[0], slug);
+    let mut redis = app.redis().await;
+    let mut written = false;
+    for _ in 0..300 {
+        if cached_page(&app, 1).await.is_some_and(|(_, slugs)| slugs[0] == slug) {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(written, "the page was written back during the sweep");
+
+    gate.add_permits(1_000);
+    app.service.hold_sweeps(None);
+    app.settle().await;
+    // every page key alive is in the set the next sweep walks
+    for key in app.cached_keys("movies:page:*").await {
+        let listed: bool = redis.sismember(app.key("movies:pages"), &key).await.unwrap();
+        assert!(listed, "{key} lives outside the set of page keys");
+    }
+    // and the next sweep leaves none
+    let other = page_slugs(&app, 3).await[0].clone();
+    assert_eq!(app.redate(&other, "2032-01-01").await.status(), StatusCode::OK);
+    app.settle().await;
+    for n in 1..=4 {
+        if let Some((_, slugs)) = cached_page(&app, n).await {
+            assert_eq!(n, 1, "page {n} outlived the sweep");
+            assert_eq!(slugs[0], other, "page 1, if written back after the sweep, is the new order");
+        }
+    }
+});

@@ -9,6 +9,7 @@ mod support;
 mod api;
 mod browser;
 mod cache;
+mod cache_log;
 mod cli;
 mod failures;
 mod faults;

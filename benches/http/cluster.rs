@@ -146,8 +146,11 @@ fn per(c: &Counters) -> String {
 async fn server(tmp: &Path, db: &Database, name: &str, prefix: &str, redis: &str, load: bool) -> Result<Server> {
     let static_dir = tmp.join(format!("static-{name}"));
     std::fs::create_dir_all(&static_dir)?;
-    Server::start(Spec { name, db, prefix: Some(prefix), redis, static_dir: &static_dir, load_dataset: load }, tmp)
-        .await
+    Server::start(
+        Spec { name, db, prefix: Some(prefix), redis, static_dir: &static_dir, load_dataset: load, env: &[] },
+        tmp,
+    )
+    .await
 }
 
 pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, rows: &mut Vec<Row>) -> Result<()> {

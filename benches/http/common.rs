@@ -89,6 +89,7 @@ pub async fn cached_server(
         redis: crate::lab::REDIS,
         static_dir: &static_dir,
         load_dataset,
+        env: &[],
     };
     let server = Server::start(spec, tmp).await?;
     Ok((prefix, keys, static_dir, server))

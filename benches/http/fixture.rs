@@ -52,6 +52,7 @@ impl Fixture {
                 redis: crate::lab::REDIS,
                 static_dir: &static_dir,
                 load_dataset: false,
+                env: &[],
             },
             tmp,
         )

@@ -11,11 +11,14 @@
 //! printed and written to benches/RESULTS.md. Every server, database and key is removed at the end.
 //!
 //! Options (after `--`): `--million`, `--profile` (perf record of one extra warm-listing run),
-//! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster` (`cluster`:
-//! the single-Redis-against-cluster part alone, with `--million` its order change too), `--secs N` (wrk
+//! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster|breaker`
+//! (`cluster`: the single-Redis-against-cluster part alone, with `--million` its order change too;
+//! `breaker`: warm listings at twice the saturating rate, the rate breaker against the old rule,
+//! written to RESULTS-breaker.md), `--secs N` (wrk
 //! duration, default 5), `--rounds N` (default 3), `--films N` (size of the big part), `--no-write`.
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
 
+mod breaker;
 mod client;
 mod cluster;
 mod common;
@@ -98,7 +101,8 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     janitor.dir(&tmp);
     let mut rows = Vec::new();
     let mut profile = String::new();
-    if !opts.cluster_only {
+    let part_only = opts.cluster_only || opts.breaker_only;
+    if !part_only {
         for backend in opts.backends() {
             eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
             embedded::phase(opts, janitor, &tmp, backend, &mut rows, &mut profile).await?;
@@ -106,11 +110,15 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         eprintln!("[{:>5.0} s] Redis: the design's open questions", started.elapsed().as_secs_f64());
         design::rows(opts, janitor, &mut rows).await?;
     }
-    if opts.backends().contains(&servers::Backend::Postgres) {
+    if opts.backends().contains(&servers::Backend::Postgres) && !opts.breaker_only {
         eprintln!("[{:>5.0} s] PostgreSQL: single Redis against a Redis Cluster", started.elapsed().as_secs_f64());
         cluster::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if opts.million {
+    if opts.backends().contains(&servers::Backend::Postgres) && !opts.cluster_only {
+        eprintln!("[{:>5.0} s] PostgreSQL: the breaker at twice the saturating rate", started.elapsed().as_secs_f64());
+        breaker::phase(opts, janitor, &tmp, &mut rows).await?;
+    }
+    if opts.million && !opts.breaker_only {
         for backend in opts.backends() {
             eprintln!(
                 "[{:>5.0} s] {}: {} films",
@@ -133,17 +141,24 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     );
     println!("\n{heading}\n\n{table}\n{summary}\n\n{NOTES}\n{profile}");
     if opts.write && !opts.quick {
-        let command = match (opts.cluster_only, opts.million) {
-            (true, true) => "cargo bench --bench http -- --only cluster --million",
-            (true, false) => "cargo bench --bench http -- --only cluster",
-            (false, true) => "cargo bench --bench http -- --million",
-            (false, false) => "cargo bench --bench http",
+        let command = match (opts.cluster_only, opts.breaker_only, opts.million) {
+            (true, _, true) => "cargo bench --bench http -- --only cluster --million",
+            (true, _, false) => "cargo bench --bench http -- --only cluster",
+            (false, true, _) => "cargo bench --bench http -- --only breaker",
+            (false, false, true) => "cargo bench --bench http -- --million",
+            (false, false, false) => "cargo bench --bench http",
         };
         let md = format!(
             "# Benchmark results\n\nThe table of the last run of `{command}` (see benches/http/main.rs). \
              Re-run it to replace this file.\n\n```text\n{heading}\n```\n\n{table}\n{summary}\n\n{NOTES}\n{profile}"
         );
-        let file = if opts.cluster_only { "benches/RESULTS-cluster.md" } else { "benches/RESULTS.md" };
+        let file = if opts.cluster_only {
+            "benches/RESULTS-cluster.md"
+        } else if opts.breaker_only {
+            "benches/RESULTS-breaker.md"
+        } else {
+            "benches/RESULTS.md"
+        };
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         std::fs::write(&path, md).with_context(|| format!("write {}", path.display()))?;
         eprintln!("written to {}", path.display());

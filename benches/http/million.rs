@@ -56,6 +56,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
             redis: lab::REDIS,
             static_dir: &static_dir,
             load_dataset: false,
+            env: &[],
         },
         tmp,
     )
@@ -172,6 +173,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
         redis: &url,
         static_dir: &static_dir,
         load_dataset: false,
+        env: &[],
     };
     let on_cluster = servers::Server::start(spec, tmp).await?;
     let mut cc = cluster::connect(&url).await?;

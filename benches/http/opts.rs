@@ -15,6 +15,8 @@ pub struct Opts {
     pub only: Option<Backend>,
     /// `--only cluster`: the cluster part alone (on PostgreSQL).
     pub cluster_only: bool,
+    /// `--only breaker`: the breaker under overload alone (on PostgreSQL).
+    pub breaker_only: bool,
     pub secs: u32,
     pub rounds: usize,
     pub write: bool,
@@ -34,6 +36,7 @@ impl Opts {
             profile: false,
             only: None,
             cluster_only: false,
+            breaker_only: false,
             secs: 5,
             rounds: 3,
             write: true,
@@ -57,7 +60,11 @@ impl Opts {
                             o.cluster_only = true;
                             Some(Backend::Postgres)
                         }
-                        other => bail!("--only sqlite|postgres|cluster, got {other:?}"),
+                        Some("breaker") => {
+                            o.breaker_only = true;
+                            Some(Backend::Postgres)
+                        }
+                        other => bail!("--only sqlite|postgres|cluster|breaker, got {other:?}"),
                     }
                 }
                 "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,

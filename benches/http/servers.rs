@@ -161,6 +161,8 @@ pub struct Spec<'a> {
     pub redis: &'a str,
     pub static_dir: &'a Path,
     pub load_dataset: bool,
+    /// More settings, over the bench's own.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 /// A running marquee, stopped when dropped.
@@ -200,6 +202,7 @@ impl Server {
             .env("ADMIN_TOKEN", TOKEN)
             .env("STATIC_DIR", spec.static_dir)
             .env("LOAD_DATASET", if spec.load_dataset { "true" } else { "false" })
+            .envs(spec.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);

@@ -122,6 +122,25 @@ impl Cache {
         Ok(())
     }
 
+    /// UNLINKs the film keys of `batch` (and the stamp, when `with_stamp`): what a writer does when
+    /// Redis refuses to take a newer copy (out of memory, read-only), so that the older copy is
+    /// not read meanwhile. UNLINK needs no memory. Without the stamp every cached page is a miss,
+    /// so an order change is not hidden behind old pages either.
+    pub async fn remove(&self, batch: &WriteBatch, with_stamp: bool) -> Result<(), CacheError> {
+        let keys = &self.inner.keys;
+        let mut names: Vec<String> = batch.movies.iter().map(|m| keys.movie(&m.slug)).collect();
+        if with_stamp {
+            names.push(keys.meta());
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .client
+            .call(1, |mut c| async move { redis::cmd("UNLINK").arg(&names).query_async::<()>(&mut c).await })
+            .await
+    }
+
     fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
         let super::Inner { keys, config, .. } = &*self.inner;
         let mut puts = Vec::with_capacity(batch.movies.len() + 2);

@@ -10,11 +10,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::CacheError;
+use super::breaker::{Admit, Breaker};
 use crate::config::{CacheConfig, RedisTarget};
 use crate::stats::Stats;
 
-/// How long Redis is left alone after a failure before it is tried again.
-const BACKOFF: Duration = Duration::from_millis(500);
 /// At most one error log line per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -66,8 +65,8 @@ pub struct Client {
     timeout: Duration,
     stats: Arc<Stats>,
     started: Instant,
-    /// Milliseconds since `started` before which Redis is not asked.
-    quiet_until: AtomicU64,
+    /// When Redis is left alone (times in milliseconds since `started`).
+    breaker: Breaker,
     last_log: AtomicU64,
     suppressed: AtomicU64,
 }
@@ -106,7 +105,7 @@ impl Client {
             timeout: config.timeout,
             stats,
             started: Instant::now(),
-            quiet_until: AtomicU64::new(0),
+            breaker: Breaker::new(config.breaker),
             last_log: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
         })
@@ -114,6 +113,10 @@ impl Client {
 
     pub fn is_enabled(&self) -> bool {
         self.conn.is_some()
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.conn.as_ref().is_some_and(Connection::is_cluster)
     }
 
     fn now_ms(&self) -> u64 {
@@ -128,31 +131,40 @@ impl Client {
         let Some(conn) = self.conn.clone() else {
             return Err(CacheError::Off);
         };
-        if self.now_ms() < self.quiet_until.load(Relaxed) {
-            return Err(CacheError::BackingOff);
-        }
+        let probe = match self.breaker.admit(self.now_ms()) {
+            Admit::Skip => return Err(CacheError::BackingOff),
+            Admit::Probe => true,
+            Admit::Call => false,
+        };
         self.stats.redis_call(commands);
         let result = match tokio::time::timeout(self.timeout, f(conn)).await {
-            Ok(Ok(value)) => return Ok(value),
-            // Redis answered: a key of the wrong type is a bad entry, not an outage
-            Ok(Err(e)) if is_wrong_type(&e) => return Err(CacheError::Redis(e)),
+            Ok(Ok(value)) => {
+                self.breaker.record(self.now_ms(), true, probe);
+                return Ok(value);
+            }
+            // Redis answered: a key of the wrong type is a bad entry, a refused write is Redis
+            // out of memory or read-only; neither is an outage
+            Ok(Err(e)) if is_refusal(&e) => {
+                self.breaker.record(self.now_ms(), true, probe);
+                return Err(CacheError::Redis(e));
+            }
             Ok(Err(e)) => CacheError::Redis(e),
             Err(_) => CacheError::Timeout(self.timeout),
         };
-        self.failed(&result);
+        self.failed(&result, probe);
         Err(result)
     }
 
-    fn failed(&self, error: &CacheError) {
+    fn failed(&self, error: &CacheError, probe: bool) {
         let now = self.now_ms();
-        self.quiet_until.store(now + millis(BACKOFF), Relaxed);
+        let opened = self.breaker.record(now, false, probe);
         self.stats.redis_error();
         let last = self.last_log.load(Relaxed);
         if (last == 0 || now >= last + millis(LOG_EVERY))
             && self.last_log.compare_exchange(last, now.max(1), Relaxed, Relaxed).is_ok()
         {
             let suppressed = self.suppressed.swap(0, Relaxed);
-            tracing::warn!(error = %error, suppressed, "redis unavailable; serving from the database");
+            tracing::warn!(error = %error, suppressed, opened, "redis unavailable; serving from the database");
         } else {
             self.suppressed.fetch_add(1, Relaxed);
         }
@@ -166,4 +178,16 @@ fn millis(d: Duration) -> u64 {
 /// WRONGTYPE: the key holds a hash, list, … where a string was expected.
 pub fn is_wrong_type(e: &RedisError) -> bool {
     e.code() == Some("WRONGTYPE")
+}
+
+/// An error reply from a Redis that is up and answering reads: a key of the wrong type, a write
+/// refused for memory (`maxmemory` with `noeviction`) or by a read-only replica. A script's write
+/// refused for memory comes back as an OOM error naming the script; a pipeline's, as the list of
+/// its commands' errors, each of which must be a refusal.
+pub fn is_refusal(e: &RedisError) -> bool {
+    let refuses = |code: &str| matches!(code, "WRONGTYPE" | "OOM" | "READONLY");
+    match e.clone().into_server_errors() {
+        Some(errors) => !errors.is_empty() && errors.iter().all(|(_, error)| refuses(error.code())),
+        None => e.code().is_some_and(refuses),
+    }
 }

@@ -4,6 +4,7 @@
 //! visitors nothing but the database's time.
 
 mod batch;
+mod breaker;
 mod client;
 mod entry;
 mod keys;
@@ -12,6 +13,7 @@ mod scripts;
 mod sweep;
 
 pub use batch::WriteBatch;
+pub use breaker::BreakerConfig;
 /// One Redis or a cluster, behind the same commands (for tools and tests that look at the cache).
 pub use client::Connection;
 /// The film entry's codec, for tools that measure the cache's own format.
@@ -42,6 +44,14 @@ pub enum CacheError {
     Redis(#[from] RedisError),
 }
 
+impl CacheError {
+    /// Redis answered, but refused the command (out of memory with `noeviction`, a read-only
+    /// replica, a key of another type…): it is there and reads work, so it is no outage.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Redis(e) if client::is_refusal(e))
+    }
+}
+
 impl Outcome {
     /// A deferred write's outcome from what the cache answered.
     pub fn of<T>(result: &Result<T, CacheError>) -> Self {
@@ -65,6 +75,10 @@ struct Inner {
     config: CacheConfig,
     scripts: Scripts,
     stats: Arc<Stats>,
+    #[cfg(feature = "test-hooks")]
+    sweep_hold: std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>,
+    #[cfg(feature = "test-hooks")]
+    sweeps_held: std::sync::atomic::AtomicU64,
 }
 
 impl Cache {
@@ -72,11 +86,28 @@ impl Cache {
     pub fn new(config: CacheConfig, stats: Arc<Stats>) -> Result<Self, RedisError> {
         let client = Client::new(&config, stats.clone())?;
         let keys = Keys::new(&config.prefix);
-        Ok(Self { inner: Arc::new(Inner { client, keys, config, scripts: Scripts::default(), stats }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                keys,
+                config,
+                scripts: Scripts::default(),
+                stats,
+                #[cfg(feature = "test-hooks")]
+                sweep_hold: std::sync::RwLock::default(),
+                #[cfg(feature = "test-hooks")]
+                sweeps_held: std::sync::atomic::AtomicU64::default(),
+            }),
+        })
     }
 
     pub fn is_enabled(&self) -> bool {
         self.inner.client.is_enabled()
+    }
+
+    /// The settings it was made with (TTLs, prefix, timeout).
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
     }
 
     /// PING, for the readiness check.

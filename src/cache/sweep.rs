@@ -1,11 +1,12 @@
 //! Invalidation of the listing: every page key written is recorded in one set, and a sweep walks
 //! that set instead of the whole keyspace.
 //!
-//! A page written while a sweep runs is never left alive outside the set: a writer sets the page
-//! and only then adds it to the set, and a sweep removes keys from the set and only then unlinks
-//! them. So a page key that survives a sweep was set after its UNLINK, and added to the set after
-//! that, after the SREM. Keeping that order is what the two need, on one Redis or on a cluster,
-//! where the set and the pages sit in different slots and no script or MULTI can hold them all.
+//! A page written while a sweep runs is never left alive outside the set. On one Redis a batch's
+//! SREM and UNLINK run together, in one MULTI. A cluster cannot hold them together (the set and
+//! the pages sit in different slots), so there the order does it: a writer sets the page and only
+//! then adds it to the set, and a sweep removes keys from the set and only then unlinks them. So a
+//! page key that survives a sweep was set after its UNLINK, and added to the set after that, after
+//! the SREM.
 
 use super::{Cache, CacheError};
 
@@ -15,8 +16,8 @@ const SWEEP_COUNT: usize = 1000;
 
 impl Cache {
     /// Drops every listing page key: SSCAN over the set of written page keys, each step's keys
-    /// removed from the set (SREM), then unlinked (UNLINK; split by slot on a cluster). The cost depends on the number of pages cached, not on the
-    /// number of keys in Redis. Returns the number of keys swept.
+    /// removed from the set and unlinked (`remove_pages`). The cost depends on the number of pages
+    /// cached, not on the number of keys in Redis. Returns the number of keys swept.
     pub async fn drop_pages(&self) -> Result<u64, CacheError> {
         let set = self.inner.keys.pages();
         let mut cursor = 0u64;
@@ -37,29 +38,8 @@ impl Cache {
                 })
                 .await?;
             if !members.is_empty() {
-                let set_key = set.clone();
                 let n = members.len() as u64;
-                self.inner
-                    .client
-                    .call(2, |mut c| async move {
-                        let mut srem = redis::cmd("SREM");
-                        srem.arg(&set_key).arg(&members);
-                        let mut unlink = redis::cmd("UNLINK");
-                        unlink.arg(&members);
-                        if c.is_cluster() {
-                            srem.query_async::<()>(&mut c).await?;
-                            unlink.query_async::<()>(&mut c).await
-                        } else {
-                            redis::pipe()
-                                .add_command(srem)
-                                .ignore()
-                                .add_command(unlink)
-                                .ignore()
-                                .query_async(&mut c)
-                                .await
-                        }
-                    })
-                    .await?;
+                self.remove_pages(&set, members).await?;
                 swept += n;
             }
             if next == 0 {
@@ -67,5 +47,52 @@ impl Cache {
             }
             cursor = next;
         }
+    }
+
+    /// One batch: SREM from the set, UNLINK of the keys; in one MULTI on one Redis, in that order
+    /// on a cluster (split by slot by the client).
+    async fn remove_pages(&self, set: &str, members: Vec<String>) -> Result<(), CacheError> {
+        let mut srem = redis::cmd("SREM");
+        srem.arg(set).arg(&members);
+        let mut unlink = redis::cmd("UNLINK");
+        unlink.arg(&members);
+        let client = &self.inner.client;
+        if client.is_cluster() {
+            client.call(1, |mut c| async move { srem.query_async::<()>(&mut c).await }).await?;
+            self.held_between_srem_and_unlink().await;
+            client.call(1, |mut c| async move { unlink.query_async::<()>(&mut c).await }).await
+        } else {
+            self.held_between_srem_and_unlink().await;
+            let mut multi = redis::pipe();
+            multi.atomic().add_command(srem).ignore().add_command(unlink).ignore();
+            client.call(2, |mut c| async move { multi.query_async::<()>(&mut c).await }).await
+        }
+    }
+
+    /// Test hook: a sweep waits here (on a cluster, after a batch's SREM and before its UNLINK;
+    /// on one Redis, before the batch's MULTI) while a test holds sweeps; nothing without the hooks.
+    async fn held_between_srem_and_unlink(&self) {
+        #[cfg(feature = "test-hooks")]
+        {
+            let gate = self.inner.sweep_hold.read().ok().and_then(|g| g.clone());
+            if let Some(gate) = gate {
+                self.inner.sweeps_held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = gate.acquire().await.map(tokio::sync::SemaphorePermit::forget);
+            }
+        }
+    }
+
+    /// Test hook: every sweep batch waits for a permit of `gate` (`None` lets them through).
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_sweeps(&self, gate: Option<std::sync::Arc<tokio::sync::Semaphore>>) {
+        if let Ok(mut hold) = self.inner.sweep_hold.write() {
+            *hold = gate;
+        }
+    }
+
+    /// Test hook: how many sweep batches have reached the hold.
+    #[cfg(feature = "test-hooks")]
+    pub fn sweeps_held(&self) -> u64 {
+        self.inner.sweeps_held.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

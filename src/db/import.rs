@@ -44,6 +44,7 @@ impl Db {
         }
         let mut summary = ImportSummary::default();
         let mut fresh = Vec::new();
+        let mut changed: Vec<String> = Vec::new();
         let mut reordered = false;
         for mut movie in movies {
             movie.version = stamp.version;
@@ -53,6 +54,7 @@ impl Db {
                 Some(old) => {
                     reordered |= old.release_date != movie.release_date;
                     self.rewrite(&mut tx, &movie).await?;
+                    changed.push(movie.slug);
                     summary.updated += 1;
                 }
             }
@@ -62,7 +64,11 @@ impl Db {
             tx.rollback().await?;
             return Ok(summary);
         }
-        self.grow(&mut tx, summary.imported, reordered || summary.imported > 0).await?;
+        let reordered = reordered || summary.imported > 0;
+        self.grow(&mut tx, summary.imported, reordered).await?;
+        changed.extend(fresh.into_iter().map(|m| m.slug));
+        let slugs: Vec<&str> = changed.iter().map(String::as_str).collect();
+        self.log_write(&mut tx, &slugs, stamp.version, reordered).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -80,6 +86,10 @@ impl Db {
                 movies.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: stamp.version, ..m }).collect();
             let added = self.insert_new(&mut tx, &chunk).await?;
             self.grow(&mut tx, added, added > 0).await?;
+            if added > 0 {
+                // the order and the count, not each film: a million rows would be no small log
+                self.log_write(&mut tx, &[], stamp.version, true).await?;
+            }
             tx.commit().await?;
             total += added;
             progress(total);

@@ -3,10 +3,12 @@
 
 mod anchors;
 mod import;
+mod log;
 mod repo;
 mod rows;
 
 pub use import::ImportSummary;
+pub use log::{Backlog, Claim, LogEntry};
 pub use repo::{Stamp, Updated};
 
 use std::sync::Arc;
@@ -63,6 +65,8 @@ pub struct Db {
     backend: Backend,
     anchors: Arc<anchors::Anchors>,
     stats: Arc<Stats>,
+    /// Whether writes are recorded in the cache log (see `log`).
+    log_writes: Arc<std::sync::atomic::AtomicBool>,
     #[cfg(feature = "test-hooks")]
     hold: Arc<std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>>,
     #[cfg(feature = "test-hooks")]
@@ -121,6 +125,7 @@ impl Db {
             backend,
             anchors: Arc::default(),
             stats,
+            log_writes: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             #[cfg(feature = "test-hooks")]
             hold: Arc::default(),
             #[cfg(feature = "test-hooks")]

@@ -9,12 +9,13 @@
 //! change costs the writer that one write, and the stale page keys are swept after the answer.
 
 mod read_through;
+mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, CachedPage, MovieEntry, WriteBatch};
-use crate::db::{Db, DbError, Stamp, Updated};
+use crate::cache::{Cache, CacheError, CachedPage, MovieEntry, WriteBatch};
+use crate::db::{Backlog, Db, DbError, Stamp, Updated};
 use crate::deferred::Deferred;
 use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug};
 use crate::stats::{Outcome, Stats};
@@ -76,6 +77,8 @@ impl Listing {
 pub struct Health {
     pub database: bool,
     pub cache: CacheHealth,
+    /// What the cache has not learnt yet (`None`: no cache, or the database did not say).
+    pub log: Option<Backlog>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,17 +104,33 @@ struct Inner {
     db: Db,
     cache: Cache,
     deferred: Deferred,
+    stats: Arc<Stats>,
     page_size: u32,
     pages: ReadThrough<u32, Rows>,
     /// Keyed by the slugs read, comma-joined.
     movies: ReadThrough<String, Rows>,
+    /// Test hook (`MARQUEE_TEST_STALL_AFTER_COMMIT`): a write stops for good after its commit.
+    #[cfg(feature = "test-hooks")]
+    stall_after_commit: bool,
 }
 
 impl MovieService {
     pub fn new(db: Db, cache: Cache, deferred: Deferred, stats: Arc<Stats>, page_size: u32) -> Self {
         let pages = ReadThrough::new(cache.clone(), deferred.clone(), stats.clone());
-        let movies = ReadThrough::new(cache.clone(), deferred.clone(), stats);
-        Self { inner: Arc::new(Inner { db, cache, deferred, page_size, pages, movies }) }
+        let movies = ReadThrough::new(cache.clone(), deferred.clone(), stats.clone());
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                cache,
+                deferred,
+                stats,
+                page_size,
+                pages,
+                movies,
+                #[cfg(feature = "test-hooks")]
+                stall_after_commit: std::env::var_os("MARQUEE_TEST_STALL_AFTER_COMMIT").is_some(),
+            }),
+        }
     }
 
     /// Listing page `page`; `None` past the end.
@@ -244,7 +263,7 @@ impl MovieService {
         let mut batch = WriteBatch::default();
         batch.movie(&movie, None);
         batch.stamp(stamp);
-        self.after_write(&movie.slug, batch, true).await;
+        self.after_write(batch, stamp.version, true).await;
         Ok(movie)
     }
 
@@ -257,7 +276,7 @@ impl MovieService {
             let mut batch = WriteBatch::default();
             batch.movie(&updated.movie, None);
             batch.stamp(updated.stamp);
-            self.after_write(slug.as_str(), batch, updated.changed.contains(&"release_date")).await;
+            self.after_write(batch, updated.stamp.version, updated.changed.contains(&"release_date")).await;
         }
         Ok(Some(updated))
     }
@@ -270,43 +289,57 @@ impl MovieService {
         let mut batch = WriteBatch::default();
         batch.gone(slug.as_str(), stamp.version);
         batch.stamp(stamp);
-        self.after_write(slug.as_str(), batch, true).await;
+        self.after_write(batch, stamp.version, true).await;
         Ok(true)
     }
 
-    /// After a database write: forget the reads it made stale and refresh the film and stamp keys
-    /// before the writer gets its answer (the new stamp makes every older page a miss: one write,
-    /// whatever the number of pages cached); when the order changed, sweep the stale page keys
-    /// after the answer. When Redis does not take it, a background task keeps trying for a while.
-    async fn after_write(&self, slug: &str, batch: WriteBatch, listing_changed: bool) {
+    /// After a database write (committed with its rows in the cache log): forget the reads it
+    /// made stale and refresh the film and stamp keys before the writer gets its answer (the new
+    /// stamp makes every older page a miss: one write, whatever the number of pages cached), then
+    /// mark the write's log rows done; when the order changed, sweep the stale page keys after the
+    /// answer. When Redis does not take it, the rows stay in the log and the relay of whichever
+    /// server reaches Redis first applies them (see `relay`).
+    async fn after_write(&self, batch: WriteBatch, version: i64, listing_changed: bool) {
         // page reads carry films too, so both kinds of read under way are stale now
         self.inner.movies.forget_all();
         self.inner.pages.forget_all();
+        #[cfg(feature = "test-hooks")]
+        if self.inner.stall_after_commit {
+            // the test kills the process here: committed, logged, Redis not told
+            std::future::pending::<()>().await;
+        }
         if !self.inner.cache.is_enabled() {
             return;
         }
-        let slug = slug.to_owned();
-        if self.inner.cache.write(&batch).await.is_ok() {
-            if listing_changed {
-                self.sweep_pages();
-            }
-            return;
-        }
-        tracing::warn!(slug, "cache not refreshed after a write; retrying in the background");
-        let this = self.clone();
-        self.inner.deferred.defer(Box::pin(async move {
-            for _ in 0..60 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if this.inner.cache.write(&batch).await.is_ok() {
-                    if listing_changed {
-                        this.sweep_pages();
-                    }
-                    return Outcome::Written;
+        match self.tell_cache(&batch, listing_changed).await {
+            Ok(()) => {
+                if let Err(e) = self.inner.db.applied(version).await {
+                    tracing::warn!(version, error = %e, "cache log not marked done; its relay applies it again");
+                }
+                if listing_changed {
+                    self.sweep_pages();
                 }
             }
-            tracing::error!(slug, "cache could not be refreshed after a write");
-            Outcome::Failed
-        }));
+            Err(e) => {
+                tracing::warn!(version, error = %e, "cache not refreshed after a write; the cache log's relay will");
+            }
+        }
+    }
+
+    /// Writes `batch`; when Redis answers but refuses it (out of memory, read-only), UNLINKs the
+    /// keys it would have replaced (and the stamp when the order changed), so that reads go to
+    /// the database instead of finding the older copy. Err: the cache has not learnt it yet.
+    async fn tell_cache(&self, batch: &WriteBatch, listing_changed: bool) -> Result<(), CacheError> {
+        let written = self.inner.cache.write(batch).await;
+        if let Err(e) = &written
+            && e.is_refusal()
+        {
+            match self.inner.cache.remove(batch, listing_changed).await {
+                Ok(()) => tracing::warn!(error = %e, "redis refused a newer copy; the older one was removed"),
+                Err(e) => tracing::warn!(error = %e, "redis refused a newer copy and could not remove the older one"),
+            }
+        }
+        written
     }
 
     /// Gives back the memory of the page keys an order change made stale, after the writer's
@@ -327,7 +360,18 @@ impl MovieService {
         } else {
             CacheHealth::Down
         };
-        Health { database: matches!(db, Ok(Ok(()))), cache }
+        let database = matches!(db, Ok(Ok(())));
+        let log = if database && cache != CacheHealth::Off {
+            tokio::time::timeout(Duration::from_secs(2), self.inner.db.backlog()).await.ok().and_then(Result::ok)
+        } else {
+            None
+        };
+        Health { database, cache, log }
+    }
+
+    /// Whether there is a cache to keep (false with `REDIS_URL=off`).
+    pub fn caches(&self) -> bool {
+        self.inner.cache.is_enabled()
     }
 
     /// Closes the database pool (at shutdown, after the last request).
@@ -339,6 +383,19 @@ impl MovieService {
     #[cfg(feature = "test-hooks")]
     pub fn panic_on_reads(&self, on: bool) {
         self.inner.db.panic_on_reads(on);
+    }
+
+    /// Test hook: every page sweep batch waits for a permit of `gate` between its SREM and its
+    /// UNLINK (see `Cache::hold_sweeps`).
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_sweeps(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
+        self.inner.cache.hold_sweeps(gate);
+    }
+
+    /// Test hook: how many sweep batches have waited at the hold.
+    #[cfg(feature = "test-hooks")]
+    pub fn sweeps_held(&self) -> u64 {
+        self.inner.cache.sweeps_held()
     }
 
     /// Test hook: holds every database read of pages and films after it returns, until the

@@ -14,6 +14,10 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// A backlog older than this makes the site "degraded": the relay applies rows past 2 s, once a
+/// second, so only a cache that refuses writes leaves them this long.
+const LOG_BEHIND: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// 200 while the database answers (the cache being down only degrades), 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let health = state.service.health().await;
@@ -24,10 +28,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         CacheHealth::Down => "down",
     };
     let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    // writes the cache has not learnt for longer than a relay pass or two: pages may be stale
+    let behind = health.log.and_then(|l| l.oldest).is_some_and(|age| age > LOG_BEHIND);
+    let log = health
+        .log
+        .map(|l| json!({ "pending": l.pending, "oldest_seconds": l.oldest.map_or(0.0, |d| d.as_secs_f64()) }));
     let body = json!({
-        "status": if !db_ok { "unavailable" } else if cache == "down" { "degraded" } else { "ready" },
+        "status": if !db_ok { "unavailable" } else if cache == "down" || behind { "degraded" } else { "ready" },
         "database": if db_ok { "up" } else { "down" },
         "cache": cache,
+        "cache_log": log,
     });
     (status, Json(body)).into_response()
 }

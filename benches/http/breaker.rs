@@ -1,0 +1,158 @@
+//! The breaker under overload, with Redis healthy: warm listings offered at twice the rate the
+//! server saturates at. Under that load some Redis calls pass the 50 ms timeout because the CPU is
+//! busy, not because Redis is down. The breaker that opens on a sustained failure rate keeps the
+//! warm pages in the cache; the old rule (open on any one failure, for 500 ms) sends every request
+//! to the database each time one call is late. Both run against the same database and Redis, one
+//! after the other, round by round.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::client::{self, Conn, Counters};
+use crate::common::{CONNS, page_paths};
+use crate::opts::Opts;
+use crate::report::{Row, Verdict, thousands, times};
+use crate::servers::{Backend, Janitor, Server, Spec};
+use crate::{lab, wrk};
+
+/// The rule before the rate breaker: any one failure leaves Redis alone for 500 ms.
+const OLD_RULE: &[(&str, &str)] = &[("REDIS_BREAKER_MIN_FAILURES", "1"), ("REDIS_BREAKER_FAILURE_PCT", "0")];
+/// Connections of the open-loop client (below MAX_IN_FLIGHT, 512: overload, not load shedding).
+const OPEN_LOOP_CONNS: usize = 256;
+
+/// What one overloaded run gave.
+#[derive(Debug, Clone, Copy, Default)]
+struct Overload {
+    offered: f64,
+    served: f64,
+    ok: u64,
+    other: u64,
+    counters: Counters,
+}
+
+impl Overload {
+    fn queries_per_thousand(&self) -> f64 {
+        1000.0 * self.counters.queries / (self.ok.max(1) as f64)
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{:.1} queries / 1,000 pages · {} r/s served of {} offered · {:.0} Redis timeouts{}",
+            self.queries_per_thousand(),
+            thousands(self.served),
+            thousands(self.offered),
+            self.counters.redis_errors,
+            if self.other > 0 { format!(" · {} not 200", self.other) } else { String::new() }
+        )
+    }
+}
+
+async fn start(
+    tmp: &Path,
+    j: &Janitor,
+    db: &crate::servers::Database,
+    name: &str,
+    env: &[(&str, &str)],
+) -> Result<Server> {
+    let static_dir = tmp.join(format!("static-{name}"));
+    std::fs::create_dir_all(&static_dir)?;
+    let prefix = j.prefix(name);
+    let spec =
+        Spec { name, db, prefix: Some(&prefix), redis: lab::REDIS, static_dir: &static_dir, load_dataset: true, env };
+    Server::start(spec, tmp).await
+}
+
+/// Requests `paths` in turn at `rate` a second for `secs`, whatever the answers' pace: each
+/// connection takes the next due request as soon as it is free, and requests fall due on the
+/// clock. Requests still due at the end are not sent.
+async fn open_loop(addr: SocketAddr, paths: &[String], rate: f64, secs: u32) -> Result<(u64, u64, Duration)> {
+    let paths = Arc::new(paths.to_vec());
+    let issued = Arc::new(AtomicU64::new(0));
+    let (ok, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs.into());
+    let mut tasks = Vec::with_capacity(OPEN_LOOP_CONNS);
+    for _ in 0..OPEN_LOOP_CONNS {
+        let mut conn = Conn::open(addr).await?;
+        let (paths, issued, ok, other) = (paths.clone(), issued.clone(), ok.clone(), other.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = issued.fetch_add(1, Relaxed);
+                let due = start + Duration::from_secs_f64(n as f64 / rate);
+                if due >= end {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let path = &paths[usize::try_from(n).unwrap_or(0) % paths.len()];
+                match conn.get(path).await {
+                    Ok(r) if r.status == 200 => ok.fetch_add(1, Relaxed),
+                    Ok(_) => other.fetch_add(1, Relaxed),
+                    Err(_) => {
+                        other.fetch_add(1, Relaxed);
+                        let Ok(fresh) = Conn::open(addr).await else { break };
+                        conn = fresh;
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok((ok.load(Relaxed), other.load(Relaxed), start.elapsed()))
+}
+
+pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let scope = "Breaker · PG · 3k";
+    let db = j.database(Backend::Postgres, tmp, "brk").await?;
+    let rate_rule = start(tmp, j, &db, "breaker-rate", &[]).await?;
+    let old_rule = start(tmp, j, &db, "breaker-old", OLD_RULE).await?;
+    let listing = page_paths(1..=40);
+    for s in [&rate_rule, &old_rule] {
+        client::sweep(s.addr, &listing, &[], 64).await?;
+        client::settle(s.addr).await?;
+    }
+    let dir = tmp.join("lua-breaker");
+    std::fs::create_dir_all(&dir)?;
+    let script = wrk::script(&dir, "listing", &listing, &[])?;
+    // the saturating rate: the most warm listings the server answers, closed loop
+    let saturated = wrk::run(rate_rule.addr, &script, o.secs, CONNS).await?;
+    let rate = 2.0 * saturated.rps;
+    eprintln!("  saturation {} r/s; offering {} r/s", thousands(saturated.rps), thousands(rate));
+    let mut runs: [Vec<Overload>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..o.rounds {
+        eprintln!("  breaker at 2× saturation, round {}/{}", round + 1, o.rounds);
+        for (i, s) in [&rate_rule, &old_rule].into_iter().enumerate() {
+            let before = Counters::read(s.addr).await?;
+            let (ok, other, took) = open_loop(s.addr, &listing, rate, o.secs).await?;
+            let counters = Counters::read(s.addr).await?.since(before);
+            let served = ok as f64 / took.as_secs_f64();
+            runs[i].push(Overload { offered: rate, served, ok, other, counters });
+            client::settle(s.addr).await?;
+        }
+    }
+    let median = |v: &[Overload]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.queries_per_thousand().total_cmp(&b.queries_per_thousand()));
+        v[v.len() / 2]
+    };
+    let (new, old) = (median(&runs[0]), median(&runs[1]));
+    rows.push(
+        Row::new(scope, "warm listing offered at 2× saturation, Redis healthy: database queries")
+            .ours(format!("rate breaker: {}", new.text()))
+            .other(format!("old rule (any failure): {}", old.text()))
+            .ratio_text(if new.counters.queries > 0.0 {
+                times(old.counters.queries / new.counters.queries)
+            } else {
+                format!("{:.0} vs 0", old.counters.queries)
+            })
+            .target("< 1 query / 1,000 pages", Verdict::of(new.queries_per_thousand() < 1.0)),
+    );
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! The cache log: what the cache must still learn of committed writes, kept by the database in the
+//! write's own transaction, so that a write the writer was told succeeded reaches Redis even when
+//! the process that made it could not tell Redis (an outage, a partition, a crash after the commit).
+//!
+//! A write records one row per film it changed (or one with no film when only the order moved),
+//! all at the write's catalog version, which no other write shares. The writer deletes its rows
+//! once Redis took the change (`applied`); the relay every server runs claims what is left
+//! (`claim`), applies it and deletes it (`Claim::done`). On PostgreSQL a claim holds its rows
+//! locked (`FOR UPDATE SKIP LOCKED`) until it is done, so relays of several servers never apply a
+//! row at the same time; SQLite has one process, which claims without locks.
+
+use std::time::Duration;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Backend, Db, Result};
+
+/// One thing the cache must learn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub id: i64,
+    /// The film whose key must be refreshed; `None` when only the order (and stamp) moved.
+    pub slug: Option<String>,
+    /// The catalog version of the write.
+    pub version: i64,
+    /// Whether the listing's order or membership changed (the stamp and the pages then must follow).
+    pub order_changed: bool,
+}
+
+/// How far behind the cache is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Rows not applied yet.
+    pub pending: i64,
+    /// The age of the oldest of them, by the database's clock.
+    pub oldest: Option<Duration>,
+}
+
+/// Rows claimed by one relay, until it says they are done (or drops the claim: they stay).
+pub struct Claim {
+    pub entries: Vec<LogEntry>,
+    /// PostgreSQL: the transaction holding the rows' locks.
+    tx: Option<Transaction<'static, Any>>,
+    db: Db,
+}
+
+/// Rows per multi-row insert: 3 values each.
+const INSERT_BATCH: usize = 500;
+
+impl Db {
+    /// The database's clock in Unix milliseconds, as SQL.
+    fn now_ms(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "cast((julianday('now') - 2440587.5) * 86400000 as integer)",
+            Backend::Postgres => "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+        }
+    }
+
+    /// Whether writes are recorded (not when there is no cache to tell, nor while the embedded
+    /// dataset is loaded into an empty catalog at setup).
+    pub fn set_cache_log(&self, on: bool) {
+        self.log_writes.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn logging(&self) -> bool {
+        self.log_writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records, in the write's transaction, that the cache must learn of `slugs` (none: the order
+    /// alone) at catalog `version`.
+    pub(super) async fn log_write(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        slugs: &[&str],
+        version: i64,
+        order_changed: bool,
+    ) -> Result<()> {
+        if !self.logging() {
+            return Ok(());
+        }
+        let none: [Option<&str>; 1] = [None];
+        let slugs: Vec<Option<&str>> =
+            if slugs.is_empty() { none.to_vec() } else { slugs.iter().map(|s| Some(*s)).collect() };
+        for chunk in slugs.chunks(INSERT_BATCH) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("insert into cache_log (slug, version, order_changed) values {values}");
+            let mut q = sqlx::query(&sql);
+            for slug in chunk {
+                q = q.bind(*slug).bind(version).bind(i64::from(order_changed));
+            }
+            self.counted();
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// The writer's rows for the write at catalog `version` are done: Redis took them.
+    pub async fn applied(&self, version: i64) -> Result<()> {
+        if !self.logging() {
+            return Ok(());
+        }
+        self.counted();
+        sqlx::query("delete from cache_log where version = $1").bind(version).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// How many rows wait, and the age of the oldest. Not counted as a query of the site's: every
+    /// server polls it about once a second.
+    pub async fn backlog(&self) -> Result<Backlog> {
+        let sql = format!("select count(*) as n, min(created_at) as oldest, {} as now from cache_log", self.now_ms());
+        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        let pending: i64 = row.try_get("n")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        let now: i64 = row.try_get("now")?;
+        let oldest = oldest.map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0)));
+        Ok(Backlog { pending, oldest })
+    }
+
+    /// Claims up to `limit` rows older than `grace` (younger ones are still their writer's to
+    /// apply), oldest first. Rows another relay holds are skipped.
+    pub async fn claim(&self, grace: Duration, limit: usize) -> Result<Claim> {
+        let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
+        let sql = format!(
+            "select id, slug, version, order_changed from cache_log where created_at <= {} - $1 \
+             order by id limit $2 {lock}",
+            self.now_ms()
+        );
+        let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let q = sqlx::query(&sql).bind(grace).bind(limit);
+        let (rows, tx) = match self.backend {
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                (q.fetch_all(&mut *tx).await?, Some(tx))
+            }
+            Backend::Sqlite => (q.fetch_all(&self.pool).await?, None),
+        };
+        let entries = rows
+            .iter()
+            .map(|row| {
+                Ok(LogEntry {
+                    id: row.try_get("id")?,
+                    slug: row.try_get("slug")?,
+                    version: row.try_get("version")?,
+                    order_changed: row.try_get::<i64, _>("order_changed")? != 0,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Claim { entries, tx, db: self.clone() })
+    }
+
+    /// Deletes rows older than `age` unapplied: every key they could have fixed has expired since
+    /// (their age is past the longest TTL), so the log stays small through any outage.
+    pub async fn prune(&self, age: Duration) -> Result<u64> {
+        let sql = format!("delete from cache_log where created_at < {} - $1", self.now_ms());
+        let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        Ok(sqlx::query(&sql).bind(age).execute(&self.pool).await?.rows_affected())
+    }
+}
+
+impl Claim {
+    /// The claimed rows were applied: deletes them (and releases their locks).
+    pub async fn done(self) -> Result<()> {
+        let Self { entries, tx, db } = self;
+        if entries.is_empty() {
+            if let Some(tx) = tx {
+                tx.commit().await?;
+            }
+            return Ok(());
+        }
+        let sql = format!("delete from cache_log where id in ({})", super::rows::list(1, entries.len()));
+        let mut q = sqlx::query(&sql);
+        for e in &entries {
+            q = q.bind(e.id);
+        }
+        match tx {
+            Some(mut tx) => {
+                q.execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            None => {
+                q.execute(&db.pool).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! No write a writer was told succeeded is left stale in the cache, whatever Redis or a server
+//! does: real `marquee serve` processes, a private `redis-server` each test may cut off (a TCP
+//! proxy), fill up (`maxmemory`) or outlive, and a server killed between its commit and its cache
+//! write. What an operator and a visitor would check: the pages, what Redis holds, `/metrics` and
+//! `/readyz`.
+
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestDb, unique};
+use crate::redis_server::RedisServer;
+use crate::support::html::Detail;
+use crate::support::proxy::Proxy;
+use crate::support::server::Server;
+
+const ENV: &[(&str, &str)] = &[("REDIS_TIMEOUT_MS", "300")];
+/// Within this long of Redis taking writes again, every page shows the write.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+async fn detail(server: &Server, slug: &str) -> Detail {
+    let (status, html) = server.get_text(&format!("/movies/{slug}")).await;
+    Detail::parse(status, html)
+}
+
+/// The title Redis holds for `slug` under `prefix` (None: no key, or a "gone" marker).
+async fn cached_title(conn: &MultiplexedConnection, prefix: &str, slug: &str) -> Option<String> {
+    cached_field(conn, prefix, slug, "title").await
+}
+
+async fn cached_field(conn: &MultiplexedConnection, prefix: &str, slug: &str, field: &str) -> Option<String> {
+    let raw: Option<String> =
+        redis::cmd("GET").arg(format!("{prefix}movie:{slug}")).query_async(&mut conn.clone()).await.expect("GET");
+    let value: Value = serde_json::from_str(&raw?).expect("a film entry is JSON");
+    value[field].as_str().map(str::to_owned)
+}
+
+/// A film of page 2 whose detail page has been read (so Redis holds its entry), and its title.
+async fn warm_film(server: &Server, conn: &MultiplexedConnection, prefix: &str) -> (String, String) {
+    let (_, html) = server.get_text("/movies?page=2").await;
+    let slug = crate::helpers::card_slugs(&html)[3].clone();
+    let title = detail(server, &slug).await.heading.expect("a heading");
+    let cached = until(Duration::from_secs(5), || async { cached_title(conn, prefix, &slug).await }).await;
+    assert_eq!(cached.as_deref(), Some(title.as_str()), "the film is cached before the fault");
+    (slug, title)
+}
+
+/// Polls `f` every 100 ms until it gives `Some`, at most `limit`.
+async fn until<T, F: Future<Output = Option<T>>>(limit: Duration, mut f: impl FnMut() -> F) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn retitle(server: &Server, slug: &str, title: &str) -> StatusCode {
+    let r = server.admin(Method::PUT, &format!("/api/movies/{slug}")).json(&json!({ "title": title })).send().await;
+    r.expect("PUT answered").status()
+}
+
+async fn readyz(server: &Server) -> Value {
+    let r = server.client.get(server.url("/readyz")).send().await.expect("readyz");
+    r.json().await.expect("readyz answers JSON")
+}
+
+/// Waits until the film's page on every server and Redis show `title`; how long it took.
+async fn everywhere(servers: &[&Server], conn: &MultiplexedConnection, prefix: &str, slug: &str, title: &str) {
+    let started = Instant::now();
+    let seen = until(CATCH_UP, || async {
+        for s in servers {
+            if detail(s, slug).await.heading.as_deref() != Some(title) {
+                return None;
+            }
+        }
+        (cached_title(conn, prefix, slug).await.as_deref() == Some(title)).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "{title:?} not on every page and in Redis within {CATCH_UP:?}");
+    eprintln!("{title:?} everywhere {:?} after Redis took writes again", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_during_an_outage_longer_than_the_old_retry_window_reaches_the_cache() {
+    let redis = RedisServer::start().await;
+    let mut proxy = Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &format!("redis://127.0.0.1:{}", proxy.port), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let conn = redis.conn().await;
+    let (slug, old) = warm_film(&server, &conn, &prefix).await;
+
+    // Redis unreachable from the site (the connection cut, new ones refused)
+    proxy.down().await;
+    assert_eq!(retitle(&server, &slug, "Written In The Dark").await, StatusCode::OK);
+    assert_eq!(detail(&server, &slug).await.heading.as_deref(), Some("Written In The Dark"), "from the database");
+    // longer than the 30 s the writer used to retry for
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    assert_eq!(cached_title(&conn, &prefix, &slug).await, Some(old), "Redis still holds the old copy");
+    assert!(server.metric("marquee_cache_log_pending").await >= 1.0, "/metrics shows the backlog");
+    assert!(server.metric("marquee_cache_log_oldest_seconds").await >= 30.0, "/metrics shows its age");
+    let ready = readyz(&server).await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert!(ready["cache_log"]["pending"].as_i64() >= Some(1), "{ready}");
+    assert!(ready["cache_log"]["oldest_seconds"].as_f64() >= Some(30.0), "{ready}");
+
+    proxy.up().await;
+    everywhere(&[&server], &conn, &prefix, &slug, "Written In The Dark").await;
+    let drained = until(CATCH_UP, || async { (server.metric("marquee_cache_log_pending").await == 0.0).then_some(()) });
+    assert!(drained.await.is_some(), "the backlog drains");
+    assert_eq!(readyz(&server).await["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_server_cut_off_from_redis_reaches_the_others() {
+    let redis = RedisServer::start().await;
+    let mut proxy = Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let cut_off = Server::spawn(&db.url, &format!("redis://127.0.0.1:{}", proxy.port), &prefix, ENV);
+    cut_off.wait_up(Duration::from_secs(90)).await;
+    let other = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    other.wait_up(Duration::from_secs(90)).await;
+    let conn = redis.conn().await;
+    let (slug, _) = warm_film(&other, &conn, &prefix).await;
+
+    // a partition between one server and Redis, for as long as the test runs
+    proxy.down().await;
+    assert_eq!(retitle(&cut_off, &slug, "Across The Partition").await, StatusCode::OK);
+    // the server that reaches Redis applies it from the database's log
+    everywhere(&[&other, &cut_off], &conn, &prefix, &slug, "Across The Partition").await;
+    assert!(other.metric("marquee_cache_log_applied_total").await >= 1.0, "the other server's relay applied it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_after_its_commit_leaves_nothing_stale_once_another_runs() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let stall = [("REDIS_TIMEOUT_MS", "300"), ("MARQUEE_TEST_STALL_AFTER_COMMIT", "1")];
+    let mut writer = Server::spawn(&db.url, &redis.url(), &prefix, &stall);
+    writer.wait_up(Duration::from_secs(90)).await;
+    let conn = redis.conn().await;
+    let (slug, old) = warm_film(&writer, &conn, &prefix).await;
+
+    // the write commits, and its server stops right there: Redis is never told
+    let put = writer.admin(Method::PUT, &format!("/api/movies/{slug}")).json(&json!({ "title": "Died Writing" }));
+    let answer = tokio::spawn(put.send());
+    let (repo, _) = db.connect().await;
+    let key = marquee::movies::Slug::parse(&slug).expect("a valid slug");
+    let committed = until(Duration::from_secs(10), || async {
+        let (_, movie) = repo.movie(&key).await.expect("the database answers");
+        movie.filter(|m| m.title == "Died Writing").map(|_| ())
+    })
+    .await;
+    assert!(committed.is_some(), "the write was committed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cached_title(&conn, &prefix, &slug).await, Some(old), "the server died before telling Redis");
+    writer.kill();
+    assert!(answer.await.expect("joined").is_err(), "its client got no answer");
+
+    // any server that runs afterwards applies it
+    let next = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    next.wait_up(Duration::from_secs(90)).await;
+    everywhere(&[&next], &conn, &prefix, &slug, "Died Writing").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_redis_refuses_for_memory_removes_the_old_copy_and_lands_later() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let mut conn = redis.conn().await;
+    let (slug, _) = warm_film(&server, &conn, &prefix).await;
+    let (_, page1) = server.get_text("/movies?page=1").await;
+    let first = crate::helpers::card_slugs(&page1);
+
+    // Redis full: it answers reads, refuses every write
+    let config = |k: &str, v: &str| redis::cmd("CONFIG").arg("SET").arg(k).arg(v).clone();
+    let _: () = config("maxmemory-policy", "noeviction").query_async(&mut conn).await.expect("config");
+    let _: () = config("maxmemory", "1").query_async(&mut conn).await.expect("config");
+    let refused: redis::RedisResult<()> = redis::cmd("SET").arg("probe").arg("x").query_async(&mut conn).await;
+    assert!(refused.is_err_and(|e| e.code() == Some("OOM")), "Redis refuses writes now");
+
+    assert_eq!(retitle(&server, &slug, "Out Of Memory").await, StatusCode::OK);
+    assert_eq!(cached_title(&conn, &prefix, &slug).await, None, "the old copy is gone, not left readable");
+    for _ in 0..3 {
+        assert_eq!(detail(&server, &slug).await.heading.as_deref(), Some("Out Of Memory"));
+    }
+    // an order change while full: the listing follows it at once
+    let moved = first[10].clone();
+    let r = server
+        .admin(Method::PUT, &format!("/api/movies/{moved}"))
+        .json(&json!({ "release_date": "2035-01-01" }))
+        .send()
+        .await
+        .expect("PUT answered");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, page1) = server.get_text("/movies?page=1").await;
+    assert_eq!(crate::helpers::card_slugs(&page1)[0], moved, "the moved film leads page 1 while Redis is full");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(server.metric("marquee_cache_log_pending").await >= 2.0, "both writes wait in the log");
+
+    // memory again: the log is applied
+    let _: () = config("maxmemory", "0").query_async(&mut conn).await.expect("config");
+    everywhere(&[&server], &conn, &prefix, &slug, "Out Of Memory").await;
+    let drained = until(CATCH_UP, || async { (server.metric("marquee_cache_log_pending").await == 0.0).then_some(()) });
+    assert!(drained.await.is_some(), "the backlog drains");
+    let (_, page1) = server.get_text("/movies?page=1").await;
+    assert_eq!(crate::helpers::card_slugs(&page1)[0], moved);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_from_the_command_line_reaches_every_server_once() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
+    for s in &servers {
+        s.wait_up(Duration::from_secs(90)).await;
+    }
+    let conn = redis.conn().await;
+    let (slug, title) = warm_film(&servers[0], &conn, &prefix).await;
+    let _ = detail(&servers[1], &slug).await;
+
+    // the dataset with that film's director changed, imported by the command line (no cache)
+    let mut rows: Vec<Value> = serde_json::from_slice(marquee::dataset::MOVIES_JSON).expect("the dataset");
+    let row = rows.iter_mut().find(|r| r["Title"].as_str() == Some(title.as_str())).expect("its row");
+    row["Director"] = json!("Ima Relayed");
+    let file = std::env::temp_dir().join(format!("{}.json", unique("marquee_import_")));
+    std::fs::write(&file, serde_json::to_vec(&rows).expect("json")).expect("written");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_marquee"))
+        .arg("import")
+        .arg(&file)
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", redis.url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("marquee import runs");
+    let _ = std::fs::remove_file(&file);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("imported 0 new, updated 1,"), "{said}");
+
+    let seen = until(CATCH_UP, || async {
+        for s in &servers {
+            if detail(s, &slug).await.fact("Director") != Some("Ima Relayed") {
+                return None;
+            }
+        }
+        (cached_field(&conn, &prefix, &slug, "director").await.as_deref() == Some("Ima Relayed")).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "the imported change is on every server's page and in Redis within {CATCH_UP:?}");
+    let mut applied = 0.0;
+    for s in &servers {
+        applied += s.metric("marquee_cache_log_applied_total").await;
+    }
+    assert_eq!(applied, 1.0, "the one row was applied once, by one of the two relays");
+}
