@@ -198,3 +198,86 @@ both!(migrations_run_twice_harmlessly, |backend| async move {
     db2.migrate().await.unwrap();
     assert_eq!(db2.count().await.unwrap(), 0);
 });
+
+/// Every row of the cache log, oldest first: (slug, version, order changed).
+async fn logged(db: &Db) -> Vec<(Option<String>, i64, bool)> {
+    let claim = db.claim(std::time::Duration::ZERO, 100_000).await.unwrap();
+    let rows = claim.entries.iter().map(|e| (e.slug.clone(), e.version, e.order_changed)).collect();
+    claim.release().await.unwrap();
+    rows
+}
+
+both!(writes_log_what_the_cache_must_learn_in_their_own_transaction, |backend| async move {
+    let test_db = TestDb::new(backend).await;
+    let (db, _) = test_db.connect().await;
+    // the first load into an empty catalog is not logged (as `serve` does it)
+    db.set_cache_log(false);
+    db.import(dataset::parse(dataset::MOVIES_JSON).unwrap().movies).await.unwrap();
+    db.set_cache_log(true);
+    assert_eq!(logged(&db).await, []);
+    let kong = || Some("king-kong-2031".to_owned());
+
+    let (created, _) = db.create(new_movie("King Kong", "2031-05-01")).await.unwrap();
+    assert_eq!(logged(&db).await, [(kong(), created.version, true)]);
+    let backlog = db.backlog().await.unwrap();
+    assert_eq!(backlog.pending, 1);
+    assert!(backlog.oldest.is_some_and(|age| age < std::time::Duration::from_secs(60)), "{backlog:?}");
+    // the writer told the cache: its rows are done
+    db.applied(created.version).await.unwrap();
+    assert_eq!(logged(&db).await, []);
+    assert_eq!(db.backlog().await.unwrap(), marquee::db::Backlog { pending: 0, oldest: None });
+
+    // a write that fails writes no row either (one transaction)
+    let mut taken = new_movie("Other", "2000-01-01");
+    taken.slug = Some(slug("king-kong-2031"));
+    assert!(db.create(taken).await.is_err());
+    assert_eq!(logged(&db).await, []);
+    // an update says whether the order moved; one that changes nothing logs nothing
+    let genre = MoviePatch::from_json(json!({"genre": "Adventure"})).unwrap();
+    let v1 = db.update(&slug("king-kong-2031"), &genre).await.unwrap().unwrap().stamp.version;
+    assert!(db.update(&slug("king-kong-2031"), &genre).await.unwrap().unwrap().changed.is_empty());
+    let date = MoviePatch::from_json(json!({"release_date": "2031-06-01"})).unwrap();
+    let v2 = db.update(&slug("king-kong-2031"), &date).await.unwrap().unwrap().stamp.version;
+    let v3 = db.delete(&slug("king-kong-2031")).await.unwrap().unwrap().version;
+    assert_eq!(logged(&db).await, [(kong(), v1, false), (kong(), v2, true), (kong(), v3, true)]);
+
+    // an import logs each film it changed, once, at its one version
+    let mut movies = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
+    movies[7].director = Some("Someone Else".into());
+    let changed = movies[7].slug.clone();
+    assert_eq!(db.import(movies).await.unwrap().updated, 1);
+    let rows = logged(&db).await;
+    assert_eq!(rows.len(), 4);
+    assert_eq!((rows[3].0.as_deref(), rows[3].2), (Some(changed.as_str()), false));
+
+    // rows past the longest TTL are pruned unapplied; younger ones stay
+    assert_eq!(db.prune(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(db.prune(std::time::Duration::from_millis(5)).await.unwrap(), 4);
+    assert_eq!(db.backlog().await.unwrap().pending, 0);
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_of_several_servers_never_claim_the_same_rows() {
+    let test_db = TestDb::new(crate::helpers::Backend::Postgres).await;
+    let (db, _) = test_db.connect().await;
+    let (other, _) = test_db.connect().await;
+    for year in 2031..2034 {
+        db.create(new_movie("King Kong", &format!("{year}-05-01"))).await.unwrap();
+    }
+    let zero = std::time::Duration::ZERO;
+    // one relay holds two rows while it applies them; another, meanwhile, gets only the third
+    let first = db.claim(zero, 2).await.unwrap();
+    let second = other.claim(zero, 10).await.unwrap();
+    assert_eq!(first.entries.len(), 2);
+    assert_eq!(second.entries.len(), 1);
+    assert!(first.entries.iter().all(|e| e.id != second.entries[0].id));
+    // the second failed to apply: its row is free again; the first's are done and gone
+    second.release().await.unwrap();
+    first.done().await.unwrap();
+    let left = other.claim(zero, 10).await.unwrap();
+    assert_eq!(left.entries.len(), 1);
+    assert_eq!(left.entries[0].slug.as_deref(), Some("king-kong-2033"));
+    left.done().await.unwrap();
+    assert_eq!(db.backlog().await.unwrap().pending, 0);
+}

@@ -124,6 +124,14 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, rows: &mut Vec<Row>) -> Re
     // the saturating rate: the most warm listings the server answers, closed loop
     let saturated = wrk::run(rate_rule.addr, &script, o.secs, CONNS).await?;
     let rate = 2.0 * saturated.rps;
+    // MAX_IN_FLIGHT's default against it: how long the last of 512 requests in flight waits
+    let queue_ms = 512.0 / saturated.rps * 1e3;
+    rows.push(
+        Row::new(scope, "MAX_IN_FLIGHT (512) against the saturating rate of warm listings")
+            .ours(format!("512 in flight wait ≈ {queue_ms:.0} ms at {} r/s", thousands(saturated.rps)))
+            .other(format!("saturation, 64 connections: {}", crate::report::wrk(&saturated)))
+            .target("≈ 100 ms of queue at the bound", Verdict::Info),
+    );
     eprintln!("  saturation {} r/s; offering {} r/s", thousands(saturated.rps), thousands(rate));
     let mut runs: [Vec<Overload>; 2] = [Vec::new(), Vec::new()];
     for round in 0..o.rounds {

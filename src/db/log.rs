@@ -162,6 +162,15 @@ impl Db {
 }
 
 impl Claim {
+    /// The claimed rows stay for a later pass (on PostgreSQL their locks are released now, not
+    /// whenever the pool next uses the connection).
+    pub async fn release(self) -> Result<()> {
+        if let Some(tx) = self.tx {
+            tx.rollback().await?;
+        }
+        Ok(())
+    }
+
     /// The claimed rows were applied: deletes them (and releases their locks).
     pub async fn done(self) -> Result<()> {
         let Self { entries, tx, db } = self;

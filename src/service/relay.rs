@@ -77,8 +77,8 @@ impl MovieService {
         Ok(applied)
     }
 
-    /// Claims, applies and deletes up to `PER_PASS` rows. On an error the rows stay (on
-    /// PostgreSQL, their locks go with the claim's transaction).
+    /// Claims, applies and deletes up to `PER_PASS` rows. On an error the rows stay, released
+    /// for the next pass of any server.
     async fn relay_pass(&self) -> Result<usize> {
         let db = &self.inner.db;
         let claim = db.claim(GRACE, PER_PASS).await?;
@@ -89,8 +89,24 @@ impl MovieService {
         }
         let order_changed = claim.entries.iter().any(|e| e.order_changed);
         let slugs: BTreeSet<&str> = claim.entries.iter().filter_map(|e| e.slug.as_deref()).collect();
-        let slugs: Vec<&str> = slugs.into_iter().collect();
-        let (stamp, movies) = db.latest(&slugs).await?;
+        if let Err(e) = self.apply_latest(slugs.into_iter().collect(), order_changed).await {
+            if let Err(release) = claim.release().await {
+                tracing::warn!(error = %release, "cache log: a claim was not released");
+            }
+            return Err(e);
+        }
+        claim.done().await?;
+        self.inner.stats.cache_log_applied(n as u64);
+        if order_changed {
+            self.sweep_pages();
+        }
+        Ok(n)
+    }
+
+    /// Writes the films `slugs` name as they are now (a "gone" marker for those with none), and
+    /// the stamp, with the compare-and-set of every write.
+    async fn apply_latest(&self, slugs: Vec<&str>, order_changed: bool) -> Result<()> {
+        let (stamp, movies) = self.inner.db.latest(&slugs).await?;
         let mut batch = WriteBatch::default();
         for slug in &slugs {
             match movies.iter().find(|m| m.slug == *slug) {
@@ -100,11 +116,6 @@ impl MovieService {
         }
         batch.stamp(stamp);
         self.tell_cache(&batch, order_changed).await?;
-        claim.done().await?;
-        self.inner.stats.cache_log_applied(n as u64);
-        if order_changed {
-            self.sweep_pages();
-        }
-        Ok(n)
+        Ok(())
     }
 }
