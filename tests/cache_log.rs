@@ -6,12 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
+use marquee::cache::Connection;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestDb, unique};
 use crate::redis_server::RedisServer;
+use crate::support::cluster::PrivateCluster;
 use crate::support::html::Detail;
 use crate::support::proxy::Proxy;
 use crate::support::server::Server;
@@ -20,17 +21,29 @@ const ENV: &[(&str, &str)] = &[("REDIS_TIMEOUT_MS", "300")];
 /// Within this long of Redis taking writes again, every page shows the write.
 const CATCH_UP: Duration = Duration::from_secs(5);
 
+/// A connection of the test's own to one Redis.
+async fn single(url: &str) -> Connection {
+    let client = redis::Client::open(url).expect("redis url");
+    Connection::Single(redis::aio::ConnectionManager::new(client).await.expect("redis answers"))
+}
+
+/// A connection of the test's own to a Redis Cluster.
+async fn cluster(seeds: Vec<String>) -> Connection {
+    let client = redis::cluster::ClusterClient::new(seeds).expect("cluster seeds");
+    Connection::Cluster(client.get_async_connection().await.expect("the cluster answers"))
+}
+
 async fn detail(server: &Server, slug: &str) -> Detail {
     let (status, html) = server.get_text(&format!("/movies/{slug}")).await;
     Detail::parse(status, html)
 }
 
 /// The title Redis holds for `slug` under `prefix` (None: no key, or a "gone" marker).
-async fn cached_title(conn: &MultiplexedConnection, prefix: &str, slug: &str) -> Option<String> {
+async fn cached_title(conn: &Connection, prefix: &str, slug: &str) -> Option<String> {
     cached_field(conn, prefix, slug, "title").await
 }
 
-async fn cached_field(conn: &MultiplexedConnection, prefix: &str, slug: &str, field: &str) -> Option<String> {
+async fn cached_field(conn: &Connection, prefix: &str, slug: &str, field: &str) -> Option<String> {
     let raw: Option<String> =
         redis::cmd("GET").arg(format!("{prefix}movie:{slug}")).query_async(&mut conn.clone()).await.expect("GET");
     let value: Value = serde_json::from_str(&raw?).expect("a film entry is JSON");
@@ -38,7 +51,7 @@ async fn cached_field(conn: &MultiplexedConnection, prefix: &str, slug: &str, fi
 }
 
 /// A film of page 2 whose detail page has been read (so Redis holds its entry), and its title.
-async fn warm_film(server: &Server, conn: &MultiplexedConnection, prefix: &str) -> (String, String) {
+async fn warm_film(server: &Server, conn: &Connection, prefix: &str) -> (String, String) {
     let (_, html) = server.get_text("/movies?page=2").await;
     let slug = crate::helpers::card_slugs(&html)[3].clone();
     let title = detail(server, &slug).await.heading.expect("a heading");
@@ -72,7 +85,7 @@ async fn readyz(server: &Server) -> Value {
 }
 
 /// Waits until the film's page on every server and Redis show `title`; how long it took.
-async fn everywhere(servers: &[&Server], conn: &MultiplexedConnection, prefix: &str, slug: &str, title: &str) {
+async fn everywhere(servers: &[&Server], conn: &Connection, prefix: &str, slug: &str, title: &str) {
     let started = Instant::now();
     let seen = until(CATCH_UP, || async {
         for s in servers {
@@ -84,7 +97,7 @@ async fn everywhere(servers: &[&Server], conn: &MultiplexedConnection, prefix: &
     })
     .await;
     assert!(seen.is_some(), "{title:?} not on every page and in Redis within {CATCH_UP:?}");
-    eprintln!("{title:?} everywhere {:?} after Redis took writes again", started.elapsed());
+    eprintln!("{title:?} on every page and in Redis {:?} after this check began", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +108,7 @@ async fn a_write_during_an_outage_longer_than_the_old_retry_window_reaches_the_c
     let prefix = format!("{}:", unique("log"));
     let server = Server::spawn(&db.url, &format!("redis://127.0.0.1:{}", proxy.port), &prefix, ENV);
     server.wait_up(Duration::from_secs(90)).await;
-    let conn = redis.conn().await;
+    let conn = single(&redis.url()).await;
     let (slug, old) = warm_film(&server, &conn, &prefix).await;
 
     // Redis unreachable from the site (the connection cut, new ones refused)
@@ -129,7 +142,7 @@ async fn a_write_through_a_server_cut_off_from_redis_reaches_the_others() {
     cut_off.wait_up(Duration::from_secs(90)).await;
     let other = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
     other.wait_up(Duration::from_secs(90)).await;
-    let conn = redis.conn().await;
+    let conn = single(&redis.url()).await;
     let (slug, _) = warm_film(&other, &conn, &prefix).await;
 
     // a partition between one server and Redis, for as long as the test runs
@@ -143,12 +156,23 @@ async fn a_write_through_a_server_cut_off_from_redis_reaches_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_after_its_commit_leaves_nothing_stale_once_another_runs() {
     let redis = RedisServer::start().await;
+    killed_after_commit(&redis.url(), single(&redis.url()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_after_its_commit_leaves_nothing_stale_on_a_cluster() {
+    let nodes = PrivateCluster::start(7131).await;
+    killed_after_commit(&nodes.seeds().join(","), cluster(nodes.seeds()).await).await;
+}
+
+/// A server stops for good between its commit and its cache write (a test hook holds it there),
+/// is SIGKILLed, and another server starts on the same database and cache.
+async fn killed_after_commit(redis: &str, conn: Connection) {
     let db = TestDb::new(Backend::Postgres).await;
     let prefix = format!("{}:", unique("log"));
     let stall = [("REDIS_TIMEOUT_MS", "300"), ("MARQUEE_TEST_STALL_AFTER_COMMIT", "1")];
-    let mut writer = Server::spawn(&db.url, &redis.url(), &prefix, &stall);
+    let mut writer = Server::spawn(&db.url, redis, &prefix, &stall);
     writer.wait_up(Duration::from_secs(90)).await;
-    let conn = redis.conn().await;
     let (slug, old) = warm_film(&writer, &conn, &prefix).await;
 
     // the write commits, and its server stops right there: Redis is never told
@@ -168,7 +192,7 @@ async fn a_server_killed_after_its_commit_leaves_nothing_stale_once_another_runs
     assert!(answer.await.expect("joined").is_err(), "its client got no answer");
 
     // any server that runs afterwards applies it
-    let next = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    let next = Server::spawn(&db.url, redis, &prefix, ENV);
     next.wait_up(Duration::from_secs(90)).await;
     everywhere(&[&next], &conn, &prefix, &slug, "Died Writing").await;
 }
@@ -180,7 +204,7 @@ async fn a_write_redis_refuses_for_memory_removes_the_old_copy_and_lands_later()
     let prefix = format!("{}:", unique("log"));
     let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
     server.wait_up(Duration::from_secs(90)).await;
-    let mut conn = redis.conn().await;
+    let mut conn = single(&redis.url()).await;
     let (slug, _) = warm_film(&server, &conn, &prefix).await;
     let (_, page1) = server.get_text("/movies?page=1").await;
     let first = crate::helpers::card_slugs(&page1);
@@ -229,7 +253,7 @@ async fn an_import_from_the_command_line_reaches_every_server_once() {
     for s in &servers {
         s.wait_up(Duration::from_secs(90)).await;
     }
-    let conn = redis.conn().await;
+    let conn = single(&redis.url()).await;
     let (slug, title) = warm_film(&servers[0], &conn, &prefix).await;
     let _ = detail(&servers[1], &slug).await;
 
