@@ -321,6 +321,47 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_changes_the_list_and_the_scroll_goes_on_in_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    browser.goto(&app.url("/")).await;
+    browser.wait_for("htmx", "window.htmx").await;
+    // a person picks a genre, then a sort: each change swaps the list and the address follows
+    for (name, value) in [("genre", "drama"), ("sort", "votes")] {
+        let pick = format!(
+            "const s = document.querySelector('select[name={name}]'); s.value = '{value}'; \
+             s.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        );
+        browser.js(&pick).await;
+    }
+    browser.wait_for("the list's address", "location.search === '?genre=drama&sort=votes'").await;
+    browser.wait_for("the list", "document.querySelector('h1').textContent === 'Drama films, most voted first'").await;
+    let app = &app;
+    let want =
+        |n: u32| async move { card_slugs(&app.get_text(&format!("/movies?genre=drama&sort=votes&page={n}")).await.1) };
+    let first = want(1).await;
+    browser
+        .wait_for("the cards", &format!("document.querySelector('.movie-card')?.dataset.slug === {:?}", first[0]))
+        .await;
+    assert_eq!(browser.slugs().await, first);
+    assert_eq!(browser.js("return document.querySelectorAll('form.filters').length;").await, json!(1));
+    // scrolling goes on in the same list
+    browser.scroll_to("document.documentElement.scrollHeight").await;
+    browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
+    let mut both = first.clone();
+    both.extend(want(2).await);
+    assert_eq!(browser.slugs().await, both);
+    browser.scroll_to("0").await;
+    browser.screenshot("list-drama-by-votes").await;
+    // a reload opens the same list, its controls set
+    browser.goto(&app.url("/movies?genre=drama&sort=votes")).await;
+    let chosen = "return [...document.querySelectorAll('form.filters select')].map(s => s.value);";
+    assert_eq!(browser.js(chosen).await, json!(["drama", "", "", "votes"]));
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_page_ends_the_feed() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(browser) = Browser::start().await else { return };
@@ -416,14 +457,15 @@ async fn pages_fit_desktop_and_phone_screens() {
             assert!(errors.iter().all(expected), "{name} {page}: {errors:?}");
         }
     }
-    // keyboard focus on a card is visible: skip link, site name, then the first film
+    // keyboard focus on a card is visible: skip link, site name, the list's four controls and its
+    // button, then the first film
     browser.viewport(1280, 900, false).await;
     browser.goto(&app.url("/")).await;
-    for _ in 0..3 {
+    for _ in 0..8 {
         browser.key(Key::Tab).await;
     }
     let focused = browser.js("return document.activeElement.closest('.movie-card') !== null;").await;
-    assert_eq!(focused, json!(true), "the third Tab does not reach the first film");
+    assert_eq!(focused, json!(true), "the eighth Tab does not reach the first film");
     let ring =
         "const s = getComputedStyle(document.activeElement, '::after'); return [s.outlineStyle, s.outlineWidth];";
     assert_eq!(browser.js(ring).await, json!(["solid", "3px"]), "no visible focus ring");

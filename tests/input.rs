@@ -154,6 +154,37 @@ fn cases(sample: &str) -> Vec<Case> {
     }
     cases.push(case("a page past the end", "GET /movies?page=1000000 HTTP/1.1", 404, "There is no page 1000000"));
 
+    // the list's filters and sort: a value not allowed says which parameter and what is; the
+    // same on the page, the htmx section and the JSON API
+    const GENRES: &str = "genre must be one of: action, adventure, black-comedy, comedy";
+    const DECADE: &str = "decade must be the first year of a decade from 1910 to 2010 (like 1990)";
+    for (q, says) in [
+        ("genre=Comedy", GENRES),
+        ("genre=comedy%00", GENRES),
+        ("genre=*", GENRES),
+        ("genre=comedy&genre=drama", "genre is given more than once"),
+        ("genre=comedy&genre=", "genre is given more than once"),
+        ("decade=1995", DECADE),
+        ("decade=199", DECADE),
+        ("decade=2020", DECADE),
+        ("decade=%2B1990", DECADE),
+        ("rating=PG-13", "rating must be one of: g, pg, pg-13, r, nc-17, not-rated, open"),
+        ("sort=title", "sort must be one of: newest, rating, votes, gross"),
+        ("sort=rating&sort=votes", "sort is given more than once"),
+        ("sort=rating&page=0", BAD_PAGE),
+    ] {
+        cases.push(case(format!("list ?{q}"), format!("GET /movies?{q} HTTP/1.1"), 400, says));
+        let htmx = "HX-Request: true\r\nHX-Target: listing";
+        cases.push(case(format!("list section ?{q}"), format!("GET /movies?{q} HTTP/1.1\r\n{htmx}"), 400, says));
+        cases.push(case(format!("API list ?{q}"), format!("GET /api/movies?{q} HTTP/1.1"), 400, says));
+    }
+    cases.push(case(
+        "an API page past the end",
+        "GET /api/movies?page=1000000 HTTP/1.1",
+        404,
+        "there is no page 1000000",
+    ));
+
     // slugs that are not slugs, on the detail page and every method of the API
     let long = "a".repeat(5000);
     for slug in [
@@ -382,7 +413,6 @@ fn cases(sample: &str) -> Vec<Case> {
         ("PUT", format!("/movies/{sample}")),
         ("POST", format!("/movies/{sample}")),
         ("DELETE", format!("/movies/{sample}")),
-        ("GET", "/api/movies".to_owned()),
         ("PUT", "/api/movies".to_owned()),
         ("DELETE", "/api/movies".to_owned()),
         ("PATCH", format!("/api/movies/{sample}")),

@@ -14,6 +14,7 @@ mod cli;
 mod failures;
 mod faults;
 mod input;
+mod lists;
 mod pages;
 mod redis_server;
 mod repository;

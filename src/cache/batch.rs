@@ -11,7 +11,7 @@ use redis::{Cmd, RedisError};
 use super::client::Connection;
 use super::{Cache, CacheError, entry, scripts};
 use crate::db::Stamp;
-use crate::movies::Movie;
+use crate::movies::{Movie, MovieList};
 
 #[derive(Debug, Clone)]
 struct MovieWrite {
@@ -29,7 +29,7 @@ struct MovieWrite {
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
     movies: Vec<MovieWrite>,
-    page: Option<(u32, String, i64)>,
+    page: Option<(MovieList, u32, String, i64)>,
     stamp: Option<Stamp>,
 }
 
@@ -47,9 +47,11 @@ impl WriteBatch {
         self.movies.push(MovieWrite { slug: slug.to_owned(), value, version, replacing: None, gone: true });
     }
 
-    /// Page `n` holds `slugs`, read at `order_version`.
-    pub fn page(&mut self, n: u32, slugs: &[&str], order_version: i64) {
-        self.page = Some((n, entry::encode_page(slugs, order_version), order_version));
+    /// Page `n` of `list` holds `slugs`, read at `version` (the stamp's version of that list); a
+    /// list other than the listing also keeps its size.
+    pub fn page(&mut self, list: &MovieList, n: u32, slugs: &[&str], version: i64, total: i64) {
+        let total = (!list.is_default()).then_some(total);
+        self.page = Some((*list, n, entry::encode_list_page(slugs, version, total), version));
     }
 
     pub fn stamp(&mut self, stamp: Stamp) {
@@ -92,7 +94,7 @@ impl Cache {
             return Ok(());
         }
         let puts = self.puts(batch);
-        let listed = batch.page.as_ref().map(|(n, ..)| self.list_page(*n));
+        let listed = batch.page.as_ref().map(|(list, n, ..)| self.list_page(list, *n));
         let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 };
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
         let results: Vec<i64> = self
@@ -158,21 +160,22 @@ impl Cache {
                 args: (m.value.clone().into_bytes(), m.version, ttl, replacing, seen),
             });
         }
-        if let Some((n, value, order_version)) = &batch.page {
-            let args = (value.clone().into_bytes(), *order_version, jitter(config.page_ttl), "0", Vec::new());
-            puts.push(Put { key: keys.page(*n), args });
+        if let Some((list, n, value, version)) = &batch.page {
+            let args = (value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
+            puts.push(Put { key: keys.list_page(list, *n), args });
         }
         puts
     }
 
-    /// SADD of page `n` to the set of page keys, and the set's TTL (twice a page's, so that it
-    /// outlives every page it lists).
-    fn list_page(&self, n: u32) -> [Cmd; 2] {
+    /// SADD of page `n` of `list` to its set of page keys, and the set's TTL (twice a page's, so
+    /// that it outlives every page it lists).
+    fn list_page(&self, list: &MovieList, n: u32) -> [Cmd; 2] {
         let super::Inner { keys, config, .. } = &*self.inner;
+        let set = keys.pages_of(list);
         let mut sadd = redis::cmd("SADD");
-        sadd.arg(keys.pages()).arg(keys.page(n));
+        sadd.arg(&set).arg(keys.list_page(list, n));
         let mut expire = redis::cmd("EXPIRE");
-        expire.arg(keys.pages()).arg(config.page_ttl.as_secs() * 2);
+        expire.arg(&set).arg(config.page_ttl.as_secs() * 2);
         [sadd, expire]
     }
 }

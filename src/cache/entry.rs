@@ -116,6 +116,10 @@ struct StoredStamp {
     v: i64,
     o: i64,
     n: i64,
+    /// The lists' version (absent in stamps written before there were lists: then every list page
+    /// is a miss until the next write of the stamp).
+    #[serde(default)]
+    l: i64,
 }
 
 pub fn encode_movie(movie: &Movie) -> String {
@@ -140,35 +144,46 @@ pub fn decode_movie(bytes: Option<&[u8]>) -> MovieEntry {
 }
 
 pub fn encode_stamp(stamp: &Stamp) -> String {
-    let stored = StoredStamp { v: stamp.version, o: stamp.order_version, n: stamp.movie_count };
+    let stored = StoredStamp { v: stamp.version, o: stamp.order_version, n: stamp.movie_count, l: stamp.list_version };
     serde_json::to_string(&stored).unwrap_or_default()
 }
 
 /// `None` for a missing or unreadable value.
 pub fn decode_stamp(bytes: Option<&[u8]>) -> Option<Stamp> {
     let s: StoredStamp = serde_json::from_slice(bytes?).ok()?;
-    Some(Stamp { version: s.v, order_version: s.o, movie_count: s.n })
+    Some(Stamp { version: s.v, order_version: s.o, list_version: s.l, movie_count: s.n })
 }
 
-/// A `movies:page:{n}` value as written: the listing order version the page was read at (`"v"`,
-/// first, for the compare-and-set script), and the page's slugs in order.
+/// A page value as written: the version the page was read at (`"v"`, first, for the
+/// compare-and-set script: the listing's order version, or the lists' version for any other list),
+/// the page's slugs in order and, for a list other than the listing, the number of films in the
+/// whole list (the listing's is in the stamp).
 #[derive(Serialize)]
 struct StoredPage<'a> {
     v: i64,
     slugs: &'a [&'a str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<i64>,
 }
 
 /// A page as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CachedPage {
-    /// The order version the page was read at: older than the stamp's, it is stale.
+    /// The version the page was read at: older than the stamp's, it is stale.
     #[serde(rename = "v")]
     pub order_version: i64,
     pub slugs: Vec<String>,
+    /// The list's size (lists other than the listing).
+    #[serde(rename = "n", default)]
+    pub total: Option<i64>,
 }
 
 pub fn encode_page(slugs: &[&str], order_version: i64) -> String {
-    serde_json::to_string(&StoredPage { v: order_version, slugs }).unwrap_or_default()
+    encode_list_page(slugs, order_version, None)
+}
+
+pub fn encode_list_page(slugs: &[&str], version: i64, total: Option<i64>) -> String {
+    serde_json::to_string(&StoredPage { v: version, slugs, n: total }).unwrap_or_default()
 }
 
 /// `None` for a missing value; `Some(Err(()))` for one that does not decode.
@@ -195,7 +210,7 @@ mod tests {
     fn versioned_values_start_with_their_version() {
         assert!(encode_movie(&movie()).starts_with(r#"{"v":42,"#));
         assert!(encode_gone(7).starts_with(r#"{"v":7,"#));
-        let stamp = Stamp { version: 9, order_version: 3, movie_count: 10 };
+        let stamp = Stamp { version: 9, order_version: 3, list_version: 4, movie_count: 10 };
         assert!(encode_stamp(&stamp).starts_with(r#"{"v":9,"#));
         assert_eq!(decode_stamp(Some(encode_stamp(&stamp).as_bytes())), Some(stamp));
     }
@@ -214,7 +229,10 @@ mod tests {
     fn pages_carry_their_order_version_and_garbage_is_a_miss() {
         let page = encode_page(&["a", "b"], 7);
         assert!(page.starts_with(r#"{"v":7,"#), "{page}");
-        let read = CachedPage { order_version: 7, slugs: vec!["a".into(), "b".into()] };
+        let read = CachedPage { order_version: 7, slugs: vec!["a".into(), "b".into()], total: None };
+        let listed = encode_list_page(&["a"], 3, Some(40));
+        assert!(listed.starts_with(r#"{"v":3,"#), "{listed}");
+        assert_eq!(decode_page(Some(listed.as_bytes())).and_then(Result::ok).and_then(|p| p.total), Some(40));
         assert_eq!(decode_page(Some(page.as_bytes())), Some(Ok(read)));
         assert_eq!(decode_page(Some(br#"["a","b"]"#)), Some(Err(())));
         assert_eq!(decode_page(Some(br#"{"a":1}"#)), Some(Err(())));

@@ -1,5 +1,7 @@
 //! The key layout. Every key starts with the configured prefix.
 
+use crate::movies::MovieList;
+
 /// Builds the keys for one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -14,6 +16,23 @@ impl Keys {
     /// `movies:page:{n}`: the slugs of listing page n, a JSON array in page order.
     pub fn page(&self, n: u32) -> String {
         format!("{}movies:page:{n}", self.prefix)
+    }
+
+    /// Page n of `list`: `movies:page:{n}` for the listing, `movies:list:{list's key}:page:{n}`
+    /// for any other (the key names its parameters in one fixed order).
+    pub fn list_page(&self, list: &MovieList, n: u32) -> String {
+        if list.is_default() { self.page(n) } else { format!("{}movies:list:{}:page:{n}", self.prefix, list.key()) }
+    }
+
+    /// The set of page keys written for `list`: `movies:pages` for the listing, `movies:lists` for
+    /// every other list.
+    pub fn pages_of(&self, list: &MovieList) -> String {
+        if list.is_default() { self.pages() } else { self.lists() }
+    }
+
+    /// `movies:lists`: the set of the other lists' page keys written, swept when a list changes.
+    pub fn lists(&self) -> String {
+        format!("{}movies:lists", self.prefix)
     }
 
     /// `movie:{slug}`: one film as JSON (or a "gone" marker for a slug with no film).

@@ -7,14 +7,15 @@ use super::client::{Connection, is_wrong_type};
 use super::entry::CachedPage;
 use super::{Cache, CacheError, MovieEntry, entry};
 use crate::db::Stamp;
+use crate::movies::MovieList;
 use crate::stats::KeyKind;
 
 impl Cache {
     /// GET of one page key. `Ok(None)` on a miss; a value that does not decode (or a key of another
     /// type) is a miss too. Whether the page is still current is for the caller to tell, from the
     /// stamp the films' MGET brings.
-    pub async fn page(&self, n: u32) -> Result<Option<CachedPage>, CacheError> {
-        let key = self.inner.keys.page(n);
+    pub async fn page(&self, list: &MovieList, n: u32) -> Result<Option<CachedPage>, CacheError> {
+        let key = self.inner.keys.list_page(list, n);
         let get = |mut c: Connection| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
         let decoded = match self.inner.client.call(1, get).await {
             Ok(raw) => entry::decode_page(raw.as_deref()),

@@ -19,7 +19,15 @@ impl Cache {
     /// removed from the set and unlinked (`remove_pages`). The cost depends on the number of pages
     /// cached, not on the number of keys in Redis. Returns the number of keys swept.
     pub async fn drop_pages(&self) -> Result<u64, CacheError> {
-        let set = self.inner.keys.pages();
+        self.sweep(self.inner.keys.pages()).await
+    }
+
+    /// Drops the page keys of every list other than the listing, the same way.
+    pub async fn drop_lists(&self) -> Result<u64, CacheError> {
+        self.sweep(self.inner.keys.lists()).await
+    }
+
+    async fn sweep(&self, set: String) -> Result<u64, CacheError> {
         let mut cursor = 0u64;
         let mut swept = 0u64;
         loop {

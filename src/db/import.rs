@@ -45,7 +45,7 @@ impl Db {
         let mut summary = ImportSummary::default();
         let mut fresh = Vec::new();
         let mut changed: Vec<String> = Vec::new();
-        let mut reordered = false;
+        let (mut reordered, mut relisted) = (false, false);
         for mut movie in movies {
             movie.version = stamp.version;
             match existing.get(&movie.slug) {
@@ -53,6 +53,7 @@ impl Db {
                 Some(old) if same_content(old, &movie) => summary.unchanged += 1,
                 Some(old) => {
                     reordered |= old.release_date != movie.release_date;
+                    relisted |= moves_in_lists(old, &movie);
                     self.rewrite(&mut tx, &movie).await?;
                     changed.push(movie.slug);
                     summary.updated += 1;
@@ -65,10 +66,11 @@ impl Db {
             return Ok(summary);
         }
         let reordered = reordered || summary.imported > 0;
-        self.grow(&mut tx, summary.imported, reordered).await?;
+        let relisted = relisted || reordered;
+        self.grow(&mut tx, summary.imported, reordered, relisted).await?;
         changed.extend(fresh.into_iter().map(|m| m.slug));
         let slugs: Vec<&str> = changed.iter().map(String::as_str).collect();
-        self.log_write(&mut tx, &slugs, stamp.version, reordered).await?;
+        self.log_write(&mut tx, &slugs, stamp.version, relisted).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -85,7 +87,7 @@ impl Db {
             let chunk: Vec<Movie> =
                 movies.by_ref().take(PER_TRANSACTION).map(|m| Movie { version: stamp.version, ..m }).collect();
             let added = self.insert_new(&mut tx, &chunk).await?;
-            self.grow(&mut tx, added, added > 0).await?;
+            self.grow(&mut tx, added, added > 0, added > 0).await?;
             if added > 0 {
                 // the order and the count, not each film: a million rows would be no small log
                 self.log_write(&mut tx, &[], stamp.version, true).await?;
@@ -127,15 +129,29 @@ impl Db {
         Ok(())
     }
 
-    async fn grow(&self, tx: &mut Transaction<'_, Any>, added: u64, reordered: bool) -> Result<()> {
+    /// Adds `added` to the count; raises the listing's order version when `reordered`, the other
+    /// lists' when `relisted`.
+    async fn grow(&self, tx: &mut Transaction<'_, Any>, added: u64, reordered: bool, relisted: bool) -> Result<()> {
         self.counted();
         sqlx::query(
-            "update catalog set movie_count = movie_count + $1, order_version = order_version + $2 where id = 1",
+            "update catalog set movie_count = movie_count + $1, order_version = order_version + $2, \
+             list_version = list_version + $3 where id = 1",
         )
         .bind(i64::try_from(added).unwrap_or(i64::MAX))
         .bind(i64::from(reordered))
+        .bind(i64::from(relisted))
         .execute(&mut **tx)
         .await?;
         Ok(())
     }
+}
+
+/// Whether a new copy of a film may move it in or out of a list, or within one (`LIST_FIELDS`).
+fn moves_in_lists(old: &Movie, new: &Movie) -> bool {
+    old.release_date != new.release_date
+        || old.genre != new.genre
+        || old.mpaa_rating != new.mpaa_rating
+        || old.imdb_rating != new.imdb_rating
+        || old.imdb_votes != new.imdb_votes
+        || old.worldwide_gross != new.worldwide_gross
 }

@@ -23,7 +23,8 @@ pub struct LogEntry {
     pub slug: Option<String>,
     /// The catalog version of the write.
     pub version: i64,
-    /// Whether the listing's order or membership changed (the stamp and the pages then must follow).
+    /// Whether a list may have changed: the listing's order or membership, or any other list's
+    /// (the stamp and the pages then must follow; the relay sweeps every list's pages).
     pub order_changed: bool,
 }
 

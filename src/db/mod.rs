@@ -9,7 +9,7 @@ mod rows;
 
 pub use import::ImportSummary;
 pub use log::{Backlog, Claim, LogEntry};
-pub use repo::{Stamp, Updated};
+pub use repo::{LIST_FIELDS, Stamp, Updated};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,16 +9,29 @@ use sqlx::{Any, Row, Transaction};
 use super::anchors::{self, Set};
 use super::rows::{self, COLUMNS};
 use super::{Db, DbError, Result};
-use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug, movie_slug};
+use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, movie_slug};
 
 /// The catalog row: `version` grows with every write, `order_version` whenever the listing order
+/// may have changed, `list_version` whenever any other list (a genre, a decade, a rating, a sort)
 /// may have changed, `movie_count` is the number of films.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stamp {
     pub version: i64,
     pub order_version: i64,
+    pub list_version: i64,
     pub movie_count: i64,
 }
+
+impl Stamp {
+    /// The version pages of `list` are read at: the listing's order version, or the lists'.
+    pub fn version_of(&self, list: &MovieList) -> i64 {
+        if list.is_default() { self.order_version } else { self.list_version }
+    }
+}
+
+/// The fields whose change may move a film in or out of a list, or within one.
+pub const LIST_FIELDS: [&str; 6] =
+    ["release_date", "genre", "mpaa_rating", "imdb_rating", "imdb_votes", "worldwide_gross"];
 
 /// What an update did.
 #[derive(Debug, Clone)]
@@ -29,13 +42,17 @@ pub struct Updated {
     pub stamp: Stamp,
 }
 
-const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, c.movie_count as c_movie_count";
+const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, \
+     c.list_version as c_list_version, c.movie_count as c_movie_count";
+const RETURNING: &str = "returning version as c_version, order_version as c_order_version, \
+     list_version as c_list_version, movie_count as c_movie_count";
 const ORDER: &str = "order by release_date desc, slug";
 
 fn stamp(row: &AnyRow) -> Result<Stamp> {
     Ok(Stamp {
         version: row.try_get("c_version")?,
         order_version: row.try_get("c_order_version")?,
+        list_version: row.try_get("c_list_version")?,
         movie_count: row.try_get("c_movie_count")?,
     })
 }
@@ -53,6 +70,57 @@ impl Db {
         let read = self.listing_page(page, size).await?;
         self.after_read().await;
         Ok(read)
+    }
+
+    /// Page `page` of `list`: the stamp, the number of films in the whole list, and the page's films.
+    pub async fn list_page(&self, list: &MovieList, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
+        if list.is_default() {
+            let (stamp, movies) = self.page(page, size).await?;
+            return Ok((stamp, stamp.movie_count, movies));
+        }
+        let read = self.filtered_page(list, page, size).await?;
+        self.after_read().await;
+        Ok(read)
+    }
+
+    /// A list other than the listing: its filters and sort in one statement, with the list's size
+    /// counted by a window over the same filter. Films without the sort's value come last, ties in
+    /// slug order.
+    async fn filtered_page(&self, list: &MovieList, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
+        let mut filters = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        if let Some((_, name)) = list.genre() {
+            values.push(name.to_owned());
+            filters.push(format!("genre = ${}", values.len() + 2));
+        }
+        if let Some((from, to)) = list.decade_bounds() {
+            filters.push(format!("release_date >= ${} and release_date < ${}", values.len() + 3, values.len() + 4));
+            values.extend([from, to]);
+        }
+        if let Some((_, rating)) = list.rating() {
+            values.push(rating.to_owned());
+            filters.push(format!("mpaa_rating = ${}", values.len() + 2));
+        }
+        let filter = if filters.is_empty() { String::new() } else { format!("where {}", filters.join(" and ")) };
+        let order = |alias: &str| format!("{alias}{} desc nulls last, {alias}slug", list.sort.column());
+        let sql = format!(
+            "select {STAMP}, f.total as f_total, {cols} from catalog c left join \
+             (select {COLUMNS}, count(*) over () as total from movies {filter} order by {inner} limit $1 offset $2) f \
+             on 1 = 1 order by {outer}",
+            cols = rows::columns_of("f"),
+            inner = order(""),
+            outer = order("f."),
+        );
+        let offset = i64::try_from(page.offset(size)).unwrap_or(i64::MAX);
+        let mut q = sqlx::query(&sql).bind(i64::from(size)).bind(offset);
+        for v in &values {
+            q = q.bind(v.as_str());
+        }
+        self.counted();
+        let rows = q.fetch_all(&self.pool).await?;
+        let total: Option<i64> = rows.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
+        let (stamp, movies) = stamp_and_movies(&rows)?;
+        Ok((stamp, total.unwrap_or(0), movies))
     }
 
     async fn listing_page(&self, page: PageNumber, size: u32) -> Result<(Stamp, Vec<Movie>)> {
@@ -230,10 +298,11 @@ impl Db {
             return Ok(Some(Updated { movie, changed, stamp }));
         }
         let reordered = movie.release_date != before;
-        let stamp = if reordered { self.bump_order(&mut tx).await? } else { stamp };
+        let relisted = changed.iter().any(|c| LIST_FIELDS.contains(c));
+        let stamp = if relisted { self.bump_lists(&mut tx, reordered).await? } else { stamp };
         movie.version = stamp.version;
         self.rewrite(&mut tx, &movie).await?;
-        self.log_write(&mut tx, &[&movie.slug], stamp.version, reordered).await?;
+        self.log_write(&mut tx, &[&movie.slug], stamp.version, relisted).await?;
         tx.commit().await?;
         Ok(Some(Updated { movie, changed, stamp }))
     }
@@ -253,29 +322,26 @@ impl Db {
         Ok(Some(stamp))
     }
 
-    /// Raises the catalog version (and the order version and count by the given steps).
+    /// Raises the catalog version (and the order version, the list version and the count by the
+    /// given steps: an order change is a change of every list).
     pub(super) async fn bump(&self, tx: &mut Transaction<'_, Any>, order: i64, count: i64) -> Result<Stamp> {
         self.counted();
-        let row = sqlx::query(
+        let sql = format!(
             "update catalog set version = version + 1, order_version = order_version + $1, \
-             movie_count = movie_count + $2 where id = 1 \
-             returning version as c_version, order_version as c_order_version, movie_count as c_movie_count",
-        )
-        .bind(order)
-        .bind(count)
-        .fetch_one(&mut **tx)
-        .await?;
+             list_version = list_version + $1, movie_count = movie_count + $2 where id = 1 {RETURNING}"
+        );
+        let row = sqlx::query(&sql).bind(order).bind(count).fetch_one(&mut **tx).await?;
         stamp(&row)
     }
 
-    async fn bump_order(&self, tx: &mut Transaction<'_, Any>) -> Result<Stamp> {
+    /// Raises the list version, and the order version when `reordered`.
+    async fn bump_lists(&self, tx: &mut Transaction<'_, Any>, reordered: bool) -> Result<Stamp> {
         self.counted();
-        let row = sqlx::query(
-            "update catalog set order_version = order_version + 1 where id = 1 \
-             returning version as c_version, order_version as c_order_version, movie_count as c_movie_count",
-        )
-        .fetch_one(&mut **tx)
-        .await?;
+        let sql = format!(
+            "update catalog set order_version = order_version + $1, list_version = list_version + 1 \
+             where id = 1 {RETURNING}"
+        );
+        let row = sqlx::query(&sql).bind(i64::from(reordered)).fetch_one(&mut **tx).await?;
         stamp(&row)
     }
 }

@@ -4,11 +4,13 @@
 mod date;
 pub mod format;
 mod input;
+mod list;
 mod page;
 mod slug;
 
 pub use date::Date;
 pub use input::{FieldError, MoviePatch, NewMovie};
+pub use list::{FIRST_DECADE, GENRES, LAST_DECADE, ListError, MovieList, RATINGS, Sort};
 pub use page::PageNumber;
 pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, movie_slug, slugify};
 

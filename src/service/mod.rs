@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{Cache, CacheError, CachedPage, MovieEntry, WriteBatch};
-use crate::db::{Backlog, Db, DbError, Stamp, Updated};
+use crate::db::{Backlog, Db, DbError, LIST_FIELDS, Stamp, Updated};
 use crate::deferred::Deferred;
-use crate::movies::{Movie, MoviePatch, NewMovie, PageNumber, Slug};
+use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug};
 use crate::stats::{Outcome, Stats};
 use read_through::{Loaded, Lookup, ReadThrough};
 
@@ -53,12 +53,13 @@ impl From<crate::flights::Panicked> for ServiceError {
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
-/// One listing page as shown.
+/// One page of a list as shown.
 #[derive(Debug, Clone)]
 pub struct Listing {
+    pub list: MovieList,
     pub page: PageNumber,
     pub movies: Vec<Movie>,
-    /// Films in the whole catalog.
+    /// Films in the whole list.
     pub total: i64,
     pub has_next: bool,
     /// Films per page.
@@ -70,6 +71,19 @@ impl Listing {
     pub fn offset(&self) -> u64 {
         self.page.offset(self.size)
     }
+}
+
+/// Which lists a write may have changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Changed {
+    /// The listing's order (a date, a film created or deleted).
+    order: bool,
+    /// Any other list's members or order (implied by an order change).
+    lists: bool,
+}
+
+impl Changed {
+    const ORDER: Self = Self { order: true, lists: true };
 }
 
 /// What the readiness check reports.
@@ -89,9 +103,11 @@ pub enum CacheHealth {
     Down,
 }
 
-/// Films read from the database with the catalog stamp they belong to.
+/// Films read from the database with the catalog stamp they belong to, and the size of the list
+/// they were read from (the catalog's, for films read by slug).
 struct Rows {
     stamp: Stamp,
+    total: i64,
     movies: Vec<Movie>,
 }
 
@@ -106,7 +122,7 @@ struct Inner {
     deferred: Deferred,
     stats: Arc<Stats>,
     page_size: u32,
-    pages: ReadThrough<u32, Rows>,
+    pages: ReadThrough<(MovieList, u32), Rows>,
     /// Keyed by the slugs read, comma-joined.
     movies: ReadThrough<String, Rows>,
     /// Test hook (`MARQUEE_TEST_STALL_AFTER_COMMIT`): a write stops for good after its commit.
@@ -133,17 +149,23 @@ impl MovieService {
         }
     }
 
-    /// Listing page `page`; `None` past the end.
+    /// Listing page `page` (every film, newest first); `None` past the end.
     pub async fn page(&self, page: PageNumber) -> Result<Option<Listing>> {
+        self.list_page(&MovieList::default(), page).await
+    }
+
+    /// Page `page` of `list`; `None` past the end (the first page of a list with no films is
+    /// there, and empty).
+    pub async fn list_page(&self, list: &MovieList, page: PageNumber) -> Result<Option<Listing>> {
         let look = || async move {
-            let found = match self.inner.cache.page(page.get()).await {
-                Ok(Some(cached)) => self.page_from_cache(page, cached).await?,
+            let found = match self.inner.cache.page(list, page.get()).await {
+                Ok(Some(cached)) => self.page_from_cache(list, page, cached).await?,
                 _ => None,
             };
             Ok(found.map_or(Lookup::Miss(()), |listing| Lookup::Hit(Some(listing))))
         };
-        let pick = |rows: &Rows| self.listing(page, rows.movies.clone(), rows.stamp.movie_count);
-        self.inner.pages.get(&page.get(), look, |()| self.load_page(page), pick).await
+        let pick = |rows: &Rows| self.listing(list, page, rows.movies.clone(), rows.total);
+        self.inner.pages.get(&(*list, page.get()), look, |()| self.load_page(*list, page), pick).await
     }
 
     /// One film; `None` when there is no film with that slug.
@@ -164,12 +186,16 @@ impl MovieService {
     /// missing from one query. `None` when the page is older than the stamp's order version (or
     /// the stamp is not there to tell) or the cache could not be read: the caller then reads the
     /// page from the database.
-    async fn page_from_cache(&self, page: PageNumber, cached: CachedPage) -> Result<Option<Listing>> {
+    async fn page_from_cache(&self, list: &MovieList, page: PageNumber, cached: CachedPage) -> Result<Option<Listing>> {
         let slugs = cached.slugs;
         let Ok((stamp, entries)) = self.inner.cache.page_movies(&slugs).await else {
             return Ok(None);
         };
-        let Some(stamp) = stamp.filter(|s| cached.order_version >= s.order_version) else {
+        let Some(stamp) = stamp.filter(|s| cached.order_version >= s.version_of(list)) else {
+            return Ok(None);
+        };
+        let total = if list.is_default() { Some(stamp.movie_count) } else { cached.total };
+        let Some(total) = total else {
             return Ok(None);
         };
         let mut movies = Vec::with_capacity(entries.len());
@@ -189,7 +215,7 @@ impl MovieService {
             }
         }
         if wanted.is_empty() {
-            return Ok(self.listing(page, movies.into_iter().flatten().collect(), stamp.movie_count));
+            return Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total));
         }
         let key = wanted.iter().map(|(_, slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
         let asked = wanted.iter().map(|(_, slug, seen)| (slug.clone(), seen.clone())).collect();
@@ -203,36 +229,41 @@ impl MovieService {
                 *slot = read.movies.iter().find(|m| &m.slug == slug).cloned();
             }
         }
-        let total = read.stamp.movie_count;
-        Ok(self.listing(page, movies.into_iter().flatten().collect(), total))
+        // the listing's size is the catalog's, as the stamp of this read says
+        let total = if list.is_default() { read.stamp.movie_count } else { total };
+        Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total))
     }
 
-    fn listing(&self, page: PageNumber, movies: Vec<Movie>, total: i64) -> Option<Listing> {
-        if movies.is_empty() {
+    fn listing(&self, list: &MovieList, page: PageNumber, movies: Vec<Movie>, total: i64) -> Option<Listing> {
+        if movies.is_empty() && page != PageNumber::FIRST {
             return None;
         }
         let size = self.inner.page_size;
         let end = page.offset(size) + u64::from(size);
         let has_next = u64::try_from(total).is_ok_and(|t| t > end);
-        Some(Listing { page, movies, total, has_next, size })
+        Some(Listing { list: *list, page, movies, total, has_next, size })
     }
 
     /// The database read of a page, and the write that stores its slugs, films and stamp.
-    fn load_page(&self, page: PageNumber) -> impl Future<Output = Result<Loaded<Rows>>> + Send + 'static {
+    fn load_page(
+        &self,
+        list: MovieList,
+        page: PageNumber,
+    ) -> impl Future<Output = Result<Loaded<Rows>>> + Send + 'static {
         let (db, size) = (self.inner.db.clone(), self.inner.page_size);
         async move {
-            let (stamp, movies) = db.page(page, size).await?;
+            let (stamp, total, movies) = db.list_page(&list, page, size).await?;
             let write = (!movies.is_empty()).then(|| {
                 let mut batch = WriteBatch::default();
                 let slugs: Vec<&str> = movies.iter().map(|m| m.slug.as_str()).collect();
-                batch.page(page.get(), &slugs, stamp.order_version);
+                batch.page(&list, page.get(), &slugs, stamp.version_of(&list), total);
                 for movie in &movies {
                     batch.movie(movie, None);
                 }
                 batch.stamp(stamp);
                 batch
             });
-            Ok(Loaded { value: Rows { stamp, movies }, write })
+            Ok(Loaded { value: Rows { stamp, total, movies }, write })
         }
     }
 
@@ -254,7 +285,8 @@ impl MovieService {
                 }
             }
             batch.stamp(stamp);
-            Ok(Loaded { value: Rows { stamp, movies }, write: Some(batch) })
+            let total = stamp.movie_count;
+            Ok(Loaded { value: Rows { stamp, total, movies }, write: Some(batch) })
         }
     }
 
@@ -263,7 +295,7 @@ impl MovieService {
         let mut batch = WriteBatch::default();
         batch.movie(&movie, None);
         batch.stamp(stamp);
-        self.after_write(batch, stamp.version, true).await;
+        self.after_write(batch, stamp.version, Changed::ORDER).await;
         Ok(movie)
     }
 
@@ -276,7 +308,11 @@ impl MovieService {
             let mut batch = WriteBatch::default();
             batch.movie(&updated.movie, None);
             batch.stamp(updated.stamp);
-            self.after_write(batch, updated.stamp.version, updated.changed.contains(&"release_date")).await;
+            let changed = Changed {
+                order: updated.changed.contains(&"release_date"),
+                lists: updated.changed.iter().any(|f| LIST_FIELDS.contains(f)),
+            };
+            self.after_write(batch, updated.stamp.version, changed).await;
         }
         Ok(Some(updated))
     }
@@ -289,7 +325,7 @@ impl MovieService {
         let mut batch = WriteBatch::default();
         batch.gone(slug.as_str(), stamp.version);
         batch.stamp(stamp);
-        self.after_write(batch, stamp.version, true).await;
+        self.after_write(batch, stamp.version, Changed::ORDER).await;
         Ok(true)
     }
 
@@ -299,7 +335,7 @@ impl MovieService {
     /// mark the write's log rows done; when the order changed, sweep the stale page keys after the
     /// answer. When Redis does not take it, the rows stay in the log and the relay of whichever
     /// server reaches Redis first applies them (see `relay`).
-    async fn after_write(&self, batch: WriteBatch, version: i64, listing_changed: bool) {
+    async fn after_write(&self, batch: WriteBatch, version: i64, changed: Changed) {
         // page reads carry films too, so both kinds of read under way are stale now
         self.inner.movies.forget_all();
         self.inner.pages.forget_all();
@@ -311,14 +347,12 @@ impl MovieService {
         if !self.inner.cache.is_enabled() {
             return;
         }
-        match self.tell_cache(&batch, listing_changed).await {
+        match self.tell_cache(&batch, changed.lists).await {
             Ok(()) => {
                 if let Err(e) = self.inner.db.applied(version).await {
                     tracing::warn!(version, error = %e, "cache log not marked done; its relay applies it again");
                 }
-                if listing_changed {
-                    self.sweep_pages();
-                }
+                self.sweep(changed);
             }
             Err(e) => {
                 tracing::warn!(version, error = %e, "cache not refreshed after a write; the cache log's relay will");
@@ -342,12 +376,18 @@ impl MovieService {
         written
     }
 
-    /// Gives back the memory of the page keys an order change made stale, after the writer's
-    /// answer: they are already misses, since the stamp written before the answer carries the new
-    /// order version.
-    fn sweep_pages(&self) {
+    /// Gives back the memory of the page keys a change made stale, after the writer's answer: the
+    /// listing's when the order changed, the other lists' when any list may have: they are already
+    /// misses, since the stamp written before the answer carries the new versions.
+    fn sweep(&self, changed: Changed) {
         let cache = self.inner.cache.clone();
-        self.inner.deferred.defer(Box::pin(async move { Outcome::of(&cache.drop_pages().await) }));
+        if changed.order {
+            let cache = cache.clone();
+            self.inner.deferred.defer(Box::pin(async move { Outcome::of(&cache.drop_pages().await) }));
+        }
+        if changed.lists {
+            self.inner.deferred.defer(Box::pin(async move { Outcome::of(&cache.drop_lists().await) }));
+        }
     }
 
     /// Whether the database answers (within 2 s) and how the cache is.

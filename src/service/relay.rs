@@ -97,8 +97,9 @@ impl MovieService {
         }
         claim.done().await?;
         self.inner.stats.cache_log_applied(n as u64);
+        // the log keeps one flag: a list may have changed (the listing's order among them)
         if order_changed {
-            self.sweep_pages();
+            self.sweep(super::Changed::ORDER);
         }
         Ok(n)
     }

@@ -1,4 +1,4 @@
-//! The JSON API: read one film; create, update and delete with the admin token.
+//! The JSON API: read the lists and one film; create, update and delete with the admin token.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, AppError};
+use super::query::ListingQuery;
 use crate::movies::{Date, Movie, MoviePatch, NewMovie, Slug};
 
 /// A film as API clients read it.
@@ -142,6 +143,39 @@ impl FromRequestParts<AppState> for Admin {
             }
         }
     }
+}
+
+/// A page of a list as API clients read it: the same lists as `/movies?…`.
+#[derive(Serialize)]
+struct ListView<'a> {
+    /// The list's parameters, normalized (`genre=comedy&sort=rating`; empty for every film, newest first).
+    list: String,
+    page: u32,
+    /// Films in the whole list.
+    total: i64,
+    slugs: Vec<&'a str>,
+    movies: Vec<MovieView<'a>>,
+    /// The next page's API URL; `null` on the last page.
+    next: Option<String>,
+}
+
+/// `GET /api/movies?genre=…&decade=…&rating=…&sort=…&page=N`. Past the end of a list: 404.
+pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let query = ListingQuery::parse(uri.query())?;
+    let Some(listing) = state.service.list_page(&query.list, query.page).await? else {
+        let page = query.page;
+        return Err(AppError::NotFound(format!("there is no page {page}: the list ends before it")).into());
+    };
+    let next = listing.page.next().filter(|_| listing.has_next).map(|n| format!("/api{}", listing.list.href(n.get())));
+    let view = ListView {
+        list: listing.list.key(),
+        page: listing.page.get(),
+        total: listing.total,
+        slugs: listing.movies.iter().map(|m| m.slug.as_str()).collect(),
+        movies: listing.movies.iter().map(MovieView::from).collect(),
+        next,
+    };
+    Ok(Json(view).into_response())
 }
 
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {

@@ -1,4 +1,4 @@
-//! The pages people see: the listing (full page or htmx fragment) and the detail page.
+//! The pages people see: the lists (full page or htmx fragments) and the detail page.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -8,38 +8,63 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::{AppError, PageError};
 use super::query::ListingQuery;
-use super::views::{DetailPage, Feed, ListingFragment, ListingPage};
-use crate::movies::{PageNumber, Slug};
+use super::views::{Controls, DetailPage, Feed, ListingFragment, ListingPage, ListingSection};
+use crate::movies::{MovieList, PageNumber, Slug};
 
-/// Whether to answer with the fragment: an htmx request, but not a history restore (which needs
-/// the whole page). The one place this choice is made.
-fn wants_fragment(headers: &HeaderMap) -> bool {
+/// What a listing request is answered with. The one place this choice is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// The whole document: a plain request, or htmx restoring history (which needs all of it).
+    Page,
+    /// Heading, feed and trigger: the controls asked for another list (`HX-Target: listing`).
+    Section,
+    /// Only the next page's cards and trigger: the infinite scroll.
+    Feed,
+}
+
+fn view(headers: &HeaderMap) -> View {
     let is = |name: &str| headers.get(name).is_some_and(|v| v.as_bytes() == b"true");
-    is("hx-request") && !is("hx-history-restore-request")
+    if !is("hx-request") || is("hx-history-restore-request") {
+        View::Page
+    } else if headers.get("hx-target").is_some_and(|v| v.as_bytes() == b"listing") {
+        View::Section
+    } else {
+        View::Feed
+    }
 }
 
 /// `/`: always the whole first page.
 pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
-    listing(&state, PageNumber::FIRST, false).await
+    listing(&state, &MovieList::default(), PageNumber::FIRST, View::Page).await
 }
 
-/// `/movies?page=N`: the whole page, or only its cards and the next trigger for htmx.
+/// `/movies?genre=…&decade=…&rating=…&sort=…&page=N`: the whole page, or for htmx the part it asked for.
 pub async fn movies(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: ListingQuery,
 ) -> Result<Response, PageError> {
-    listing(&state, query.page, wants_fragment(&headers)).await
+    listing(&state, &query.list, query.page, view(&headers)).await
 }
 
-async fn listing(state: &AppState, page: PageNumber, fragment: bool) -> Result<Response, PageError> {
-    let Some(listing) = state.service.page(page).await? else {
-        return Err(AppError::NotFound(format!("There is no page {page}: the listing ends before it.")).into());
+async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: View) -> Result<Response, PageError> {
+    let Some(listing) = state.service.list_page(list, page).await? else {
+        return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
     };
-    let feed = Feed::new(listing, fragment);
-    let mut response =
-        if fragment { ListingFragment { feed }.into_response() } else { ListingPage { feed }.into_response() };
-    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    let feed = Feed::new(listing, view == View::Feed);
+    let mut response = match view {
+        View::Page => ListingPage { feed, controls: Controls::new(list) }.into_response(),
+        View::Section => {
+            let mut response = ListingSection { feed }.into_response();
+            // the address bar shows the list's own URL, not the form's (which names empty filters)
+            if let Ok(url) = HeaderValue::from_str(&list.href(page.get())) {
+                response.headers_mut().insert("hx-push-url", url);
+            }
+            response
+        }
+        View::Feed => ListingFragment { feed }.into_response(),
+    };
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
     Ok(response)
 }
 

@@ -1,32 +1,47 @@
-//! The listing's query string, decoded by `form_urlencoded`: a `page` given twice, empty, or not
-//! a plain number is refused with a precise answer, never guessed at. Other parameters are ignored.
+//! The listing's query string, decoded by `form_urlencoded`: the page and the list (genre, decade,
+//! rating, sort). A parameter given twice, a page that is empty or not a plain number, a value not
+//! among those allowed: each is refused with a precise answer, never guessed at. An empty list
+//! parameter means "any" (what a plain form's "All genres" sends). Other parameters are ignored.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::error::{AppError, PageError};
-use crate::movies::PageNumber;
+use crate::movies::{MovieList, PageNumber};
 
 /// What `/movies?…` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListingQuery {
     pub page: PageNumber,
+    pub list: MovieList,
 }
 
 impl ListingQuery {
     pub fn parse(query: Option<&str>) -> Result<Self, AppError> {
-        let mut pages = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).filter(|(k, _)| k == "page");
-        let page = match (pages.next(), pages.next()) {
-            (None, _) => PageNumber::FIRST,
-            (Some((_, value)), None) => page(&value)?,
-            (Some(_), Some(_)) => return Err(AppError::BadRequest("page is given more than once".into())),
-        };
-        Ok(Self { page })
+        let mut page = None;
+        let mut list = MovieList::default();
+        let mut seen = [false; MovieList::PARAMS.len()];
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if key == "page" {
+                if page.is_some() {
+                    return Err(twice("page"));
+                }
+                page = Some(PageNumber::parse(&value).map_err(|e| AppError::BadRequest(e.to_string()))?);
+            } else if let Some(i) = MovieList::PARAMS.iter().position(|p| *p == key) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(twice(MovieList::PARAMS[i]));
+                }
+                if !value.is_empty() {
+                    list.set(&key, &value).map_err(|e| AppError::BadRequest(e.to_string()))?;
+                }
+            }
+        }
+        Ok(Self { page: page.unwrap_or(PageNumber::FIRST), list })
     }
 }
 
-fn page(value: &str) -> Result<PageNumber, AppError> {
-    PageNumber::parse(value).map_err(|e| AppError::BadRequest(e.to_string()))
+fn twice(param: &str) -> AppError {
+    AppError::BadRequest(format!("{param} is given more than once"))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ListingQuery {
@@ -84,6 +99,22 @@ mod tests {
             let query = format!("page={a}&{middle}&page={b}");
             proptest::prop_assert!(page(&query).is_err(), "{}", query);
         }
+    }
+
+    fn list(q: &str) -> Result<String, String> {
+        ListingQuery::parse(Some(q)).map(|q| q.list.key()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_the_list() {
+        assert_eq!(list("sort=rating&page=2&genre=comedy"), Ok("genre=comedy&sort=rating".into()));
+        assert_eq!(list("genre=&decade=1990&rating=&sort="), Ok("decade=1990".into()));
+        assert_eq!(list("genre=romantic%2Dcomedy"), Ok("genre=romantic-comedy".into()));
+        let refused = list("genre=comedy&genre=drama").unwrap_err();
+        assert!(refused.contains("genre is given more than once"), "{refused}");
+        let refused = list("decade=1995").unwrap_err();
+        assert!(refused.contains("decade") && refused.contains("1990"), "{refused}");
+        assert!(list("sort=title").unwrap_err().contains("newest, rating, votes, gross"));
     }
 
     #[test]

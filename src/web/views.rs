@@ -4,7 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::movies::{Movie, format};
+use crate::movies::{FIRST_DECADE, GENRES, LAST_DECADE, Movie, MovieList, RATINGS, Sort, format};
 use crate::service::Listing;
 
 /// Changes whenever app.css or app.js changes: the templates add it to their URLs, so browsers
@@ -75,15 +75,21 @@ fn hue(slug: &str) -> u16 {
     u16::try_from(h % 360).unwrap_or(0)
 }
 
-/// The feed's items for one page, shared by the full page and the htmx fragment.
+/// The feed's items for one page, shared by the full page and the htmx fragments.
 pub struct Feed {
     pub cards: Vec<Card>,
     pub page: u32,
-    /// `/movies?page=N+1`, absent on the last page.
+    /// The next page's URL (same list), absent on the last page.
     pub next_href: Option<String>,
+    /// The list's first page.
+    pub first_href: String,
     pub total: i64,
     /// The total for people: "3,200".
     pub total_text: String,
+    /// "Comedy films from the 1990s, best rated first".
+    pub heading: String,
+    /// Narrowed by a filter or sorted otherwise than newest first.
+    pub narrowed: bool,
     /// aria-posinset of the first card on this page
     pub first_position: u64,
     /// Rendered as an htmx fragment: the next trigger replaces the old one out of band.
@@ -93,22 +99,91 @@ pub struct Feed {
 impl Feed {
     pub fn new(listing: Listing, fragment: bool) -> Self {
         let first_position = listing.offset() + 1;
+        let list = listing.list;
         Self {
             cards: listing.movies.into_iter().map(Card::new).collect(),
             page: listing.page.get(),
-            next_href: listing.page.next().filter(|_| listing.has_next).map(|n| format!("/movies?page={n}")),
+            next_href: listing.page.next().filter(|_| listing.has_next).map(|n| list.href(n.get())),
+            first_href: list.href(1),
             total: listing.total,
             total_text: format::count(listing.total),
+            heading: list.heading(),
+            narrowed: !list.is_default(),
             first_position,
             fragment,
         }
     }
 }
 
+/// One option of a list control.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// One select of the list's form: its parameter, its label, its options.
+pub struct Select {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub choices: Vec<Choice>,
+}
+
+/// The list's controls (a plain GET form): each select with its options, the list's own selected.
+pub struct Controls {
+    pub selects: [Select; 4],
+}
+
+impl Controls {
+    pub fn new(list: &MovieList) -> Self {
+        let any = |label: &str, selected: bool| Choice { value: String::new(), label: label.to_owned(), selected };
+        let table = |rows: &[(&str, &str)], current: Option<(&str, &str)>, all: &str| {
+            let mut out = vec![any(all, current.is_none())];
+            out.extend(rows.iter().map(|(slug, name)| Choice {
+                value: (*slug).to_owned(),
+                label: (*name).to_owned(),
+                selected: current.is_some_and(|(c, _)| c == *slug),
+            }));
+            out
+        };
+        let mut decades = vec![any("Any decade", list.decade().is_none())];
+        decades.extend((FIRST_DECADE..=LAST_DECADE).rev().step_by(10).map(|d| Choice {
+            value: d.to_string(),
+            label: format!("{d}s"),
+            selected: list.decade() == Some(d),
+        }));
+        let sorts = Sort::ALL
+            .iter()
+            .map(|s| Choice { value: s.name().to_owned(), label: capitalized(s.label()), selected: list.sort == *s })
+            .collect();
+        Self {
+            selects: [
+                Select { name: "genre", label: "Genre", choices: table(GENRES, list.genre(), "All genres") },
+                Select { name: "decade", label: "Decade", choices: decades },
+                Select { name: "rating", label: "Rated", choices: table(RATINGS, list.rating(), "Any rating") },
+                Select { name: "sort", label: "Sort", choices: sorts },
+            ],
+        }
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// The whole listing document (`/`, `/movies?page=N`).
 #[derive(Template, WebTemplate)]
 #[template(path = "movies/index.html")]
 pub struct ListingPage {
+    pub feed: Feed,
+    pub controls: Controls,
+}
+
+/// The list under the controls: heading, feed and trigger (htmx requests from the controls).
+#[derive(Template, WebTemplate)]
+#[template(path = "movies/index.html", block = "listing")]
+pub struct ListingSection {
     pub feed: Feed,
 }
 
