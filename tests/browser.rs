@@ -178,6 +178,15 @@ impl Browser {
         self.client.find(Locator::Css(css)).await.expect(css).click().await.expect("click");
     }
 
+    /// Types `text` into the focused element, key by key.
+    async fn type_text(&self, text: &str) {
+        let mut keys = KeyActions::new("keyboard".into());
+        for c in text.chars() {
+            keys = keys.then(KeyAction::Down { value: c }).then(KeyAction::Up { value: c });
+        }
+        self.client.perform_actions(keys).await.expect("typing");
+    }
+
     /// Presses and releases `key`.
     async fn key(&self, key: Key) {
         let press = KeyActions::new("keyboard".into())
@@ -361,6 +370,54 @@ async fn a_control_changes_the_list_and_the_scroll_goes_on_in_it() {
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 
+// Keyboard only: search, open a result, come back, go on scrolling the results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyboard_user_searches_opens_a_result_and_goes_on() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    browser.goto(&app.url("/movies/the-godfather-1972")).await;
+    browser.wait_for("htmx", "window.htmx").await;
+    // skip link, site name, then the search field
+    for _ in 0..3 {
+        browser.key(Key::Tab).await;
+    }
+    assert_eq!(browser.js("return document.activeElement.id;").await, json!("site-q"));
+    for c in "man".chars() {
+        browser.type_text(&c.to_string()).await;
+    }
+    // the results come as they type, the address follows, the focus stays in the field
+    browser.wait_for("the results", "document.querySelector('h1')?.textContent === 'Films matching “man”'").await;
+    browser.wait_for("the address", "location.search === '?q=man'").await;
+    assert_eq!(browser.js("return document.activeElement.id;").await, json!("site-q"));
+    let first = card_slugs(&app.get_text("/search?q=man").await.1);
+    assert_eq!(browser.slugs().await, first);
+    browser.screenshot("search-man").await;
+    // Tab to the first result (the field's button, the lede's "See every film", then the first
+    // card's link) and open it
+    for _ in 0..3 {
+        browser.key(Key::Tab).await;
+    }
+    let focused = "return document.activeElement.closest('.movie-card')?.dataset.slug;";
+    assert_eq!(browser.js(focused).await, json!(first[0]));
+    browser.key(Key::Enter).await;
+    browser.wait_for("the film", &format!("location.pathname === '/movies/{}'", first[0])).await;
+    // back to the results, as they were
+    browser.back().await;
+    browser
+        .wait_for("the results again", "location.pathname === '/search' && document.querySelector('.movie-card')")
+        .await;
+    assert_eq!(browser.slugs().await, first);
+    // and on: the next page of the same results, from the keyboard's "Load more"
+    browser.js("document.querySelector('.more-link').focus();").await;
+    browser.key(Key::Enter).await;
+    browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
+    let mut both = first.clone();
+    both.extend(card_slugs(&app.get_text("/search?q=man&page=2").await.1));
+    assert_eq!(browser.slugs().await, both);
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_page_ends_the_feed() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -457,15 +514,15 @@ async fn pages_fit_desktop_and_phone_screens() {
             assert!(errors.iter().all(expected), "{name} {page}: {errors:?}");
         }
     }
-    // keyboard focus on a card is visible: skip link, site name, the list's four controls and its
-    // button, then the first film
+    // keyboard focus on a card is visible: skip link, site name, the search field and its button,
+    // the list's four controls and its button, then the first film
     browser.viewport(1280, 900, false).await;
     browser.goto(&app.url("/")).await;
-    for _ in 0..8 {
+    for _ in 0..10 {
         browser.key(Key::Tab).await;
     }
     let focused = browser.js("return document.activeElement.closest('.movie-card') !== null;").await;
-    assert_eq!(focused, json!(true), "the eighth Tab does not reach the first film");
+    assert_eq!(focused, json!(true), "the tenth Tab does not reach the first film");
     let ring =
         "const s = getComputedStyle(document.activeElement, '::after'); return [s.outlineStyle, s.outlineWidth];";
     assert_eq!(browser.js(ring).await, json!(["solid", "3px"]), "no visible focus ring");

@@ -19,4 +19,5 @@ mod pages;
 mod redis_server;
 mod repository;
 mod router;
+mod search;
 mod servers;

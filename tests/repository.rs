@@ -199,6 +199,24 @@ both!(migrations_run_twice_harmlessly, |backend| async move {
     assert_eq!(db2.count().await.unwrap(), 0);
 });
 
+// A database that held films before there was search: the migration adds their search titles
+// empty; the next start fills them, and the index finds them.
+both!(films_stored_before_search_are_found_after_the_next_start, |backend| async move {
+    use sqlx::Connection;
+    let (test_db, db) = loaded(backend).await;
+    let mut conn = sqlx::AnyConnection::connect(&test_db.url).await.unwrap();
+    sqlx::query("update movies set search_title = ''").execute(&mut conn).await.unwrap();
+    let query = marquee::movies::SearchQuery::parse("godfather").unwrap();
+    assert_eq!(db.search(&query, page(1), 24).await.unwrap().0, 0, "nothing indexed");
+    let (db, _) = test_db.connect().await;
+    let (total, found) = db.search(&query, page(1), 24).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(found[0].slug, "the-godfather-1972");
+    let titled: i64 =
+        sqlx::query_scalar("select count(*) from movies where search_title <> ''").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(titled, db.count().await.unwrap(), "every film has its search title");
+});
+
 /// Every row of the cache log, oldest first: (slug, version, order changed).
 async fn logged(db: &Db) -> Vec<(Option<String>, i64, bool)> {
     let claim = db.claim(std::time::Duration::ZERO, 100_000).await.unwrap();

@@ -6,6 +6,7 @@ mod import;
 mod log;
 mod repo;
 mod rows;
+mod search;
 
 pub use import::ImportSummary;
 pub use log::{Backlog, Claim, LogEntry};
@@ -140,6 +141,10 @@ impl Db {
         match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
+        }
+        let filled = self.fill_search_titles().await?;
+        if filled > 0 {
+            tracing::info!(filled, "search titles filled for films stored before search");
         }
         Ok(())
     }

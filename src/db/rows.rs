@@ -6,12 +6,13 @@ use sqlx::{Error, Row};
 
 use crate::movies::Movie;
 
-/// The film columns in one fixed order, used by every select and insert.
+/// The film columns in one fixed order, used by every select and insert. `search_title` is the
+/// title as the search index holds it (`movies::search_text`), written with every title.
 pub const COLUMNS: &str = "slug, title, release_date, genre, director, mpaa_rating, running_time_min, imdb_rating, \
      imdb_votes, rotten_tomatoes_rating, us_gross, worldwide_gross, us_dvd_sales, production_budget, distributor, source, \
-     creative_type, version";
+     creative_type, version, search_title";
 
-pub const COLUMN_COUNT: usize = 18;
+pub const COLUMN_COUNT: usize = 19;
 
 /// The same list prefixed with a table alias: `f.slug, f.title, …`.
 pub fn columns_of(alias: &str) -> String {
@@ -73,6 +74,7 @@ pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, m: &Movie) -> Query<'q, Any
         .bind(m.source.clone())
         .bind(m.creative_type.clone())
         .bind(m.version)
+        .bind(crate::movies::search_text(&m.title))
 }
 
 /// `($1, …, $17), ($18, …)`: placeholders for `rows` films, numbered as both databases accept.

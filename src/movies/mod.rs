@@ -6,12 +6,15 @@ pub mod format;
 mod input;
 mod list;
 mod page;
+mod search;
 mod slug;
 
 pub use date::Date;
 pub use input::{FieldError, MoviePatch, NewMovie};
 pub use list::{FIRST_DECADE, GENRES, LAST_DECADE, ListError, MovieList, RATINGS, Sort};
 pub use page::PageNumber;
+pub use search::normalize as search_text;
+pub use search::{QueryTooLong, SearchQuery};
 pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, movie_slug, slugify};
 
 /// One film as stored. `version` is the catalog version of its last write: it only grows, across

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::cache::{Cache, CacheError, CachedPage, MovieEntry, WriteBatch};
 use crate::db::{Backlog, Db, DbError, LIST_FIELDS, Stamp, Updated};
 use crate::deferred::Deferred;
-use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug};
+use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, SearchQuery, Slug};
 use crate::stats::{Outcome, Stats};
 use read_through::{Loaded, Lookup, ReadThrough};
 
@@ -68,6 +68,26 @@ pub struct Listing {
 
 impl Listing {
     /// How many films come before this page's first.
+    pub fn offset(&self) -> u64 {
+        self.page.offset(self.size)
+    }
+}
+
+/// One page of search results.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub query: SearchQuery,
+    pub page: PageNumber,
+    pub movies: Vec<Movie>,
+    /// Films found in all.
+    pub total: i64,
+    pub has_next: bool,
+    /// Films per page.
+    pub size: u32,
+}
+
+impl Found {
+    /// Films before this page.
     pub fn offset(&self) -> u64 {
         self.page.offset(self.size)
     }
@@ -166,6 +186,18 @@ impl MovieService {
         };
         let pick = |rows: &Rows| self.listing(list, page, rows.movies.clone(), rows.total);
         self.inner.pages.get(&(*list, page.get()), look, |()| self.load_page(*list, page), pick).await
+    }
+
+    /// Page `page` of the films whose titles match `query` (see `Db::search`), read from the
+    /// database's full-text index; `None` past the end (the first page is there, perhaps empty).
+    pub async fn search(&self, query: &SearchQuery, page: PageNumber) -> Result<Option<Found>> {
+        let size = self.inner.page_size;
+        let (total, movies) = self.inner.db.search(query, page, size).await?;
+        if movies.is_empty() && page != PageNumber::FIRST {
+            return Ok(None);
+        }
+        let has_next = u64::try_from(total).is_ok_and(|t| t > page.offset(size) + u64::from(size));
+        Ok(Some(Found { query: query.clone(), page, movies, total, has_next, size }))
     }
 
     /// One film; `None` when there is no film with that slug.

@@ -111,6 +111,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route("/", get(pages::home))
         .route("/movies", get(pages::movies))
         .route("/movies/{slug}", get(pages::movie))
+        .route("/search", get(pages::search))
         .route("/api/movies", get(api::list).post(api::create))
         .route("/api/movies/{slug}", get(api::get).put(api::update).delete(api::delete))
         .layer(bound)

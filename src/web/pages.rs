@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::{AppError, PageError};
 use super::query::ListingQuery;
-use super::views::{Controls, DetailPage, Feed, ListingFragment, ListingPage, ListingSection};
+use super::query::SearchParams;
+use super::views::{Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, SearchPage, SearchSection};
 use crate::movies::{MovieList, PageNumber, Slug};
 
 /// What a listing request is answered with. The one place this choice is made.
@@ -16,7 +17,8 @@ use crate::movies::{MovieList, PageNumber, Slug};
 enum View {
     /// The whole document: a plain request, or htmx restoring history (which needs all of it).
     Page,
-    /// Heading, feed and trigger: the controls asked for another list (`HX-Target: listing`).
+    /// Heading, feed and trigger: the list's controls asked for another list (`HX-Target:
+    /// listing`), or the search field for results (`HX-Target: main`).
     Section,
     /// Only the next page's cards and trigger: the infinite scroll.
     Feed,
@@ -26,7 +28,7 @@ fn view(headers: &HeaderMap) -> View {
     let is = |name: &str| headers.get(name).is_some_and(|v| v.as_bytes() == b"true");
     if !is("hx-request") || is("hx-history-restore-request") {
         View::Page
-    } else if headers.get("hx-target").is_some_and(|v| v.as_bytes() == b"listing") {
+    } else if headers.get("hx-target").is_some_and(|v| v.as_bytes() == b"listing" || v.as_bytes() == b"main") {
         View::Section
     } else {
         View::Feed
@@ -62,7 +64,45 @@ async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: Vie
             }
             response
         }
-        View::Feed => ListingFragment { feed }.into_response(),
+        View::Feed => FeedFragment { feed }.into_response(),
+    };
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
+    Ok(response)
+}
+
+/// `/search?q=…&page=N`: the results as a page, for the search field's htmx the results alone, for
+/// the infinite scroll the next cards. Past the last page: 404.
+pub async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: SearchParams,
+) -> Result<Response, PageError> {
+    let SearchParams { query, page } = params;
+    let Some(found) = state.service.search(&query, page).await? else {
+        return Err(AppError::NotFound(format!("There is no page {page}: the results end before it.")).into());
+    };
+    let view = view(&headers);
+    let href = query.href(page.get());
+    let feed = Feed::found(found, view == View::Feed);
+    let mut response = match view {
+        View::Page => SearchPage { feed, query: query.text }.into_response(),
+        View::Section => {
+            let mut response = SearchSection { feed, query: query.text }.into_response();
+            // typing on the search page refines the entry in the history; from another page, it
+            // is a new one (Back returns there)
+            let on_search = headers.get("hx-current-url").and_then(|v| v.to_str().ok()).is_some_and(|u| {
+                u.split_once("://")
+                    .map_or(u, |(_, rest)| rest)
+                    .split_once('/')
+                    .is_some_and(|(_, p)| p.starts_with("search"))
+            });
+            let name = if on_search { "hx-replace-url" } else { "hx-push-url" };
+            if let Ok(url) = HeaderValue::from_str(&href) {
+                response.headers_mut().insert(name, url);
+            }
+            response
+        }
+        View::Feed => FeedFragment { feed }.into_response(),
     };
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
     Ok(response)

@@ -7,7 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::error::{AppError, PageError};
-use crate::movies::{MovieList, PageNumber};
+use crate::movies::{MovieList, PageNumber, SearchQuery};
 
 /// What `/movies?…` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,39 @@ impl ListingQuery {
             }
         }
         Ok(Self { page: page.unwrap_or(PageNumber::FIRST), list })
+    }
+}
+
+/// What `/search?q=…&page=N` asks for. `q` missing or empty is an empty search; longer than
+/// `search::MAX_LEN` characters, a 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchParams {
+    pub query: SearchQuery,
+    pub page: PageNumber,
+}
+
+impl SearchParams {
+    pub fn parse(query: Option<&str>) -> Result<Self, AppError> {
+        let (mut q, mut page) = (None, None);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "q" if q.is_some() => return Err(twice("q")),
+                "q" => q = Some(SearchQuery::parse(&value).map_err(|e| AppError::BadRequest(e.to_string()))?),
+                "page" if page.is_some() => return Err(twice("page")),
+                "page" => page = Some(PageNumber::parse(&value).map_err(|e| AppError::BadRequest(e.to_string()))?),
+                _ => {}
+            }
+        }
+        let query = q.unwrap_or_default();
+        Ok(Self { query, page: page.unwrap_or(PageNumber::FIRST) })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SearchParams {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PageError> {
+        Ok(Self::parse(parts.uri.query())?)
     }
 }
 
@@ -103,6 +136,16 @@ mod tests {
 
     fn list(q: &str) -> Result<String, String> {
         ListingQuery::parse(Some(q)).map(|q| q.list.key()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_a_search() {
+        let s = SearchParams::parse(Some("q=Am%C3%A9lie&page=2")).unwrap();
+        assert_eq!((s.query.words.as_slice(), s.page.get()), (["amelie".to_owned()].as_slice(), 2));
+        assert!(SearchParams::parse(None).unwrap().query.is_empty());
+        assert!(SearchParams::parse(Some("q=a&q=b")).unwrap_err().to_string().contains("q is given more than once"));
+        let long = format!("q={}", "a".repeat(5000));
+        assert!(SearchParams::parse(Some(&long)).unwrap_err().to_string().contains("q must be at most 200 characters"));
     }
 
     #[test]

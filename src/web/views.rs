@@ -5,7 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::movies::{FIRST_DECADE, GENRES, LAST_DECADE, Movie, MovieList, RATINGS, Sort, format};
-use crate::service::Listing;
+use crate::service::{Found, Listing};
 
 /// Changes whenever app.css or app.js changes: the templates add it to their URLs, so browsers
 /// holding the old files (served as immutable) fetch the new ones.
@@ -75,21 +75,23 @@ fn hue(slug: &str) -> u16 {
     u16::try_from(h % 360).unwrap_or(0)
 }
 
-/// The feed's items for one page, shared by the full page and the htmx fragments.
+/// The feed's items for one page, shared by the full pages (lists, search) and the htmx fragments.
 pub struct Feed {
     pub cards: Vec<Card>,
     pub page: u32,
-    /// The next page's URL (same list), absent on the last page.
+    /// The next page's URL (same list or search), absent on the last page.
     pub next_href: Option<String>,
-    /// The list's first page.
+    /// The first page's URL.
     pub first_href: String,
     pub total: i64,
     /// The total for people: "3,200".
     pub total_text: String,
-    /// "Comedy films from the 1990s, best rated first".
+    /// "Comedy films from the 1990s, best rated first"; "Films matching “godf”".
     pub heading: String,
-    /// Narrowed by a filter or sorted otherwise than newest first.
+    /// Narrowed by a filter, a sort or a search: an empty feed offers the way back to every film.
     pub narrowed: bool,
+    /// What the end of the feed says: "That's every film — 3,200 in all."; "No film matches…".
+    pub end_text: String,
     /// aria-posinset of the first card on this page
     pub first_position: u64,
     /// Rendered as an htmx fragment: the next trigger replaces the old one out of band.
@@ -100,15 +102,50 @@ impl Feed {
     pub fn new(listing: Listing, fragment: bool) -> Self {
         let first_position = listing.offset() + 1;
         let list = listing.list;
+        let total_text = format::count(listing.total);
+        let end_text = match (listing.total, list.is_default()) {
+            (0, true) => "No films yet.".to_owned(),
+            (0, false) => "No film matches this choice.".to_owned(),
+            _ => format!("That's every film — {total_text} in all."),
+        };
         Self {
             cards: listing.movies.into_iter().map(Card::new).collect(),
             page: listing.page.get(),
             next_href: listing.page.next().filter(|_| listing.has_next).map(|n| list.href(n.get())),
             first_href: list.href(1),
             total: listing.total,
-            total_text: format::count(listing.total),
+            total_text,
             heading: list.heading(),
             narrowed: !list.is_default(),
+            end_text,
+            first_position,
+            fragment,
+        }
+    }
+
+    pub fn found(found: Found, fragment: bool) -> Self {
+        let first_position = found.offset() + 1;
+        let total_text = format::count(found.total);
+        let end_text = match found.total {
+            0 if found.query.is_empty() => "Type a title to look for.".to_owned(),
+            0 => format!("No film title has words starting with “{}”.", found.query.text),
+            1 => "That's the one film found.".to_owned(),
+            _ => format!("That's every film found — {total_text} in all."),
+        };
+        Self {
+            cards: found.movies.into_iter().map(Card::new).collect(),
+            page: found.page.get(),
+            next_href: found.page.next().filter(|_| found.has_next).map(|n| found.query.href(n.get())),
+            first_href: found.query.href(1),
+            total: found.total,
+            total_text,
+            heading: if found.query.is_empty() {
+                "Search films".to_owned()
+            } else {
+                format!("Films matching “{}”", found.query.text)
+            },
+            narrowed: true,
+            end_text,
             first_position,
             fragment,
         }
@@ -187,11 +224,29 @@ pub struct ListingSection {
     pub feed: Feed,
 }
 
-/// Only the feed items and the next trigger (htmx requests).
+/// Only the feed items and the next trigger (htmx requests of the infinite scroll, lists and
+/// search alike).
 #[derive(Template, WebTemplate)]
-#[template(path = "movies/index.html", block = "feed_items")]
-pub struct ListingFragment {
+#[template(path = "movies/_feed_items.html")]
+pub struct FeedFragment {
     pub feed: Feed,
+}
+
+/// The search page (`/search?q=…`).
+#[derive(Template, WebTemplate)]
+#[template(path = "movies/search.html")]
+pub struct SearchPage {
+    pub feed: Feed,
+    /// What was typed, shown back in the search field.
+    pub query: String,
+}
+
+/// The search page's results alone (htmx requests from the search field).
+#[derive(Template, WebTemplate)]
+#[template(path = "movies/search.html", block = "results")]
+pub struct SearchSection {
+    pub feed: Feed,
+    pub query: String,
 }
 
 /// The detail page.

@@ -1,0 +1,211 @@
+//! Search by title over HTTP: what it finds (checked against the dataset, folded independently
+//! here), in which order, kept in step with every write and import, and what hostile queries get.
+
+use std::cmp::Ordering;
+
+use marquee::dataset;
+use marquee::movies::Movie;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{TestApp, spawn_app};
+use crate::support::html::Listing;
+
+/// The words of a title or query as a person reads them: lower case, accents off, split at anything
+/// that is not a letter or digit. Written here without the app's code.
+fn words(text: &str) -> Vec<String> {
+    let folded: String = text
+        .chars()
+        .map(|c| match c {
+            'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' | 'À' | 'Á' | 'Â' | 'Ä' => 'a',
+            'è' | 'é' | 'ê' | 'ë' | 'É' | 'È' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ò' | 'ó' | 'ô' | 'ö' | 'õ' | 'Ö' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' | 'Ü' => 'u',
+            'ç' | 'Ç' => 'c',
+            'ñ' => 'n',
+            c => c,
+        })
+        .collect();
+    folded
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a search should find in the dataset: every word of the query starts a word of the title;
+/// the exact title first, then the most voted, then by slug.
+fn expected(query: &str) -> Vec<String> {
+    let q = words(query);
+    let mut found: Vec<Movie> = dataset::parse(dataset::MOVIES_JSON)
+        .unwrap()
+        .movies
+        .into_iter()
+        .filter(|m| {
+            let t = words(&m.title);
+            q.iter().all(|w| t.iter().any(|tw| tw.starts_with(w.as_str())))
+        })
+        .collect();
+    let exact = |m: &Movie| words(&m.title) == q;
+    found.sort_by(|a, b| {
+        exact(b)
+            .cmp(&exact(a))
+            .then_with(|| match (a.imdb_votes, b.imdb_votes) {
+                (Some(x), Some(y)) => y.cmp(&x),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            })
+            .then_with(|| a.slug.cmp(&b.slug))
+    });
+    found.into_iter().map(|m| m.slug).collect()
+}
+
+/// Every result of a search, page after page as the infinite scroll loads them.
+async fn results(app: &TestApp, query: &str) -> Vec<String> {
+    let q: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let (status, html) = app.get_text(&format!("/search?q={q}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}");
+    let first = Listing::parse(status, html);
+    let mut slugs = first.slugs;
+    let mut next = first.next;
+    while let Some(url) = next {
+        let (status, html) = app.get_fragment(&url).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        let more = Listing::parse(status, html);
+        slugs.extend(more.slugs);
+        next = more.next;
+    }
+    slugs
+}
+
+both!(search_finds_titles_by_the_start_of_their_words, |backend| async move {
+    let app = spawn_app(backend).await;
+    // accents and case do not matter; a word's start is enough
+    assert_eq!(results(&app, "amelie").await, ["le-fabuleux-destin-d-amelie-poulain-2001"]);
+    assert_eq!(results(&app, "AMÉLIE").await, ["le-fabuleux-destin-d-amelie-poulain-2001"]);
+    let godfather = results(&app, "godf").await;
+    assert_eq!(godfather[0], "the-godfather-1972", "the most voted first");
+    assert!(godfather.contains(&"the-godfather-part-ii-1974".to_owned()));
+    // as the dataset says, exact titles first, on several pages too
+    for query in ["godf", "batman", "pirates", "the dark", "star", "man", "love story", "2", "l'amour", "Astérix"] {
+        let want = expected(query);
+        assert_eq!(results(&app, query).await, want, "{query:?}");
+    }
+    assert!(expected("man").len() > 48, "a search of several pages");
+    // "Pirates" (3,275 votes) before Pirates of the Caribbean (232,719)
+    let pirates = results(&app, "pirates").await;
+    assert_eq!(
+        pirates[0], "pirates-1986",
+        "the exact title before more voted films whose titles only contain the word"
+    );
+    assert!(pirates[1].starts_with("pirates-of-the-caribbean"), "{pirates:?}");
+    // nothing found: said so, with a way back; the page past the end is a 404
+    let (status, html) = app.get_text("/search?q=zzzzqqq").await;
+    assert_eq!(status, StatusCode::OK);
+    let none = Listing::parse(status, html);
+    assert!(none.slugs.is_empty());
+    assert_eq!(none.end.as_deref(), Some("No film title has words starting with “zzzzqqq”. See every film"));
+    assert_eq!(app.get("/search?q=zzzzqqq&page=2").await.status(), StatusCode::NOT_FOUND);
+    // no query yet: the page asks for one
+    let (status, html) = app.get_text("/search").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Type a title to look for."));
+});
+
+both!(search_follows_every_write_and_import, |backend| async move {
+    let app = spawn_app(backend).await;
+    let created = app.add_movie(&json!({"title": "Zyzzyva Nights", "release_date": "2001-02-03"})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(results(&app, "zyzz").await, ["zyzzyva-nights-2001"]);
+    assert_eq!(app.retitle("zyzzyva-nights-2001", "Quokka Mornings").await.status(), StatusCode::OK);
+    assert!(results(&app, "zyzz").await.is_empty(), "the old title is gone from the index");
+    assert_eq!(results(&app, "quokka morn").await, ["zyzzyva-nights-2001"]);
+    assert_eq!(app.remove("zyzzyva-nights-2001").await.status(), StatusCode::NO_CONTENT);
+    assert!(results(&app, "quokka").await.is_empty(), "a deleted film is not found");
+    // an import that renames a film
+    let mut movies = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
+    let renamed = movies[11].slug.clone();
+    movies[11].title = "Wombat Evenings".into();
+    assert_eq!(app.database().import(movies).await.unwrap().updated, 1);
+    assert_eq!(results(&app, "wombat").await, [renamed]);
+});
+
+// Whatever is typed, a clean answer: what is not a letter or digit separates words, and the
+// index never sees its own syntax.
+both!(hostile_queries_get_a_clean_answer, |backend| async move {
+    let app = spawn_app(backend).await;
+    for q in [
+        "%22",
+        "*",
+        "NEAR",
+        "-",
+        "%00",
+        "NEAR(a%20b)",
+        "a%20OR",
+        "%27",
+        "%5C",
+        ":*",
+        "%26",
+        "|",
+        "!",
+        "(",
+        ")",
+        "%22godf%22*",
+        "godf*",
+        "-godf",
+        "title:godf",
+        "^godf",
+        "godf%00father",
+        "%E2%80%AE",
+        "%F0%9F%8E%AC",
+        "%20%20%20",
+        "a%20b%20c%20d%20e%20f%20g%20h%20i%20j%20k",
+    ] {
+        let r = app.get(&format!("/search?q={q}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "q={q}");
+        let fragment = app.get_fragment(&format!("/search?q={q}")).await;
+        assert_eq!(fragment.0, StatusCode::OK, "q={q} (htmx)");
+    }
+    // the syntax is only a separator: the query means its words
+    assert_eq!(results(&app, "\"godf\"*").await, results(&app, "godf").await);
+    assert_eq!(results(&app, "godf\0father").await, expected("godf father"));
+    let long = "a".repeat(5000);
+    let (status, html) = app.get_text(&format!("/search?q={long}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("q must be at most 200 characters"));
+});
+
+// The search field's htmx request gets the results alone and the address to show; the scroll's
+// request gets the next cards.
+both!(the_search_field_swaps_the_results_in, |backend| async move {
+    let app = spawn_app(backend).await;
+    let (_, home) = app.get_text("/").await;
+    assert!(home.contains(r#"<form class="site-search" action="/search" method="get" role="search">"#));
+    let ask = |current: &'static str| {
+        app.client
+            .get(app.url("/search?q=Star"))
+            .header("HX-Request", "true")
+            .header("HX-Target", "main")
+            .header("HX-Current-URL", current)
+            .send()
+    };
+    let from_home = ask("http://example.test/").await.unwrap();
+    assert_eq!(from_home.headers()["hx-push-url"], "/search?q=Star");
+    let refined = ask("http://example.test/search?q=St").await.unwrap();
+    assert_eq!(refined.headers()["hx-replace-url"], "/search?q=Star", "typing on refines the same history entry");
+    let html = refined.text().await.unwrap();
+    assert!(!html.contains("<header") && html.contains("<h1>Films matching “Star”</h1>"));
+    let part = Listing::parse(StatusCode::OK, html);
+    let want = expected("Star");
+    assert_eq!(part.slugs, want[..24]);
+    assert_eq!(part.next.as_deref(), Some("/search?q=Star&page=2"));
+    let (_, fragment) = app.get_fragment("/search?q=Star&page=2").await;
+    assert_eq!(Listing::parse(StatusCode::OK, fragment).slugs, want[24..want.len().min(48)]);
+    // the whole page shows what was typed in the field
+    let (_, page) = app.get_text("/search?q=%3Cb%3EStar").await;
+    assert!(page.contains(r#"value="&#60;b&#62;Star""#), "escaped, in the field");
+});
