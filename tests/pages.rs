@@ -272,3 +272,41 @@ async fn a_hostile_title_is_shown_as_text() {
     // the <title>, <h1> and both meta descriptions
     assert!(detail.matches("&#60;script&#62;alert(1)").count() >= 4, "{detail}");
 }
+
+// The detail page draws the budget against the grosses (bars scaled to the largest), the amounts
+// in text beside them; a film without a budget has no chart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_page_draws_budget_and_gross() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let movies = marquee::dataset::parse(marquee::dataset::MOVIES_JSON).unwrap().movies;
+    let with = movies
+        .iter()
+        .find(|m| m.production_budget.is_some() && m.us_gross.is_some() && m.worldwide_gross.is_some_and(|w| w > 0))
+        .unwrap();
+    let (status, html) = app.get_text(&format!("/movies/{}", with.slug)).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc = scraper::Html::parse_document(&html);
+    let css = |s: &str| scraper::Selector::parse(s).unwrap();
+    let widths: Vec<f64> =
+        doc.select(&css("svg.money-chart rect")).map(|r| r.value().attr("width").unwrap().parse().unwrap()).collect();
+    let amounts = [with.production_budget.unwrap(), with.us_gross.unwrap(), with.worldwide_gross.unwrap()];
+    let max = *amounts.iter().max().unwrap() as f64;
+    assert_eq!(widths.len(), 3, "budget, US gross, worldwide gross");
+    for (w, a) in widths.iter().zip(amounts) {
+        assert!((w - (a as f64 / max * 300.0).max(1.0)).abs() <= 1.0, "bar {w} for {a} of {max}");
+    }
+    let figures: Vec<String> = doc.select(&css(".money-figures li")).map(|li| li.text().collect()).collect();
+    let money = marquee::movies::format::money;
+    assert_eq!(
+        figures,
+        [
+            format!("Budget: {}", money(amounts[0])),
+            format!("US gross: {}", money(amounts[1])),
+            format!("Worldwide gross: {}", money(amounts[2])),
+        ]
+    );
+    assert_eq!(doc.select(&css("svg.money-chart")).next().unwrap().value().attr("aria-hidden"), Some("true"));
+    let without = movies.iter().find(|m| m.production_budget.is_none()).unwrap();
+    let (_, html) = app.get_text(&format!("/movies/{}", without.slug)).await;
+    assert!(!html.contains("money-chart") && !html.contains("Budget and gross"), "{}", without.slug);
+}
