@@ -90,6 +90,18 @@
     status("Couldn't load more films.");
   }
 
+  // "Back" on a film's page: when the reader came from the very page it names, go back in the
+  // history instead, so that they land where they were (the cards loaded, the scroll kept).
+  document.addEventListener('click', function (evt) {
+    var link = evt.target.closest ? evt.target.closest('a[data-back]') : null;
+    if (!link || !document.referrer || history.length < 2) return;
+    var from;
+    try { from = new URL(document.referrer); } catch (e) { return; }
+    if (from.origin !== location.origin || from.pathname + from.search !== link.getAttribute('href')) return;
+    evt.preventDefault();
+    history.back();
+  });
+
   ['htmx:responseError', 'htmx:sendError', 'htmx:timeout', 'htmx:swapError', 'htmx:onLoadError'].forEach(function (name) {
     document.addEventListener(name, onError);
   });

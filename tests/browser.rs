@@ -367,6 +367,20 @@ async fn a_control_changes_the_list_and_the_scroll_goes_on_in_it() {
     browser.goto(&app.url("/movies?genre=drama&sort=votes")).await;
     let chosen = "return [...document.querySelectorAll('form.filters select')].map(s => s.value);";
     assert_eq!(browser.js(chosen).await, json!(["drama", "", "", "votes"]));
+    // a film opened from the list, and its "Back to the list" returns to it, at the same card
+    browser.wait_for("htmx", "window.htmx").await;
+    browser
+        .js("document.querySelectorAll('.movie-card')[13].scrollIntoView({block: 'center', behavior: 'instant'});")
+        .await;
+    let before = browser.js("return scrollY;").await;
+    browser.click(".movie-card:nth-child(14) h2 a").await;
+    browser.wait_for("the film", &format!("location.pathname === '/movies/{}'", first[13])).await;
+    assert_eq!(browser.js("return document.querySelector('p.back a').textContent;").await, json!("← Back to the list"));
+    browser.click("p.back a").await;
+    browser
+        .wait_for("the list", "location.search === '?genre=drama&sort=votes' && document.querySelector('.movie-card')")
+        .await;
+    assert_eq!(browser.js("return scrollY;").await, before, "not back at the card");
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 

@@ -310,3 +310,41 @@ async fn the_detail_page_draws_budget_and_gross() {
     let (_, html) = app.get_text(&format!("/movies/{}", without.slug)).await;
     assert!(!html.contains("money-chart") && !html.contains("Budget and gross"), "{}", without.slug);
 }
+
+// "Back" on a film's page leads to the list or search the reader came from (this site's pages
+// only, named canonically), or to every film.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_leads_where_the_reader_came_from() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let back = |referer: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app.client.get(app.url("/movies/the-dark-knight-2008"));
+            if let Some(r) = referer {
+                req = req.header("Referer", r);
+            }
+            let html = req.send().await.unwrap().text().await.unwrap();
+            let doc = scraper::Html::parse_document(&html);
+            let link = doc.select(&scraper::Selector::parse("p.back a").unwrap()).next().unwrap();
+            (link.value().attr("href").unwrap().to_owned(), link.text().collect::<String>())
+        }
+    };
+    let from = |path: &str| Some(format!("http://{host}{path}"));
+    assert_eq!(back(None).await, ("/".into(), "← All films".into()));
+    assert_eq!(back(from("/")).await, ("/".into(), "← All films".into()));
+    assert_eq!(back(from("/movies?page=4")).await, ("/movies?page=4".into(), "← All films".into()));
+    let list = back(from("/movies?sort=votes&genre=drama&page=3#film-x")).await;
+    assert_eq!(list, ("/movies?genre=drama&sort=votes&page=3".into(), "← Back to the list".into()));
+    let search = back(from("/search?q=dark%20kn")).await;
+    assert_eq!(search, ("/search?q=dark+kn".into(), "← Back to the results".into()));
+    // another site, a page that is not a list, a list that is not valid: every film
+    for other in [
+        Some("http://elsewhere.test/movies?genre=drama".to_owned()),
+        from("/movies/heat-1995"),
+        from("/movies?genre=nope"),
+        Some("not a url".to_owned()),
+    ] {
+        assert_eq!(back(other.clone()).await, ("/".into(), "← All films".into()), "{other:?}");
+    }
+}

@@ -112,13 +112,46 @@ pub async fn search(
 /// not axum's plain-text rejection.
 pub async fn movie(
     State(state): State<AppState>,
+    headers: HeaderMap,
     slug: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
     let not_found = || AppError::NotFound("There is no film at this address.".into());
     let Ok(Path(slug)) = slug else { return Err(not_found().into()) };
     let slug = Slug::parse(&slug).map_err(|_| not_found())?;
     let movie = state.service.movie(&slug).await?.ok_or_else(not_found)?;
-    Ok(DetailPage::new(&movie).into_response())
+    let mut page = DetailPage::new(&movie);
+    if let Some((href, label)) = came_from(&headers) {
+        (page.back_href, page.back_label) = (href, label);
+    }
+    Ok(page.into_response())
+}
+
+/// The list or search a reader opened a film from, as the `Referer` says (this site's own pages
+/// only): its canonical URL, and what the way back is called. `None` for anything else, which
+/// leads back to every film.
+fn came_from(headers: &HeaderMap) -> Option<(String, &'static str)> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let rest = referer.strip_prefix("http://").or_else(|| referer.strip_prefix("https://"))?;
+    let (authority, target) = rest.split_at(rest.find('/')?);
+    if authority != host {
+        return None;
+    }
+    let target = target.split('#').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
+    match path {
+        "/" => Some(("/".to_owned(), "← All films")),
+        "/movies" => {
+            let asked = ListingQuery::parse(query).ok()?;
+            let label = if asked.list.is_default() { "← All films" } else { "← Back to the list" };
+            Some((asked.list.href(asked.page.get()), label))
+        }
+        "/search" => {
+            let asked = SearchParams::parse(query).ok()?;
+            Some((asked.query.href(asked.page.get()), "← Back to the results"))
+        }
+        _ => None,
+    }
 }
 
 /// Anything else: a page, or JSON under `/api/` (API clients read JSON errors).

@@ -264,6 +264,9 @@ pub struct DetailPage {
     pub description: String,
     /// The budget beside the grosses; `None` when the film has no budget.
     pub money: Option<MoneyChart>,
+    /// Where "back" leads: the list or search the reader came from, or every film.
+    pub back_href: String,
+    pub back_label: &'static str,
 }
 
 /// One bar of the money chart.
@@ -355,6 +358,8 @@ impl DetailPage {
         description.push('.');
         Self {
             money: MoneyChart::new(m),
+            back_href: "/".to_owned(),
+            back_label: "← All films",
             title: m.title.clone(),
             year: m.release_date.year(),
             release_date: m.release_date.to_string(),
