@@ -61,7 +61,11 @@ impl ConnectionLike for Connection {
 }
 
 pub struct Client {
-    conn: Option<Connection>,
+    conn: Option<std::sync::RwLock<Connection>>,
+    /// What builds a cluster connection again (see `renew`).
+    cluster: Option<(ClusterClient, ClusterConfig)>,
+    /// When the cluster connection was last built again (ms since `started`).
+    renewed: AtomicU64,
     timeout: Duration,
     stats: Arc<Stats>,
     started: Instant,
@@ -76,6 +80,7 @@ impl Client {
         // The connection's own limits sit above the per-call timeout, which is what visitors feel:
         // a reconnect may take a little longer than one call without failing the calls after it.
         let floor = config.timeout.max(Duration::from_millis(200));
+        let mut cluster = None;
         let conn = match &config.redis {
             None => None,
             Some(RedisTarget::Single(url)) => {
@@ -97,11 +102,15 @@ impl Client {
                     .build()?;
                 // Connects in the background: the cluster may come up after the site does.
                 let cfg = ClusterConfig::new().set_connection_timeout(floor).set_response_timeout(floor);
-                Some(Connection::Cluster(client.get_pending_async_connection_with_config(cfg)))
+                let conn = Connection::Cluster(client.get_pending_async_connection_with_config(cfg.clone()));
+                cluster = Some((client, cfg));
+                Some(conn)
             }
         };
         Ok(Self {
-            conn,
+            conn: conn.map(std::sync::RwLock::new),
+            cluster,
+            renewed: AtomicU64::new(0),
             timeout: config.timeout,
             stats,
             started: Instant::now(),
@@ -116,7 +125,32 @@ impl Client {
     }
 
     pub fn is_cluster(&self) -> bool {
-        self.conn.as_ref().is_some_and(Connection::is_cluster)
+        self.cluster.is_some()
+    }
+
+    fn connection(&self) -> Option<Connection> {
+        self.conn.as_ref().map(|c| c.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+
+    /// A cluster node that was down answers again, but the cluster connection may go on failing
+    /// for its slots: it redirects a MOVED reply at once, before its own slot refresh, and gives up
+    /// when the node's connection is not back; its reconnection to a node killed under load can
+    /// hang, every call to that node's slots timing out. A new connection reads the slots afresh
+    /// and connects to every node: built on such failures, at most once every `RENEW_EVERY`.
+    fn renew(&self) {
+        const RENEW_EVERY: u64 = 2_000;
+        let Some((client, cfg)) = &self.cluster else { return };
+        let (now, last) = (self.now_ms(), self.renewed.load(Relaxed));
+        if (last != 0 && now < last + RENEW_EVERY)
+            || self.renewed.compare_exchange(last, now.max(1), Relaxed, Relaxed).is_err()
+        {
+            return;
+        }
+        if let Some(conn) = &self.conn {
+            let fresh = Connection::Cluster(client.get_pending_async_connection_with_config(cfg.clone()));
+            *conn.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            tracing::info!("redis cluster: calls failing; connecting afresh");
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -128,7 +162,7 @@ impl Client {
     where
         F: Future<Output = Result<T, RedisError>>,
     {
-        let Some(conn) = self.conn.clone() else {
+        let Some(conn) = self.connection() else {
             return Err(CacheError::Off);
         };
         let probe = match self.breaker.admit(self.now_ms()) {
@@ -156,6 +190,7 @@ impl Client {
     }
 
     fn failed(&self, error: &CacheError, probe: bool) {
+        self.renew();
         let now = self.now_ms();
         let opened = self.breaker.record(now, false, probe);
         self.stats.redis_error();
