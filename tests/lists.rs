@@ -137,13 +137,24 @@ both!(the_controls_swap_the_list_and_name_its_url, |backend| async move {
     let want = expected(|m| m.mpaa_rating.as_deref() == Some("R"), |m| m.imdb_votes.map(|v| v as f64));
     assert_eq!(part.slugs, want[..24]);
     assert_eq!(part.next.as_deref(), Some("/movies?rating=r&sort=votes&page=2"));
-    // the infinite scroll's fragment of the same list, and the whole page for a reload
+    // the infinite scroll's fragment of the same list: the address follows the page reached
+    let scrolled = app
+        .client
+        .get(app.url("/movies?sort=votes&rating=r&page=2"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrolled.headers()["hx-replace-url"], "/movies?rating=r&sort=votes&page=2");
+    // and the whole page for a reload there, with the way up
     let (_, fragment) = app.get_fragment("/movies?rating=r&sort=votes&page=2").await;
     assert!(!fragment.contains("<h1>"));
     assert_eq!(Listing::parse(StatusCode::OK, fragment).slugs, want[24..48]);
     let (_, whole) = app.get_text("/movies?rating=r&sort=votes&page=2").await;
     assert!(whole.contains("<h1>Films rated R, most voted first</h1>") && whole.contains("<form"));
     assert!(whole.contains(r#"<a href="/movies?rating=r&#38;sort=votes">Back to the top of the list</a>"#));
+    let (_, third) = app.get_text("/movies?rating=r&sort=votes&page=3").await;
+    assert!(third.contains(r#"<a href="/movies?rating=r&#38;sort=votes&#38;page=2" rel="prev">Page 2</a>"#), "{third}");
 });
 
 // The JSON API reads the same lists: slugs, films, the next page.

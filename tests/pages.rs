@@ -210,7 +210,7 @@ async fn detail_page_shows_every_known_field_for_people() {
     assert!(page.contains("<h1>The Land Girls</h1>"));
     assert!(page.contains("<title>The Land Girls (1998) — marquee</title>"));
     assert!(page.contains(r#"<meta name="description" content="The Land Girls (1998)"#));
-    assert!(page.contains(r#"<a href="/">"#), "no way back to the listing");
+    assert!(page.contains(r#"<a href="/" data-back>← All films</a>"#), "no way back to the listing");
     for (label, value) in [
         ("Released", "12 June 1998"),
         ("Rated", "R"),

@@ -54,20 +54,40 @@ async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: Vie
         return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
     };
     let feed = Feed::new(listing, view == View::Feed);
-    let mut response = match view {
-        View::Page => ListingPage { feed, controls: Controls::new(list) }.into_response(),
-        View::Section => {
-            let mut response = ListingSection { feed }.into_response();
-            // the address bar shows the list's own URL, not the form's (which names empty filters)
-            if let Ok(url) = HeaderValue::from_str(&list.href(page.get())) {
-                response.headers_mut().insert("hx-push-url", url);
-            }
-            response
-        }
-        View::Feed => FeedFragment { feed }.into_response(),
+    // the list's own URL, not the form's (which names empty filters)
+    let url = list.href(page.get());
+    Ok(answer(
+        view,
+        feed,
+        &url,
+        "hx-push-url",
+        |feed| ListingPage { feed, controls: Controls::new(list) }.into_response(),
+        |feed| ListingSection { feed }.into_response(),
+    ))
+}
+
+/// The answer to a request for a feed (a list or a search) at `url`, its canonical address: the
+/// whole page, the section (with `section_history` naming `url` for htmx to show), or the next
+/// cards, which replace the address too, so that a reload or a shared link opens at the page the
+/// reader reached.
+fn answer(
+    view: View,
+    feed: Feed,
+    url: &str,
+    section_history: &'static str,
+    page: impl FnOnce(Feed) -> Response,
+    section: impl FnOnce(Feed) -> Response,
+) -> Response {
+    let (mut response, history) = match view {
+        View::Page => (page(feed), None),
+        View::Section => (section(feed), Some(section_history)),
+        View::Feed => (FeedFragment { feed }.into_response(), Some("hx-replace-url")),
     };
+    if let (Some(name), Ok(value)) = (history, HeaderValue::from_str(url)) {
+        response.headers_mut().insert(name, value);
+    }
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
-    Ok(response)
+    response
 }
 
 /// `/search?q=…&page=N`: the results as a page, for the search field's htmx the results alone, for
@@ -82,30 +102,23 @@ pub async fn search(
         return Err(AppError::NotFound(format!("There is no page {page}: the results end before it.")).into());
     };
     let view = view(&headers);
-    let href = query.href(page.get());
+    let url = query.href(page.get());
     let feed = Feed::found(found, view == View::Feed);
-    let mut response = match view {
-        View::Page => SearchPage { feed, query: query.text }.into_response(),
-        View::Section => {
-            let mut response = SearchSection { feed, query: query.text }.into_response();
-            // typing on the search page refines the entry in the history; from another page, it
-            // is a new one (Back returns there)
-            let on_search = headers.get("hx-current-url").and_then(|v| v.to_str().ok()).is_some_and(|u| {
-                u.split_once("://")
-                    .map_or(u, |(_, rest)| rest)
-                    .split_once('/')
-                    .is_some_and(|(_, p)| p.starts_with("search"))
-            });
-            let name = if on_search { "hx-replace-url" } else { "hx-push-url" };
-            if let Ok(url) = HeaderValue::from_str(&href) {
-                response.headers_mut().insert(name, url);
-            }
-            response
-        }
-        View::Feed => FeedFragment { feed }.into_response(),
-    };
-    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
-    Ok(response)
+    // typing on the search page refines the entry in the history; from another page, it is a new
+    // one (Back returns there)
+    let on_search = headers.get("hx-current-url").and_then(|v| v.to_str().ok()).is_some_and(|u| {
+        u.split_once("://").map_or(u, |(_, rest)| rest).split_once('/').is_some_and(|(_, p)| p.starts_with("search"))
+    });
+    let history = if on_search { "hx-replace-url" } else { "hx-push-url" };
+    let text = query.text;
+    Ok(answer(
+        view,
+        feed,
+        &url,
+        history,
+        |feed| SearchPage { feed, query: text.clone() }.into_response(),
+        |feed| SearchSection { feed, query: text.clone() }.into_response(),
+    ))
 }
 
 /// `/movies/{slug}`. A segment that is not even UTF-8 (`%ff`) is no film either: the 404 page,

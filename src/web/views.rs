@@ -83,6 +83,8 @@ pub struct Feed {
     pub next_href: Option<String>,
     /// The first page's URL.
     pub first_href: String,
+    /// The page before this one, absent on the first.
+    pub prev_href: Option<String>,
     pub total: i64,
     /// The total for people: "3,200".
     pub total_text: String,
@@ -113,6 +115,7 @@ impl Feed {
             page: listing.page.get(),
             next_href: listing.page.next().filter(|_| listing.has_next).map(|n| list.href(n.get())),
             first_href: list.href(1),
+            prev_href: (listing.page.get() > 1).then(|| list.href(listing.page.get() - 1)),
             total: listing.total,
             total_text,
             heading: list.heading(),
@@ -137,6 +140,7 @@ impl Feed {
             page: found.page.get(),
             next_href: found.page.next().filter(|_| found.has_next).map(|n| found.query.href(n.get())),
             first_href: found.query.href(1),
+            prev_href: (found.page.get() > 1).then(|| found.query.href(found.page.get() - 1)),
             total: found.total,
             total_text,
             heading: if found.query.is_empty() {
