@@ -452,6 +452,45 @@ async fn a_keyboard_user_searches_opens_a_result_and_goes_on() {
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 
+/// axe-core 4.14.1 (npm package `axe-core`, MPL-2.0), vendored for the tests only: the site never
+/// serves it.
+const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
+
+// The accessibility checker people use, on every kind of page: no serious or critical violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_nothing_serious_on_any_kind_of_page() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let run = "const done = arguments[arguments.length - 1];
+        axe.run(document).then(r => done(r.violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.html)}))),
+          e => done([{id: 'axe failed', help: String(e)}]));";
+    for (name, width, height, phone) in [("desktop", 1280, 900, false), ("phone", 390, 844, true)] {
+        browser.viewport(width, height, phone).await;
+        for path in [
+            "/",
+            "/movies?genre=comedy&decade=1990&sort=rating",
+            "/search?q=man",
+            "/movies/jurassic-park-1993",
+            "/movies?page=0",
+        ] {
+            browser.goto(&app.url(path)).await;
+            browser.wait_for("htmx", "window.htmx").await;
+            browser.js(AXE).await;
+            let found = browser.client.execute_async(run, Vec::new()).await.expect("axe runs");
+            assert_eq!(found, json!([]), "{name} {path}: serious or critical violations");
+        }
+    }
+    // and the checker does see one: an image without a text alternative is critical
+    browser
+        .js("document.getElementById('main').insertAdjacentHTML('beforeend', '<img src=\"/static/favicon.svg\">');")
+        .await;
+    let found = browser.client.execute_async(run, Vec::new()).await.expect("axe runs");
+    assert_eq!(found[0]["id"], "image-alt", "{found}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_page_ends_the_feed() {
     let _one = ONE_AT_A_TIME.lock().await;

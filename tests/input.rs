@@ -495,7 +495,16 @@ async fn bad_input_is_refused_and_changes_nothing() {
             || rest
                 .strip_prefix("movies:page:")
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| (1..=1_000_000).contains(&n)))
-            || rest.strip_prefix("movie:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok());
+            || rest.strip_prefix("movie:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
+            || rest == "movies:lists"
+            || rest.strip_prefix("movies:list:").and_then(|r| r.rsplit_once(":page:")).is_some_and(|(list, n)| {
+                // a list's key names its parameters as the list itself names them, nothing else
+                let mut parsed = marquee::movies::MovieList::default();
+                let canonical =
+                    list.split('&').all(|pair| pair.split_once('=').is_some_and(|(k, v)| parsed.set(k, v).is_ok()))
+                        && parsed.key() == list;
+                canonical && n.parse::<u32>().is_ok_and(|n| (1..=1_000_000).contains(&n))
+            });
         assert!(ok, "an unexpected key in the cache: {key:?}");
     }
 }
