@@ -69,7 +69,7 @@ MONITOR connection counting the commands on keys under the server's prefix, at t
 compare-and-set scripts (INFO commandstats would also count the other users of this shared Redis).
 - Redis timeouts: calls that took over REDIS_TIMEOUT_MS (50 ms) on the server's single multiplexed connection; each \
 one is served from the database; the breaker leaves Redis alone for 500 ms only once 20 calls within 2 s have \
-failed and they were half of that window's calls (the old rule, any one failure, is measured beside it in the \
+failed and they were half of that window's calls, or 20 failed in a row (the old rule, any one failure, is measured beside it in the \
 breaker part). They appear beside the runs they happened in.
 - Breaker: warm listings (pages 1–40) offered at twice the rate wrk measured at saturation, by the bench's own \
 open-loop client (256 connections; a request falls due on the clock, and a free connection sends the next one \

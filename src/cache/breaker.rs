@@ -25,7 +25,7 @@ pub enum Admit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { window_start: u64, calls: u32, failures: u32 },
+    Closed { window_start: u64, calls: u32, failures: u32, streak: u32 },
     Open { until: u64 },
     HalfOpen { probe_since: u64 },
 }
@@ -43,7 +43,7 @@ fn millis(d: Duration) -> u64 {
 
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
-        Self { config, state: Mutex::new(State::Closed { window_start: 0, calls: 0, failures: 0 }) }
+        Self { config, state: Mutex::new(State::Closed { window_start: 0, calls: 0, failures: 0, streak: 0 }) }
     }
 
     pub fn admit(&self, now: u64) -> Admit {
@@ -67,23 +67,25 @@ impl Breaker {
         let open = State::Open { until: now.saturating_add(millis(self.config.open_for)) };
         match *state {
             State::HalfOpen { .. } if probe => {
-                *state = if ok { State::Closed { window_start: now, calls: 0, failures: 0 } } else { open };
+                *state = if ok { State::Closed { window_start: now, calls: 0, failures: 0, streak: 0 } } else { open };
                 !ok
             }
-            State::Closed { window_start, calls, failures } => {
+            State::Closed { window_start, calls, failures, streak } => {
                 let fresh = now.saturating_sub(window_start) >= millis(self.config.window);
                 let (start, calls, failures) = if fresh { (now, 0, 0) } else { (window_start, calls, failures) };
                 let (calls, failures) = (calls.saturating_add(1), failures.saturating_add(u32::from(!ok)));
+                let streak = if ok { 0 } else { streak.saturating_add(1) };
                 let rate_reached = u64::from(failures) * 100 >= u64::from(self.config.failure_pct) * u64::from(calls);
-                if !ok && failures >= self.config.min_failures && rate_reached {
+                // a sustained rate, or as many failures in a row: an outage right after a busy
+                // moment is not outvoted by the successes before it in the same window
+                if !ok && failures >= self.config.min_failures && (rate_reached || streak >= self.config.min_failures) {
                     *state = open;
                     true
                 } else {
-                    *state = State::Closed { window_start: start, calls, failures };
+                    *state = State::Closed { window_start: start, calls, failures, streak };
                     false
                 }
             }
-            // a call admitted before the breaker opened, ending late: the state has moved on
             State::Open { .. } | State::HalfOpen { .. } => false,
         }
     }
@@ -145,6 +147,19 @@ mod tests {
         // a new window starts counting again
         assert!(!b.record(2_100, false, false));
         assert_eq!(b.admit(2_101), Admit::Call);
+    }
+
+    #[test]
+    fn failures_in_a_row_open_it_even_after_many_successes() {
+        let b = breaker();
+        for t in 0..500 {
+            assert!(!b.record(t, true, false));
+        }
+        for t in 500..519 {
+            assert!(!b.record(t, false, false), "{t}");
+        }
+        assert!(b.record(519, false, false), "the twentieth failure in a row opens it");
+        assert_eq!(b.admit(520), Admit::Skip);
     }
 
     #[test]
