@@ -496,6 +496,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
                 .strip_prefix("movies:page:")
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| (1..=1_000_000).contains(&n)))
             || rest.strip_prefix("movie:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
+            || rest.strip_prefix("movies:related:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
             || rest == "movies:lists"
             || rest.strip_prefix("movies:list:").and_then(|r| r.rsplit_once(":page:")).is_some_and(|(list, n)| {
                 // a list's key names its parameters as the list itself names them, nothing else

@@ -17,6 +17,7 @@ mod input;
 mod lists;
 mod pages;
 mod redis_server;
+mod related;
 mod repository;
 mod router;
 mod search;

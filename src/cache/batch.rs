@@ -65,7 +65,7 @@ impl WriteBatch {
 
 /// A TTL between 90% and 100% of the setting, so that keys written together do not expire
 /// together. Jitter only shortens: the setting is the longest any entry lives.
-fn jitter(ttl: Duration) -> u64 {
+pub(super) fn jitter(ttl: Duration) -> u64 {
     let secs = ttl.as_secs().max(1);
     fastrand::u64(secs - secs / 10..=secs)
 }

@@ -166,6 +166,25 @@ struct StoredPage<'a> {
     n: Option<i64>,
 }
 
+/// A film's related films as written (`movies:related:{slug}`): the lists version they were read
+/// at (`"v"`: older than the stamp's, they are stale), more by the director, more of the genre
+/// from the decade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedRelated {
+    pub v: i64,
+    pub d: Vec<String>,
+    pub g: Vec<String>,
+}
+
+pub fn encode_related(related: &CachedRelated) -> String {
+    serde_json::to_string(related).unwrap_or_default()
+}
+
+/// `None` for a missing or unreadable value (unreadable: read again and overwritten).
+pub fn decode_related(bytes: Option<&[u8]>) -> Option<CachedRelated> {
+    serde_json::from_slice(bytes?).ok()
+}
+
 /// A page as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CachedPage {

@@ -30,6 +30,11 @@ impl Keys {
         if list.is_default() { self.pages() } else { self.lists() }
     }
 
+    /// `movies:related:{slug}`: the slugs of the films shown next to a film on its page.
+    pub fn related(&self, slug: &str) -> String {
+        format!("{}movies:related:{slug}", self.prefix)
+    }
+
     /// `movies:lists`: the set of the other lists' page keys written, swept when a list changes.
     pub fn lists(&self) -> String {
         format!("{}movies:lists", self.prefix)

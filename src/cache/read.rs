@@ -4,7 +4,7 @@
 use redis::Cmd;
 
 use super::client::{Connection, is_wrong_type};
-use super::entry::CachedPage;
+use super::entry::{CachedPage, CachedRelated};
 use super::{Cache, CacheError, MovieEntry, entry};
 use crate::db::Stamp;
 use crate::movies::MovieList;
@@ -46,6 +46,36 @@ impl Cache {
         let movies: Vec<MovieEntry> = raw.map(|r| entry::decode_movie(r.as_deref())).collect();
         self.tally(&movies);
         Ok((stamp, movies))
+    }
+
+    /// A film's page in one MGET: the stamp, the film, and its related films' slugs.
+    pub async fn detail(&self, slug: &str) -> Result<(Option<Stamp>, MovieEntry, Option<CachedRelated>), CacheError> {
+        let keys = &self.inner.keys;
+        let names = [keys.meta(), keys.movie(slug), keys.related(slug)];
+        let mget =
+            |mut c: Connection| async move { Cmd::mget(&names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await };
+        let mut raw = self.inner.client.call(1, mget).await?.into_iter();
+        let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
+        let movie = entry::decode_movie(raw.next().flatten().as_deref());
+        let related = entry::decode_related(raw.next().flatten().as_deref());
+        self.tally(std::slice::from_ref(&movie));
+        let kind = KeyKind::Page;
+        if related.is_some() {
+            self.inner.stats.hits(kind, 1)
+        } else {
+            self.inner.stats.misses(kind, 1)
+        }
+        Ok((stamp, movie, related))
+    }
+
+    /// Stores a film's related films, with the page TTL. A plain SET: a copy read before a newer
+    /// write carries an older version, which readers take for a miss.
+    pub async fn put_related(&self, slug: &str, related: &CachedRelated) -> Result<(), CacheError> {
+        let key = self.inner.keys.related(slug);
+        let value = entry::encode_related(related);
+        let ttl = super::batch::jitter(self.inner.config.page_ttl);
+        let set = |mut c: Connection| async move { Cmd::set_ex(key, value, ttl).query_async::<()>(&mut c).await };
+        self.inner.client.call(1, set).await
     }
 
     /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).

@@ -154,4 +154,5 @@ fn moves_in_lists(old: &Movie, new: &Movie) -> bool {
         || old.imdb_rating != new.imdb_rating
         || old.imdb_votes != new.imdb_votes
         || old.worldwide_gross != new.worldwide_gross
+        || old.director != new.director
 }

@@ -4,12 +4,14 @@
 mod anchors;
 mod import;
 mod log;
+mod related;
 mod repo;
 mod rows;
 mod search;
 
 pub use import::ImportSummary;
 pub use log::{Backlog, Claim, LogEntry};
+pub use related::RelatedSlugs;
 pub use repo::{LIST_FIELDS, Stamp, Updated};
 
 use std::sync::Arc;

@@ -29,9 +29,10 @@ impl Stamp {
     }
 }
 
-/// The fields whose change may move a film in or out of a list, or within one.
-pub const LIST_FIELDS: [&str; 6] =
-    ["release_date", "genre", "mpaa_rating", "imdb_rating", "imdb_votes", "worldwide_gross"];
+/// The fields whose change may move a film in or out of a list, or within one: the filtered and
+/// sorted lists, and the related films of a detail page (by director; by genre and decade).
+pub const LIST_FIELDS: [&str; 7] =
+    ["release_date", "genre", "mpaa_rating", "imdb_rating", "imdb_votes", "worldwide_gross", "director"];
 
 /// What an update did.
 #[derive(Debug, Clone)]
@@ -42,13 +43,13 @@ pub struct Updated {
     pub stamp: Stamp,
 }
 
-const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, \
+pub(super) const STAMP: &str = "c.version as c_version, c.order_version as c_order_version, \
      c.list_version as c_list_version, c.movie_count as c_movie_count";
 const RETURNING: &str = "returning version as c_version, order_version as c_order_version, \
      list_version as c_list_version, movie_count as c_movie_count";
 const ORDER: &str = "order by release_date desc, slug";
 
-fn stamp(row: &AnyRow) -> Result<Stamp> {
+pub(super) fn stamp(row: &AnyRow) -> Result<Stamp> {
     Ok(Stamp {
         version: row.try_get("c_version")?,
         order_version: row.try_get("c_order_version")?,

@@ -14,7 +14,7 @@ mod relay;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheError, CachedPage, MovieEntry, WriteBatch};
+use crate::cache::{Cache, CacheError, CachedPage, CachedRelated, MovieEntry, WriteBatch};
 use crate::db::{Backlog, Db, DbError, LIST_FIELDS, Stamp, Updated};
 use crate::deferred::Deferred;
 use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, SearchQuery, Slug};
@@ -92,6 +92,19 @@ impl Found {
         self.page.offset(self.size)
     }
 }
+
+/// A film's page: the film, and the films shown next to it.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub movie: Movie,
+    /// More by its director, newest first.
+    pub by_director: Vec<Movie>,
+    /// More of its genre from its decade, most voted first.
+    pub by_genre: Vec<Movie>,
+}
+
+/// How many related films of each kind a film's page shows.
+pub const RELATED: u32 = 6;
 
 /// Which lists a write may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +225,83 @@ impl MovieService {
         };
         let load = |seen: Option<Vec<u8>>| self.load_movies(vec![(slug.to_string(), seen)]);
         self.inner.movies.get(&slug.to_string(), look, load, |rows| rows.movies.first().cloned()).await
+    }
+
+    /// A film and the films next to it. Warm: one MGET (the stamp, the film, its related slugs)
+    /// and one MGET of the related films, no query. Related slugs older than the stamp's lists
+    /// version (a film's director, genre or date changed since) are read again from the database,
+    /// and written back after the response.
+    pub async fn detail(&self, slug: &Slug) -> Result<Option<Detail>> {
+        // a Redis that failed this request's first call is not asked again for it
+        let (reachable, (stamp, entry, related)) = match self.inner.cache.detail(slug.as_str()).await {
+            Ok(found) => (true, found),
+            Err(_) => (false, (None, MovieEntry::Missing, None)),
+        };
+        let seen = match entry {
+            MovieEntry::Movie(m) => Some(*m),
+            MovieEntry::Gone => return Ok(None),
+            // the film's own read: its GET tells a key of another type (which MGET reads as
+            // missing) from a missing one
+            _ if reachable => self.movie(slug).await?,
+            _ => self.read_movies(vec![(slug.to_string(), None)]).await?.into_iter().next(),
+        };
+        let Some(movie) = seen else { return Ok(None) };
+        let current = related.filter(|r| stamp.is_some_and(|s| r.v >= s.list_version));
+        let (director, genre) = match current {
+            Some(r) => (r.d, r.g),
+            None => {
+                let (stamp, read) = self.inner.db.related(&movie, RELATED).await?;
+                if reachable {
+                    let entry =
+                        CachedRelated { v: stamp.list_version, d: read.director.clone(), g: read.genre.clone() };
+                    let (cache, key) = (self.inner.cache.clone(), movie.slug.clone());
+                    self.inner
+                        .deferred
+                        .defer(Box::pin(async move { Outcome::of(&cache.put_related(&key, &entry).await) }));
+                }
+                (read.director, read.genre)
+            }
+        };
+        let wanted: Vec<String> = director.iter().chain(&genre).cloned().collect();
+        let films = if wanted.is_empty() { Vec::new() } else { self.films(&wanted, reachable).await? };
+        let pick =
+            |slugs: &[String]| slugs.iter().filter_map(|s| films.iter().find(|m| &m.slug == s).cloned()).collect();
+        Ok(Some(Detail { by_director: pick(&director), by_genre: pick(&genre), movie }))
+    }
+
+    /// Films by slug: one MGET (none when Redis already failed this request), and what is missing
+    /// from one shared query (written back).
+    async fn films(&self, slugs: &[String], ask_redis: bool) -> Result<Vec<Movie>> {
+        let entries = match ask_redis {
+            true => self.inner.cache.page_movies(slugs).await.map(|(_, entries)| entries).ok(),
+            false => None,
+        };
+        let entries = entries.unwrap_or_else(|| slugs.iter().map(|_| MovieEntry::Missing).collect());
+        let mut found = Vec::with_capacity(slugs.len());
+        let mut wanted = Vec::new();
+        for (slug, entry) in slugs.iter().zip(entries) {
+            match entry {
+                MovieEntry::Movie(m) => found.push(*m),
+                MovieEntry::Gone => {}
+                MovieEntry::Missing => wanted.push((slug.clone(), None)),
+                MovieEntry::Unreadable(seen) => wanted.push((slug.clone(), seen)),
+            }
+        }
+        if !wanted.is_empty() {
+            found.extend(self.read_movies(wanted).await?);
+        }
+        Ok(found)
+    }
+
+    /// Films missing from the cache, from one database read shared with concurrent requests for
+    /// the same slugs, written back after the response.
+    async fn read_movies(&self, wanted: Vec<(String, Option<Vec<u8>>)>) -> Result<Vec<Movie>> {
+        let key = wanted.iter().map(|(slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
+        // without an epoch a read always runs
+        match self.inner.movies.load(&key, None, || self.load_movies(wanted)).await {
+            Some(read) => Ok(read?.movies.clone()),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// A page whose slugs came from the cache: the films from one MGET (with the stamp), what is

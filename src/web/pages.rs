@@ -9,7 +9,9 @@ use super::AppState;
 use super::error::{AppError, PageError};
 use super::query::ListingQuery;
 use super::query::SearchParams;
-use super::views::{Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, SearchPage, SearchSection};
+use super::views::{
+    Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, Related, SearchPage, SearchSection,
+};
 use crate::movies::{MovieList, PageNumber, Slug};
 
 /// What a listing request is answered with. The one place this choice is made.
@@ -131,8 +133,9 @@ pub async fn movie(
     let not_found = || AppError::NotFound("There is no film at this address.".into());
     let Ok(Path(slug)) = slug else { return Err(not_found().into()) };
     let slug = Slug::parse(&slug).map_err(|_| not_found())?;
-    let movie = state.service.movie(&slug).await?.ok_or_else(not_found)?;
-    let mut page = DetailPage::new(&movie);
+    let detail = state.service.detail(&slug).await?.ok_or_else(not_found)?;
+    let mut page = DetailPage::new(&detail.movie);
+    page.related = Related::sections(detail);
     if let Some((href, label)) = came_from(&headers) {
         (page.back_href, page.back_label) = (href, label);
     }

@@ -5,7 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::movies::{FIRST_DECADE, GENRES, LAST_DECADE, Movie, MovieList, RATINGS, Sort, format};
-use crate::service::{Found, Listing};
+use crate::service::{Detail, Found, Listing};
 
 /// Changes whenever app.css or app.js changes: the templates add it to their URLs, so browsers
 /// holding the old files (served as immutable) fetch the new ones.
@@ -268,9 +268,38 @@ pub struct DetailPage {
     pub description: String,
     /// The budget beside the grosses; `None` when the film has no budget.
     pub money: Option<MoneyChart>,
+    /// "More from {director}", "More {genre} from the {decade}s": those with films.
+    pub related: Vec<Related>,
     /// Where "back" leads: the list or search the reader came from, or every film.
     pub back_href: String,
     pub back_label: &'static str,
+}
+
+/// A row of films next to the one shown.
+pub struct Related {
+    pub heading: String,
+    pub cards: Vec<Card>,
+}
+
+impl Related {
+    /// The detail's related films as sections, leaving out those with none.
+    pub fn sections(detail: Detail) -> Vec<Self> {
+        let m = &detail.movie;
+        let mut out = Vec::new();
+        if let Some(director) = m.director.as_deref().filter(|_| !detail.by_director.is_empty()) {
+            out.push(Self {
+                heading: format!("More from {director}"),
+                cards: detail.by_director.into_iter().map(Card::new).collect(),
+            });
+        }
+        if let Some(genre) = m.genre.as_deref().filter(|_| !detail.by_genre.is_empty()) {
+            out.push(Self {
+                heading: format!("More {genre} from the {}s", m.release_date.year() / 10 * 10),
+                cards: detail.by_genre.into_iter().map(Card::new).collect(),
+            });
+        }
+        out
+    }
 }
 
 /// One bar of the money chart.
@@ -362,6 +391,7 @@ impl DetailPage {
         description.push('.');
         Self {
             money: MoneyChart::new(m),
+            related: Vec::new(),
             back_href: "/".to_owned(),
             back_label: "← All films",
             title: m.title.clone(),

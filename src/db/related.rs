@@ -1,0 +1,57 @@
+//! The films next to a film, for its detail page: more by its director (newest first), and more of
+//! its genre from its decade (most voted first). Both in one statement, with the catalog stamp.
+
+use sqlx::Row;
+
+use super::repo::{STAMP, stamp};
+use super::{Db, Result, Stamp};
+use crate::movies::Movie;
+
+/// Slugs of the films related to one film, in the order shown.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RelatedSlugs {
+    pub director: Vec<String>,
+    pub genre: Vec<String>,
+}
+
+impl Db {
+    /// Up to `limit` films of each kind related to `movie` (never the film itself).
+    pub async fn related(&self, movie: &Movie, limit: u32) -> Result<(Stamp, RelatedSlugs)> {
+        let decade = movie.release_date.year() / 10 * 10;
+        let (from, to) = (format!("{decade:04}-01-01"), format!("{:04}-01-01", decade + 10));
+        let sql = format!(
+            "select {STAMP}, r.kind as r_kind, r.slug as r_slug from catalog c left join ( \
+               select cast(0 as bigint) as kind, slug, i from (select slug, \
+                 row_number() over (order by release_date desc, slug) as i \
+                 from movies where director = $1 and slug <> $3) d where i <= $4 \
+               union all \
+               select cast(1 as bigint) as kind, slug, i from (select slug, \
+                 row_number() over (order by imdb_votes desc nulls last, slug) as i from movies \
+                 where genre = $2 and slug <> $3 and release_date >= $5 and release_date < $6) g where i <= $4 \
+             ) r on 1 = 1 where c.id = 1 order by r.kind, r.i"
+        );
+        self.counted();
+        let rows = sqlx::query(&sql)
+            .bind(movie.director.as_deref())
+            .bind(movie.genre.as_deref())
+            .bind(movie.slug.as_str())
+            .bind(i64::from(limit))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        let first = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+        let stamp = stamp(first)?;
+        let mut related = RelatedSlugs::default();
+        for row in &rows {
+            let (kind, slug): (Option<i64>, Option<String>) = (row.try_get("r_kind")?, row.try_get("r_slug")?);
+            match (kind, slug) {
+                (Some(0), Some(slug)) => related.director.push(slug),
+                (Some(1), Some(slug)) => related.genre.push(slug),
+                _ => {}
+            }
+        }
+        self.after_read().await;
+        Ok((stamp, related))
+    }
+}
