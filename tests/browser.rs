@@ -230,6 +230,21 @@ impl Browser {
         serde_json::from_value(slugs).expect("slugs")
     }
 
+    /// Waits until no feed request is under way.
+    async fn settle_feed(&self) {
+        self.wait_for("the feed to settle", "document.getElementById('feed').getAttribute('aria-busy') === 'false'")
+            .await;
+    }
+
+    /// Scrolls to the bottom once per count, each time waiting for the feed to hold that many cards.
+    async fn scroll_on_to(&self, counts: &[u32]) {
+        for n in counts {
+            self.settle_feed().await;
+            self.scroll_to("document.documentElement.scrollHeight").await;
+            self.wait_for("the next page", &format!("document.querySelectorAll('.movie-card').length === {n}")).await;
+        }
+    }
+
     /// Scrolls at once (no smooth scrolling) to `y`, an expression.
     async fn scroll_to(&self, y: &str) {
         self.js(&format!("window.scrollTo({{top: {y}, behavior: 'instant'}});")).await;
@@ -270,15 +285,7 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
     // loads before the end: with half a screen of cards still below the viewport
     browser.scroll_to("document.getElementById('more').offsetTop - 1.5 * innerHeight").await;
     browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
-    for expected in [72, 96] {
-        browser
-            .wait_for("the feed to settle", "document.getElementById('feed').getAttribute('aria-busy') === 'false'")
-            .await;
-        browser.scroll_to("document.documentElement.scrollHeight").await;
-        browser
-            .wait_for("the next page", &format!("document.querySelectorAll('.movie-card').length === {expected}"))
-            .await;
-    }
+    browser.scroll_on_to(&[72, 96]).await;
     assert_eq!(browser.js("return seen;").await, json!({"busy": true, "indicator": true}), "no sign of loading");
     assert_eq!(browser.slugs().await, slugs_over_http(&app, 4).await, "the feed differs from pages 1–4");
 
@@ -300,18 +307,8 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
 
     // on to page 10, then open a film of it, ten pages deep, and come back
     browser.wait_until_still().await;
-    for expected in [168, 192, 216, 240] {
-        browser
-            .wait_for("the feed to settle", "document.getElementById('feed').getAttribute('aria-busy') === 'false'")
-            .await;
-        browser.scroll_to("document.documentElement.scrollHeight").await;
-        browser
-            .wait_for("the next page", &format!("document.querySelectorAll('.movie-card').length === {expected}"))
-            .await;
-    }
-    browser
-        .wait_for("the feed to settle", "document.getElementById('feed').getAttribute('aria-busy') === 'false'")
-        .await;
+    browser.scroll_on_to(&[168, 192, 216, 240]).await;
+    browser.settle_feed().await;
     browser
         .js("document.querySelectorAll('.movie-card')[229].scrollIntoView({block: 'center', behavior: 'instant'});")
         .await;
@@ -389,9 +386,7 @@ async fn a_control_changes_the_list_and_the_scroll_goes_on_in_it() {
         .await;
     // (the list's page 2 may load meanwhile: the address then names it)
     tokio::time::sleep(Duration::from_millis(500)).await;
-    browser
-        .wait_for("the feed to settle", "document.getElementById('feed').getAttribute('aria-busy') === 'false'")
-        .await;
+    browser.settle_feed().await;
     let before = browser.js("return scrollY;").await;
     let left = browser.js("return location.href;").await;
     assert!(left.as_str().unwrap().contains("/movies?genre=drama&sort=votes"), "{left}");

@@ -19,7 +19,7 @@ use crate::db::{Backlog, Db, DbError, LIST_FIELDS, Stamp, Updated};
 use crate::deferred::Deferred;
 use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, SearchQuery, Slug};
 use crate::stats::{Outcome, Stats};
-use read_through::{Loaded, Lookup, ReadThrough};
+use read_through::{Loaded, Lookup, Read, ReadThrough};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
@@ -243,7 +243,7 @@ impl MovieService {
             // the film's own read: its GET tells a key of another type (which MGET reads as
             // missing) from a missing one
             _ if reachable => self.movie(slug).await?,
-            _ => self.read_movies(vec![(slug.to_string(), None)]).await?.into_iter().next(),
+            _ => self.read_movies(vec![(slug.to_string(), None)]).await?.and_then(|read| read.movies.first().cloned()),
         };
         let Some(movie) = seen else { return Ok(None) };
         let current = related.filter(|r| stamp.is_some_and(|s| r.v >= s.list_version));
@@ -287,21 +287,21 @@ impl MovieService {
                 MovieEntry::Unreadable(seen) => wanted.push((slug.clone(), seen)),
             }
         }
-        if !wanted.is_empty() {
-            found.extend(self.read_movies(wanted).await?);
+        if !wanted.is_empty()
+            && let Some(read) = self.read_movies(wanted).await?
+        {
+            found.extend(read.movies.iter().cloned());
         }
         Ok(found)
     }
 
-    /// Films missing from the cache, from one database read shared with concurrent requests for
-    /// the same slugs, written back after the response.
-    async fn read_movies(&self, wanted: Vec<(String, Option<Vec<u8>>)>) -> Result<Vec<Movie>> {
+    /// Films missing from the cache (each with the unreadable bytes its entry held, if any), from
+    /// one database read shared with concurrent requests for the same slugs, written back after
+    /// the response.
+    async fn read_movies(&self, wanted: Vec<(String, Option<Vec<u8>>)>) -> Result<Option<Arc<Read<Rows>>>> {
         let key = wanted.iter().map(|(slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
         // without an epoch a read always runs
-        match self.inner.movies.load(&key, None, || self.load_movies(wanted)).await {
-            Some(read) => Ok(read?.movies.clone()),
-            None => Ok(Vec::new()),
-        }
+        self.inner.movies.load(&key, None, || self.load_movies(wanted)).await.transpose()
     }
 
     /// A page whose slugs came from the cache: the films from one MGET (with the stamp), what is
@@ -339,13 +339,10 @@ impl MovieService {
         if wanted.is_empty() {
             return Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total));
         }
-        let key = wanted.iter().map(|(_, slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
         let asked = wanted.iter().map(|(_, slug, seen)| (slug.clone(), seen.clone())).collect();
-        // without an epoch a read always runs
-        let Some(read) = self.inner.movies.load(&key, None, || self.load_movies(asked)).await else {
+        let Some(read) = self.read_movies(asked).await? else {
             return Ok(None);
         };
-        let read = read?;
         for (at, slug, _) in &wanted {
             if let Some(slot) = movies.get_mut(*at) {
                 *slot = read.movies.iter().find(|m| &m.slug == slug).cloned();

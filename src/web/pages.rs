@@ -108,9 +108,11 @@ pub async fn search(
     let feed = Feed::found(found, view == View::Feed);
     // typing on the search page refines the entry in the history; from another page, it is a new
     // one (Back returns there)
-    let on_search = headers.get("hx-current-url").and_then(|v| v.to_str().ok()).is_some_and(|u| {
-        u.split_once("://").map_or(u, |(_, rest)| rest).split_once('/').is_some_and(|(_, p)| p.starts_with("search"))
-    });
+    let on_search = headers
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .and_then(address)
+        .is_some_and(|(_, target)| target.starts_with("/search"));
     let history = if on_search { "hx-replace-url" } else { "hx-push-url" };
     let text = query.text;
     Ok(answer(
@@ -142,18 +144,22 @@ pub async fn movie(
     Ok(page.into_response())
 }
 
+/// An absolute http(s) URL as its authority and its path with the query, without the fragment.
+fn address(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let (authority, target) = rest.split_at(rest.find('/')?);
+    Some((authority, target.split('#').next().unwrap_or_default()))
+}
+
 /// The list or search a reader opened a film from, as the `Referer` says (this site's own pages
 /// only): its canonical URL, and what the way back is called. `None` for anything else, which
 /// leads back to every film.
 fn came_from(headers: &HeaderMap) -> Option<(String, &'static str)> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let referer = headers.get(header::REFERER)?.to_str().ok()?;
-    let rest = referer.strip_prefix("http://").or_else(|| referer.strip_prefix("https://"))?;
-    let (authority, target) = rest.split_at(rest.find('/')?);
+    let (authority, target) = address(headers.get(header::REFERER)?.to_str().ok()?)?;
     if authority != host {
         return None;
     }
-    let target = target.split('#').next().unwrap_or_default();
     let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
     match path {
         "/" => Some(("/".to_owned(), "← All films")),

@@ -4,7 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::movies::{FIRST_DECADE, GENRES, LAST_DECADE, Movie, MovieList, RATINGS, Sort, format};
+use crate::movies::{FIRST_DECADE, GENRES, LAST_DECADE, Movie, MovieList, PageNumber, RATINGS, Sort, format};
 use crate::service::{Detail, Found, Listing};
 
 /// Changes whenever app.css or app.js changes: the templates add it to their URLs, so browsers
@@ -102,7 +102,6 @@ pub struct Feed {
 
 impl Feed {
     pub fn new(listing: Listing, fragment: bool) -> Self {
-        let first_position = listing.offset() + 1;
         let list = listing.list;
         let total_text = format::count(listing.total);
         let end_text = match (listing.total, list.is_default()) {
@@ -110,50 +109,68 @@ impl Feed {
             (0, false) => "No film matches this choice.".to_owned(),
             _ => format!("That's every film — {total_text} in all."),
         };
-        Self {
-            cards: listing.movies.into_iter().map(Card::new).collect(),
-            page: listing.page.get(),
-            next_href: listing.page.next().filter(|_| listing.has_next).map(|n| list.href(n.get())),
-            first_href: list.href(1),
-            prev_href: (listing.page.get() > 1).then(|| list.href(listing.page.get() - 1)),
+        let paging = Paging {
+            page: listing.page,
             total: listing.total,
-            total_text,
-            heading: list.heading(),
-            narrowed: !list.is_default(),
-            end_text,
-            first_position,
-            fragment,
-        }
+            has_next: listing.has_next,
+            first: listing.offset() + 1,
+        };
+        let text = Text { heading: list.heading(), end: end_text, total: total_text, narrowed: !list.is_default() };
+        Self::of(listing.movies, paging, |n| list.href(n), text, fragment)
     }
 
     pub fn found(found: Found, fragment: bool) -> Self {
-        let first_position = found.offset() + 1;
         let total_text = format::count(found.total);
+        let query = &found.query;
         let end_text = match found.total {
-            0 if found.query.is_empty() => "Type a title to look for.".to_owned(),
-            0 => format!("No film title has words starting with “{}”.", found.query.text),
+            0 if query.is_empty() => "Type a title to look for.".to_owned(),
+            0 => format!("No film title has words starting with “{}”.", query.text),
             1 => "That's the one film found.".to_owned(),
             _ => format!("That's every film found — {total_text} in all."),
         };
+        let heading =
+            if query.is_empty() { "Search films".to_owned() } else { format!("Films matching “{}”", query.text) };
+        let paging =
+            Paging { page: found.page, total: found.total, has_next: found.has_next, first: found.offset() + 1 };
+        let text = Text { heading, end: end_text, total: total_text, narrowed: true };
+        Self::of(found.movies, paging, |n| query.href(n), text, fragment)
+    }
+
+    /// The feed of one page of films, whatever chose them; `href` names page `n` of the same choice.
+    fn of(movies: Vec<Movie>, paging: Paging, href: impl Fn(u32) -> String, text: Text, fragment: bool) -> Self {
+        let page = paging.page.get();
         Self {
-            cards: found.movies.into_iter().map(Card::new).collect(),
-            page: found.page.get(),
-            next_href: found.page.next().filter(|_| found.has_next).map(|n| found.query.href(n.get())),
-            first_href: found.query.href(1),
-            prev_href: (found.page.get() > 1).then(|| found.query.href(found.page.get() - 1)),
-            total: found.total,
-            total_text,
-            heading: if found.query.is_empty() {
-                "Search films".to_owned()
-            } else {
-                format!("Films matching “{}”", found.query.text)
-            },
-            narrowed: true,
-            end_text,
-            first_position,
+            cards: movies.into_iter().map(Card::new).collect(),
+            page,
+            next_href: paging.page.next().filter(|_| paging.has_next).map(|n| href(n.get())),
+            first_href: href(1),
+            prev_href: (page > 1).then(|| href(page - 1)),
+            total: paging.total,
+            total_text: text.total,
+            heading: text.heading,
+            narrowed: text.narrowed,
+            end_text: text.end,
+            first_position: paging.first,
             fragment,
         }
     }
+}
+
+/// Where a page sits in its list or search.
+struct Paging {
+    page: PageNumber,
+    total: i64,
+    has_next: bool,
+    /// The position of its first film.
+    first: u64,
+}
+
+/// What a feed says of itself.
+struct Text {
+    heading: String,
+    end: String,
+    total: String,
+    narrowed: bool,
 }
 
 /// One option of a list control.
