@@ -61,7 +61,11 @@ impl Application {
         let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size);
         let listener = TcpListener::bind(config.listen_addr).await?;
         let bad_tokens = Arc::new(web::bad_tokens(config.bad_tokens_per_minute));
-        Ok(Self { listener, state: AppState { service, deferred, stats, bad_tokens, config: Arc::new(config) } })
+        // without a cache there is no epoch to check kept pages against: nothing is kept
+        let budget = if config.cache.redis.is_some() { config.cache.rendered_bytes } else { 0 };
+        let rendered = Arc::new(web::rendered::Rendered::new(budget, config.cache.page_ttl, stats.clone()));
+        let config = Arc::new(config);
+        Ok(Self { listener, state: AppState { service, deferred, stats, bad_tokens, config, rendered } })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

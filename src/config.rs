@@ -45,6 +45,8 @@ pub struct CacheConfig {
     pub timeout: Duration,
     /// When Redis is left alone after failures.
     pub breaker: BreakerConfig,
+    /// Bytes of rendered pages each server keeps in memory in front of Redis (0: none).
+    pub rendered_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("PAGE_TTL_SECS", "300", "TTL of listing page keys"),
     ("MOVIE_TTL_SECS", "3600", "TTL of film keys"),
     ("NEGATIVE_TTL_SECS", "30", "how long an unknown slug is remembered as not found"),
+    (
+        "RENDERED_CACHE_KB",
+        "4096",
+        "rendered pages kept in each server's memory, checked against Redis on every request (0: none)",
+    ),
     ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
     (
         "REDIS_BREAKER_MIN_FAILURES",
@@ -160,6 +167,7 @@ impl Config {
                         .map(|ms| Duration::from_millis(ms.into()))?,
                     ..BreakerConfig::default()
                 },
+                rendered_bytes: number(get("RENDERED_CACHE_KB"), 0, 16 * 1024 * 1024).map(|kb| kb as usize * 1024)?,
             },
             page_size: number(get("PAGE_SIZE"), 1, 500)?,
             admin_token: lookup("ADMIN_TOKEN").filter(|t| !t.is_empty()),

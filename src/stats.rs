@@ -38,6 +38,8 @@ pub struct Stats {
     redis_round_trips: AtomicU64,
     redis_commands: AtomicU64,
     corrupt_entries: AtomicU64,
+    rendered_hits: AtomicU64,
+    rendered_misses: AtomicU64,
     cache_log_pending: AtomicI64,
     /// Milliseconds; -1 when the log is empty.
     cache_log_oldest_ms: AtomicI64,
@@ -64,6 +66,9 @@ pub struct Snapshot {
     /// Commands sent to Redis (a pipeline counts each of its commands).
     pub redis_commands: u64,
     pub corrupt_entries: u64,
+    /// Pages answered from the rendered pages kept in memory, and looked for there in vain.
+    pub rendered_hits: u64,
+    pub rendered_misses: u64,
     /// Rows of the cache log not applied yet, at the relay's last look.
     pub cache_log_pending: i64,
     /// The age of the oldest of them in milliseconds (-1: none).
@@ -126,6 +131,10 @@ impl Stats {
         self.corrupt_entries.fetch_add(n, Relaxed);
     }
 
+    pub fn rendered(&self, hit: bool) {
+        if hit { &self.rendered_hits } else { &self.rendered_misses }.fetch_add(1, Relaxed);
+    }
+
     pub fn cache_log(&self, backlog: crate::db::Backlog) {
         self.cache_log_pending.store(backlog.pending, Relaxed);
         let oldest = backlog.oldest.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -153,6 +162,8 @@ impl Stats {
             redis_round_trips: self.redis_round_trips.load(Relaxed),
             redis_commands: self.redis_commands.load(Relaxed),
             corrupt_entries: self.corrupt_entries.load(Relaxed),
+            rendered_hits: self.rendered_hits.load(Relaxed),
+            rendered_misses: self.rendered_misses.load(Relaxed),
             cache_log_pending: self.cache_log_pending.load(Relaxed),
             cache_log_oldest_ms: self.cache_log_oldest_ms.load(Relaxed),
             cache_log_applied: self.cache_log_applied.load(Relaxed),
@@ -177,6 +188,8 @@ impl Stats {
         metrics::counter!("marquee_redis_round_trips_total").absolute(s.redis_round_trips);
         metrics::counter!("marquee_redis_commands_total").absolute(s.redis_commands);
         metrics::counter!("marquee_cache_corrupt_entries_total").absolute(s.corrupt_entries);
+        metrics::counter!("marquee_rendered_hits_total").absolute(s.rendered_hits);
+        metrics::counter!("marquee_rendered_misses_total").absolute(s.rendered_misses);
         metrics::gauge!("marquee_cache_log_pending").set(s.cache_log_pending as f64);
         let oldest = if s.cache_log_oldest_ms < 0 { 0.0 } else { s.cache_log_oldest_ms as f64 / 1000.0 };
         metrics::gauge!("marquee_cache_log_oldest_seconds").set(oldest);

@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, redis_tier_app, spawn_app};
 use crate::on_each_redis;
 
 /// What one step cost: the difference of two snapshots.
@@ -44,7 +44,7 @@ async fn cached_order_version(app: &TestApp) -> Option<i64> {
 }
 
 on_each_redis!(cold_listing_is_one_query_and_one_pipeline, |target| async move {
-    let app = spawn_app(target).await;
+    let app = redis_tier_app(target).await;
     let before = app.stats();
     let slugs = page_slugs(&app, 3).await;
     app.settle().await;
@@ -68,7 +68,7 @@ on_each_redis!(cold_listing_is_one_query_and_one_pipeline, |target| async move {
 });
 
 on_each_redis!(warm_listing_is_one_get_and_one_mget_and_no_query, |target| async move {
-    let app = spawn_app(target).await;
+    let app = redis_tier_app(target).await;
     let cold = page_slugs(&app, 2).await;
     app.settle().await;
     let before = app.stats();
@@ -84,8 +84,38 @@ on_each_redis!(warm_listing_is_one_get_and_one_mget_and_no_query, |target| async
     assert_eq!(cost(before, app.stats()), (2, 2, 0));
 });
 
-on_each_redis!(warm_detail_is_one_get, |target| async move {
+// In front of Redis, each server keeps the pages it rendered (the default): a warm page is then
+// ONE GET, of the epoch token, and no query; a write changes the token, so the next request reads
+// Redis again (and shows the write), then is answered from memory again.
+on_each_redis!(a_kept_page_is_one_get_until_a_write, |target| async move {
     let app = spawn_app(target).await;
+    let slugs = page_slugs(&app, 1).await;
+    let film = format!("/movies/{}", slugs[2]);
+    app.get(&film).await;
+    app.settle().await;
+    // read from Redis once more, now under a token, and kept
+    page_slugs(&app, 1).await;
+    assert_eq!(app.get(&film).await.status(), StatusCode::OK);
+    let before = app.stats();
+    assert_eq!(page_slugs(&app, 1).await, slugs);
+    assert_eq!(cost(before, app.stats()), (1, 1, 0), "a kept listing page: the token's GET");
+    let before = app.stats();
+    assert_eq!(app.detail(&slugs[2]).await.heading, app.detail(&slugs[2]).await.heading);
+    assert_eq!(cost(before, app.stats()), (2, 2, 0), "a kept film page, twice: one GET each");
+
+    assert_eq!(app.retitle(&slugs[2], "Kept No More").await.status(), StatusCode::OK);
+    let before = app.stats();
+    let listing = app.listing(1).await;
+    assert_eq!(listing.titles[2], "Kept No More", "the write is on the page at once");
+    assert_eq!(cost(before, app.stats()), (3, 3, 0), "the token, then the page and its films from Redis");
+    assert_eq!(app.detail(&slugs[2]).await.heading.as_deref(), Some("Kept No More"));
+    let before = app.stats();
+    assert_eq!(app.listing(1).await.titles, listing.titles);
+    assert_eq!(cost(before, app.stats()), (1, 1, 0), "kept again");
+});
+
+on_each_redis!(warm_detail_is_one_get, |target| async move {
+    let app = redis_tier_app(target).await;
     assert_eq!(app.get("/movies/the-land-girls-1998").await.status(), StatusCode::OK);
     app.settle().await;
     let before = app.stats();
@@ -98,7 +128,7 @@ on_each_redis!(warm_detail_is_one_get, |target| async move {
 });
 
 on_each_redis!(partial_miss_is_one_query_and_the_page_stays_whole, |target| async move {
-    let app = spawn_app(target).await;
+    let app = redis_tier_app(target).await;
     let full = page_slugs(&app, 4).await;
     app.settle().await;
     let mut redis = app.redis().await;
@@ -227,7 +257,7 @@ on_each_redis!(an_order_change_sweeps_every_page_key_and_nothing_else, |target| 
 });
 
 on_each_redis!(a_title_change_touches_only_its_movie_key, |target| async move {
-    let app = spawn_app(target).await;
+    let app = redis_tier_app(target).await;
     let slugs = page_slugs(&app, 1).await;
     app.settle().await;
     let slug = &slugs[2];
@@ -263,8 +293,10 @@ on_each_redis!(held_back_reads_never_overwrite_a_newer_write, |target| async mov
     for round in 0..6 {
         let slug = page_slugs(&app, 1).await[round].clone();
         app.settle().await;
-        // cold: the film and the first page must be read from the database
-        let _: () = redis.unlink(&[app.key(&format!("movie:{slug}")), app.key("movies:page:1")]).await.unwrap();
+        // cold: the film and the first page must be read from the database (evicted, with the
+        // epoch token: the pages kept in memory are not used either)
+        let evicted = [app.key(&format!("movie:{slug}")), app.key("movies:page:1"), app.key("movies:epoch")];
+        let _: () = redis.unlink(&evicted).await.unwrap();
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         app.service.hold_reads(Some(gate.clone()));
         let before = app.stats().db_queries;
@@ -351,7 +383,7 @@ on_each_redis!(reads_outlive_the_clients_that_hung_up, |target| async move {
 // query, and the page is written back at the current version. A page at the stamp's version is
 // trusted as it is.
 on_each_redis!(a_page_older_than_the_stamp_is_a_miss, |target| async move {
-    let app = spawn_app(target).await;
+    let app = redis_tier_app(target).await;
     let fresh = page_slugs(&app, 2).await;
     app.settle().await;
     let (version, _) = cached_page(&app, 2).await.expect("page 2 cached");

@@ -288,6 +288,12 @@ pub async fn spawn_app(target: impl Into<Target>) -> TestApp {
     Setup::new(target).spawn().await
 }
 
+/// An app that keeps no rendered page in memory (`RENDERED_CACHE_KB=0`): every page is read from
+/// Redis, for the tests that count or spoil what the Redis tier reads.
+pub async fn redis_tier_app(target: impl Into<Target>) -> TestApp {
+    Setup::new(target).env("RENDERED_CACHE_KB", "0").spawn().await
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,

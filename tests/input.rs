@@ -498,6 +498,12 @@ async fn bad_input_is_refused_and_changes_nothing() {
             || rest.strip_prefix("movie:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
             || rest.strip_prefix("movies:related:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
             || rest == "movies:lists"
+            || rest == "movies:epoch"
+            || rest.strip_prefix("movies:search:").and_then(|r| r.rsplit_once(":page:")).is_some_and(|(q, n)| {
+                // a search's key names its folded words, joined by +
+                q.split('+').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+                    && n.parse::<u32>().is_ok_and(|n| (1..=1_000_000).contains(&n))
+            })
             || rest.strip_prefix("movies:list:").and_then(|r| r.rsplit_once(":page:")).is_some_and(|(list, n)| {
                 // a list's key names its parameters as the list itself names them, nothing else
                 let mut parsed = marquee::movies::MovieList::default();

@@ -8,7 +8,7 @@ use marquee::movies::Movie;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, redis_tier_app, spawn_app};
 use crate::{both, on_each_redis};
 
 /// The related sections of a film's page: (heading, slugs).
@@ -94,7 +94,7 @@ fn cost(before: marquee::stats::Snapshot, after: marquee::stats::Snapshot) -> (u
 // slugs; then the related films) and no query; a write that gives another film this director
 // puts it in the section at once.
 on_each_redis!(a_warm_film_page_is_two_round_trips_and_follows_writes, |target| async move {
-    let app = spawn_app(target).await;
+    let app = redis_tier_app(target).await;
     let first = related(&app, "jurassic-park-1993").await;
     app.settle().await;
     let before = app.stats();

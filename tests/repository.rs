@@ -207,9 +207,9 @@ both!(films_stored_before_search_are_found_after_the_next_start, |backend| async
     let mut conn = sqlx::AnyConnection::connect(&test_db.url).await.unwrap();
     sqlx::query("update movies set search_title = ''").execute(&mut conn).await.unwrap();
     let query = marquee::movies::SearchQuery::parse("godfather").unwrap();
-    assert_eq!(db.search(&query, page(1), 24).await.unwrap().0, 0, "nothing indexed");
+    assert_eq!(db.search(&query, page(1), 24).await.unwrap().1, 0, "nothing indexed");
     let (db, _) = test_db.connect().await;
-    let (total, found) = db.search(&query, page(1), 24).await.unwrap();
+    let (_, total, found) = db.search(&query, page(1), 24).await.unwrap();
     assert_eq!(total, 3);
     assert_eq!(found[0].slug, "the-godfather-1972");
     let titled: i64 =

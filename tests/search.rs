@@ -8,9 +8,9 @@ use marquee::movies::Movie;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::both;
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, redis_tier_app, spawn_app};
 use crate::support::html::Listing;
+use crate::{both, on_each_redis};
 
 /// The words of a title or query as a person reads them: lower case, accents off, split at anything
 /// that is not a letter or digit. Written here without the app's code.
@@ -132,6 +132,33 @@ both!(search_follows_every_write_and_import, |backend| async move {
     movies[11].title = "Wombat Evenings".into();
     assert_eq!(app.database().import(movies).await.unwrap().updated, 1);
     assert_eq!(results(&app, "wombat").await, [renamed]);
+});
+
+// A search's pages are cached like a list's (slugs; the films through their own keys): asked
+// again, one GET of the page key and one MGET of its films, no query. Any write may change what a
+// search finds, so after one the next answer reads the database again, and shows the write.
+on_each_redis!(a_search_is_cached_until_the_next_write, |target| async move {
+    let app = redis_tier_app(target).await;
+    let first = results(&app, "godf").await;
+    assert!(first.iter().any(|s| s.starts_with("the-godfather")), "{first:?}");
+    app.settle().await;
+    assert_eq!(app.cached_keys("movies:search:*").await, vec![app.key("movies:search:godf:page:1")]);
+    let cost = |before: marquee::stats::Snapshot, after: marquee::stats::Snapshot| {
+        (after.redis_round_trips - before.redis_round_trips, after.db_queries - before.db_queries)
+    };
+    let before = app.stats();
+    assert_eq!(results(&app, "godf").await, first);
+    assert_eq!(cost(before, app.stats()), (2, 0), "from the cache");
+    assert_eq!(app.retitle("the-land-girls-1998", "Godfrey Rides Again").await.status(), StatusCode::OK);
+    let before = app.stats();
+    let now = results(&app, "godf").await;
+    assert!(now.contains(&"the-land-girls-1998".to_owned()), "the renamed film is found at once: {now:?}");
+    assert_eq!(now.len(), first.len() + 1);
+    assert_eq!(cost(before, app.stats()).1, 1, "one query: the cached page was older than the write");
+    app.settle().await;
+    let before = app.stats();
+    assert_eq!(results(&app, "godf").await, now);
+    assert_eq!(cost(before, app.stats()), (2, 0), "cached again");
 });
 
 // Whatever is typed, a clean answer: what is not a letter or digit separates words, and the

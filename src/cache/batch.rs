@@ -25,11 +25,13 @@ struct MovieWrite {
     gone: bool,
 }
 
-/// What to write at once: films, at most one page, at most one stamp.
+/// What to write at once: films, at most one page (of a list or of a search), at most one stamp.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
     movies: Vec<MovieWrite>,
     page: Option<(MovieList, u32, String, i64)>,
+    /// A search's page: the query's key (see `SearchQuery::key`), the page, its value, its version.
+    search: Option<(String, u32, String, i64)>,
     stamp: Option<Stamp>,
 }
 
@@ -54,12 +56,18 @@ impl WriteBatch {
         self.page = Some((*list, n, entry::encode_list_page(slugs, version, total), version));
     }
 
+    /// Page `n` of the search `query` (its key) holds `slugs` of `total` films found, read at
+    /// catalog `version`: any write after it makes the page a miss.
+    pub fn search_page(&mut self, query: &str, n: u32, slugs: &[&str], version: i64, total: i64) {
+        self.search = Some((query.to_owned(), n, entry::encode_list_page(slugs, version, Some(total)), version));
+    }
+
     pub fn stamp(&mut self, stamp: Stamp) {
         self.stamp = Some(stamp);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.movies.is_empty() && self.page.is_none() && self.stamp.is_none()
+        self.movies.is_empty() && self.page.is_none() && self.search.is_none() && self.stamp.is_none()
     }
 }
 
@@ -87,15 +95,52 @@ impl Put {
 }
 
 impl Cache {
-    /// Sends a batch: its compare-and-set scripts, then the page's entry in the set of page keys
-    /// the sweep walks (always after the page itself: see `sweep`).
+    /// Sends a batch read from the database (a read's write-back): its compare-and-set scripts,
+    /// then the page's entry in the set of page keys the sweep walks (always after the page
+    /// itself: see `sweep`).
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), CacheError> {
-        if batch.is_empty() {
+        self.send(batch, None).await
+    }
+
+    /// Sends a write's batch (a writer's, or the cache log's), then a new epoch token, last, so
+    /// that a reader who sees the new token sees the write's keys too: every page a server keeps
+    /// rendered under the old token is a miss from then on, on every server.
+    ///
+    /// When the batch fails (a cluster node down, a timeout), some of its keys may have been
+    /// written, on nodes still up: a new token is still set on its own if it can be, so that no
+    /// server goes on answering from pages rendered from the older copies. What the batch did not
+    /// write is the cache log's to apply (and its relay sets a new token again).
+    pub async fn apply(&self, batch: &WriteBatch) -> Result<(), CacheError> {
+        let key = self.inner.keys.epoch();
+        let sent = self.send(batch, Some((key.clone(), fastrand::u64(..).to_string()))).await;
+        if matches!(sent, Err(ref e) if !matches!(e, CacheError::Off | CacheError::BackingOff)) {
+            let token = fastrand::u64(..).to_string();
+            let set = |mut c: Connection| async move {
+                redis::cmd("SET").arg(key).arg(token).query_async::<()>(&mut c).await
+            };
+            // even if the failure just opened the breaker
+            let _ = self.inner.client.call_anyway(1, set).await;
+        }
+        sent
+    }
+
+    async fn send(&self, batch: &WriteBatch, epoch: Option<(String, String)>) -> Result<(), CacheError> {
+        if batch.is_empty() && epoch.is_none() {
             return Ok(());
         }
         let puts = self.puts(batch);
-        let listed = batch.page.as_ref().map(|(list, n, ..)| self.list_page(list, *n));
-        let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 };
+        let keys = &self.inner.keys;
+        let listed = match (&batch.page, &batch.search) {
+            (Some((list, n, ..)), _) => Some(self.listed(keys.pages_of(list), keys.list_page(list, *n))),
+            (None, Some((query, n, ..))) => Some(self.listed(keys.lists(), keys.search_page(query, *n))),
+            (None, None) => None,
+        };
+        let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(epoch.is_some());
+        let epoch = epoch.map(|(key, token)| {
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(token);
+            set
+        });
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
         let results: Vec<i64> = self
             .inner
@@ -112,9 +157,13 @@ impl Cache {
                         }
                         pipe.query_async::<()>(&mut c.clone()).await?;
                     }
+                    // after every key of the batch has been written
+                    if let Some(epoch) = &epoch {
+                        epoch.query_async::<()>(&mut c.clone()).await?;
+                    }
                     Ok(results)
                 } else {
-                    put_pipelined(c, &puts, listed, &sha).await
+                    put_pipelined(c, &puts, listed, epoch, &sha).await
                 }
             })
             .await?;
@@ -124,23 +173,29 @@ impl Cache {
         Ok(())
     }
 
-    /// UNLINKs the film keys of `batch` (and the stamp, when `with_stamp`): what a writer does when
-    /// Redis refuses to take a newer copy (out of memory, read-only), so that the older copy is
-    /// not read meanwhile. UNLINK needs no memory. Without the stamp every cached page is a miss,
-    /// so an order change is not hidden behind old pages either.
+    /// UNLINKs the film keys of `batch` (and the stamp, when `with_stamp`), and the epoch token:
+    /// what a writer does when Redis refuses to take a newer copy (out of memory, read-only), so
+    /// that the older copy is not read meanwhile, nor any page rendered from it. UNLINK needs no
+    /// memory. Without the stamp every cached page is a miss, so an order change is not hidden
+    /// behind old pages either.
     pub async fn remove(&self, batch: &WriteBatch, with_stamp: bool) -> Result<(), CacheError> {
         let keys = &self.inner.keys;
         let mut names: Vec<String> = batch.movies.iter().map(|m| keys.movie(&m.slug)).collect();
         if with_stamp {
             names.push(keys.meta());
         }
-        if names.is_empty() {
-            return Ok(());
+        let unlink = |names: Vec<String>| async move {
+            self.inner
+                .client
+                .call(1, |mut c| async move { redis::cmd("UNLINK").arg(&names).query_async::<()>(&mut c).await })
+                .await
+        };
+        if !names.is_empty() {
+            unlink(names).await?;
         }
-        self.inner
-            .client
-            .call(1, |mut c| async move { redis::cmd("UNLINK").arg(&names).query_async::<()>(&mut c).await })
-            .await
+        // after the keys (on a cluster they may live on other nodes): a reader who finds no token
+        // sets a new one and renders from what it reads next, which must not be the older copy
+        unlink(vec![keys.epoch()]).await
     }
 
     fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
@@ -164,16 +219,19 @@ impl Cache {
             let args = (value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
             puts.push(Put { key: keys.list_page(list, *n), args });
         }
+        if let Some((query, n, value, version)) = &batch.search {
+            let args = (value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
+            puts.push(Put { key: keys.search_page(query, *n), args });
+        }
         puts
     }
 
-    /// SADD of page `n` of `list` to its set of page keys, and the set's TTL (twice a page's, so
-    /// that it outlives every page it lists).
-    fn list_page(&self, list: &MovieList, n: u32) -> [Cmd; 2] {
-        let super::Inner { keys, config, .. } = &*self.inner;
-        let set = keys.pages_of(list);
+    /// SADD of a page key to its set of page keys (the listing's, or the other lists' and
+    /// searches'), and the set's TTL (twice a page's, so that it outlives every page it lists).
+    fn listed(&self, set: String, page: String) -> [Cmd; 2] {
+        let config = &self.inner.config;
         let mut sadd = redis::cmd("SADD");
-        sadd.arg(&set).arg(keys.list_page(list, n));
+        sadd.arg(&set).arg(page);
         let mut expire = redis::cmd("EXPIRE");
         expire.arg(&set).arg(config.page_ttl.as_secs() * 2);
         [sadd, expire]
@@ -197,6 +255,7 @@ async fn put_pipelined(
     mut c: Connection,
     puts: &[Put],
     listed: Option<[Cmd; 2]>,
+    epoch: Option<Cmd>,
     sha: &str,
 ) -> Result<Vec<i64>, RedisError> {
     let pipeline = |eval: &str, script: &str| {
@@ -204,7 +263,7 @@ async fn put_pipelined(
         for p in puts {
             pipe.add_command(p.cmd(script, eval));
         }
-        for cmd in listed.iter().flatten() {
+        for cmd in listed.iter().flatten().chain(&epoch) {
             pipe.add_command(cmd.clone()).ignore();
         }
         pipe

@@ -189,6 +189,24 @@ impl Client {
         Err(result)
     }
 
+    /// One exchange under the timeout, sent even while the breaker leaves Redis alone: for the
+    /// rare call that must be tried whatever the calls before it met (a writer's new epoch token).
+    /// Its outcome is not counted by the breaker.
+    pub async fn call_anyway<T, F>(&self, commands: u64, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
+        let Some(conn) = self.connection() else {
+            return Err(CacheError::Off);
+        };
+        self.stats.redis_call(commands);
+        match tokio::time::timeout(self.timeout, f(conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(CacheError::Redis(e)),
+            Err(_) => Err(CacheError::Timeout(self.timeout)),
+        }
+    }
+
     fn failed(&self, error: &CacheError, probe: bool) {
         self.renew();
         let now = self.now_ms();

@@ -24,6 +24,11 @@ impl Keys {
         if list.is_default() { self.page(n) } else { format!("{}movies:list:{}:page:{n}", self.prefix, list.key()) }
     }
 
+    /// `movies:search:{words joined by +}:page:{n}`: the slugs of a search's page n.
+    pub fn search_page(&self, query: &str, n: u32) -> String {
+        format!("{}movies:search:{query}:page:{n}", self.prefix)
+    }
+
     /// The set of page keys written for `list`: `movies:pages` for the listing, `movies:lists` for
     /// every other list.
     pub fn pages_of(&self, list: &MovieList) -> String {
@@ -52,6 +57,12 @@ impl Keys {
     /// `movies:meta`: the catalog's version, order version and film count.
     pub fn meta(&self) -> String {
         format!("{}movies:meta", self.prefix)
+    }
+
+    /// `movies:epoch`: a random token that changes whenever a write reaches the cache; rendered
+    /// pages kept in a server's memory are good while it stays the same.
+    pub fn epoch(&self) -> String {
+        format!("{}movies:epoch", self.prefix)
     }
 
     /// `movies:pages`: the set of page keys written, swept on invalidation.

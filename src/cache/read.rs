@@ -15,7 +15,15 @@ impl Cache {
     /// type) is a miss too. Whether the page is still current is for the caller to tell, from the
     /// stamp the films' MGET brings.
     pub async fn page(&self, list: &MovieList, n: u32) -> Result<Option<CachedPage>, CacheError> {
-        let key = self.inner.keys.list_page(list, n);
+        self.page_at(self.inner.keys.list_page(list, n)).await
+    }
+
+    /// GET of page `n` of the search `query` (its key): as `page`.
+    pub async fn search_page(&self, query: &str, n: u32) -> Result<Option<CachedPage>, CacheError> {
+        self.page_at(self.inner.keys.search_page(query, n)).await
+    }
+
+    async fn page_at(&self, key: String) -> Result<Option<CachedPage>, CacheError> {
         let get = |mut c: Connection| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
         let decoded = match self.inner.client.call(1, get).await {
             Ok(raw) => entry::decode_page(raw.as_deref()),
@@ -76,6 +84,27 @@ impl Cache {
         let ttl = super::batch::jitter(self.inner.config.page_ttl);
         let set = |mut c: Connection| async move { Cmd::set_ex(key, value, ttl).query_async::<()>(&mut c).await };
         self.inner.client.call(1, set).await
+    }
+
+    /// The epoch token (see `Keys::epoch`): `None` when there is none or it is unreadable. A
+    /// reader who finds none sets one (unless another did first) for the readers after it, and
+    /// keeps nothing it renders itself: its reads may have begun before a write that removed it.
+    pub async fn epoch(&self) -> Result<Option<u64>, CacheError> {
+        let key = self.inner.keys.epoch();
+        let get = |mut c: Connection| {
+            let key = key.clone();
+            async move { Cmd::get(key).query_async::<Option<String>>(&mut c).await }
+        };
+        let token = self.inner.client.call(1, get).await?;
+        if token.is_none() {
+            let fresh = fastrand::u64(..).to_string();
+            let set = |mut c: Connection| async move {
+                redis::cmd("SET").arg(key).arg(fresh).arg("NX").query_async::<Option<String>>(&mut c).await
+            };
+            // refused (out of memory, read-only): then nothing is kept until it can be
+            let _ = self.inner.client.call(1, set).await;
+        }
+        Ok(token.and_then(|t| t.parse().ok()))
     }
 
     /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).

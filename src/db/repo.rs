@@ -59,7 +59,7 @@ pub(super) fn stamp(row: &AnyRow) -> Result<Stamp> {
 }
 
 /// Splits a `catalog left join movies` result into its stamp and its films.
-fn stamp_and_movies(rows: &[AnyRow]) -> Result<(Stamp, Vec<Movie>)> {
+pub(super) fn stamp_and_movies(rows: &[AnyRow]) -> Result<(Stamp, Vec<Movie>)> {
     let stamp = rows.first().map(stamp).transpose()?.unwrap_or_default();
     let movies = rows.iter().map(rows::movie).filter_map(Result::transpose).collect::<Result<_, _>>()?;
     Ok((stamp, movies))

@@ -3,17 +3,18 @@
 
 use sqlx::Row;
 
+use super::repo::{STAMP, stamp_and_movies};
 use super::rows::{self, COLUMNS};
-use super::{Backend, Db, Result};
+use super::{Backend, Db, Result, Stamp};
 use crate::movies::{Movie, PageNumber, SearchQuery, search_text};
 
 impl Db {
     /// Page `page` of the films whose title has, for each word of the query, a word starting with
-    /// it; an exact title first, then by IMDB votes (most first), ties by slug. Returns the number
-    /// of films found in all, and the page's films.
-    pub async fn search(&self, query: &SearchQuery, page: PageNumber, size: u32) -> Result<(i64, Vec<Movie>)> {
+    /// it; an exact title first, then by IMDB votes (most first), ties by slug. Returns the catalog
+    /// stamp the read saw, the number of films found in all, and the page's films.
+    pub async fn search(&self, query: &SearchQuery, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
         if query.is_empty() {
-            return Ok((0, Vec::new()));
+            return Ok((self.stamp().await?, 0, Vec::new()));
         }
         // the words are letters and digits only: nothing in them is the index's syntax
         let (filter, terms) = match self.backend {
@@ -26,9 +27,15 @@ impl Db {
                 query.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
             ),
         };
+        let order =
+            |alias: &str| format!("({alias}search_title = $2) desc, {alias}imdb_votes desc nulls last, {alias}slug");
         let sql = format!(
-            "select {COLUMNS}, count(*) over () as total from movies where {filter} \
-             order by (search_title = $2) desc, imdb_votes desc nulls last, slug limit $3 offset $4"
+            "select {STAMP}, f.total as f_total, {cols} from catalog c left join \
+             (select {COLUMNS}, count(*) over () as total from movies where {filter} \
+             order by {inner} limit $3 offset $4) f on 1 = 1 order by {outer}",
+            cols = rows::columns_of("f"),
+            inner = order(""),
+            outer = order("f."),
         );
         let offset = i64::try_from(page.offset(size)).unwrap_or(i64::MAX);
         self.counted();
@@ -39,10 +46,10 @@ impl Db {
             .bind(offset)
             .fetch_all(&self.pool)
             .await?;
-        let total = found.first().map(|r| r.try_get::<i64, _>("total")).transpose()?.unwrap_or(0);
-        let movies = found.iter().map(rows::movie).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
+        let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
+        let (stamp, movies) = stamp_and_movies(&found)?;
         self.after_read().await;
-        Ok((total, movies))
+        Ok((stamp, total.unwrap_or(0), movies))
     }
 
     /// Fills `search_title` for films stored before there was search (the migration adds the

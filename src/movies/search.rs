@@ -46,6 +46,12 @@ impl SearchQuery {
     }
 
     /// The words joined as a stored title is: the query that matches a title exactly.
+    /// How a cache key names it: its words joined by `+` (letters and digits only, so nothing
+    /// else can appear in the key).
+    pub fn key(&self) -> String {
+        self.words.join("+")
+    }
+
     pub fn phrase(&self) -> String {
         self.words.join(" ")
     }

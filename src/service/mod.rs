@@ -10,6 +10,7 @@
 
 mod read_through;
 mod relay;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct Listing {
     pub has_next: bool,
     /// Films per page.
     pub size: u32,
+    /// Everything on it came from Redis in this request (no database read, shared or not).
+    pub cached: bool,
 }
 
 impl Listing {
@@ -84,6 +87,8 @@ pub struct Found {
     pub has_next: bool,
     /// Films per page.
     pub size: u32,
+    /// Everything on it came from Redis in this request.
+    pub cached: bool,
 }
 
 impl Found {
@@ -101,6 +106,8 @@ pub struct Detail {
     pub by_director: Vec<Movie>,
     /// More of its genre from its decade, most voted first.
     pub by_genre: Vec<Movie>,
+    /// Everything on it came from Redis in this request (no database read, shared or not).
+    pub cached: bool,
 }
 
 /// How many related films of each kind a film's page shows.
@@ -197,20 +204,13 @@ impl MovieService {
             };
             Ok(found.map_or(Lookup::Miss(()), |listing| Lookup::Hit(Some(listing))))
         };
-        let pick = |rows: &Rows| self.listing(list, page, rows.movies.clone(), rows.total);
+        let pick = |rows: &Rows| self.listing(list, page, rows.movies.clone(), rows.total, false);
         self.inner.pages.get(&(*list, page.get()), look, |()| self.load_page(*list, page), pick).await
     }
 
-    /// Page `page` of the films whose titles match `query` (see `Db::search`), read from the
-    /// database's full-text index; `None` past the end (the first page is there, perhaps empty).
-    pub async fn search(&self, query: &SearchQuery, page: PageNumber) -> Result<Option<Found>> {
-        let size = self.inner.page_size;
-        let (total, movies) = self.inner.db.search(query, page, size).await?;
-        if movies.is_empty() && page != PageNumber::FIRST {
-            return Ok(None);
-        }
-        let has_next = u64::try_from(total).is_ok_and(|t| t > page.offset(size) + u64::from(size));
-        Ok(Some(Found { query: query.clone(), page, movies, total, has_next, size }))
+    /// The cache's epoch token (see `Cache::epoch`): `None` without one, or without Redis.
+    pub async fn epoch(&self) -> Option<u64> {
+        self.inner.cache.epoch().await.ok().flatten()
     }
 
     /// One film; `None` when there is no film with that slug.
@@ -237,6 +237,7 @@ impl MovieService {
             Ok(found) => (true, found),
             Err(_) => (false, (None, MovieEntry::Missing, None)),
         };
+        let mut cached = matches!(entry, MovieEntry::Movie(_));
         let seen = match entry {
             MovieEntry::Movie(m) => Some(*m),
             MovieEntry::Gone => return Ok(None),
@@ -250,6 +251,7 @@ impl MovieService {
         let (director, genre) = match current {
             Some(r) => (r.d, r.g),
             None => {
+                cached = false;
                 let (stamp, read) = self.inner.db.related(&movie, RELATED).await?;
                 if reachable {
                     let entry =
@@ -263,15 +265,17 @@ impl MovieService {
             }
         };
         let wanted: Vec<String> = director.iter().chain(&genre).cloned().collect();
-        let films = if wanted.is_empty() { Vec::new() } else { self.films(&wanted, reachable).await? };
+        let (films, all_cached) =
+            if wanted.is_empty() { (Vec::new(), true) } else { self.films(&wanted, reachable).await? };
         let pick =
             |slugs: &[String]| slugs.iter().filter_map(|s| films.iter().find(|m| &m.slug == s).cloned()).collect();
-        Ok(Some(Detail { by_director: pick(&director), by_genre: pick(&genre), movie }))
+        let cached = cached && all_cached;
+        Ok(Some(Detail { by_director: pick(&director), by_genre: pick(&genre), movie, cached }))
     }
 
     /// Films by slug: one MGET (none when Redis already failed this request), and what is missing
-    /// from one shared query (written back).
-    async fn films(&self, slugs: &[String], ask_redis: bool) -> Result<Vec<Movie>> {
+    /// from one shared query (written back). The flag: all of them came from Redis.
+    async fn films(&self, slugs: &[String], ask_redis: bool) -> Result<(Vec<Movie>, bool)> {
         let entries = match ask_redis {
             true => self.inner.cache.page_movies(slugs).await.map(|(_, entries)| entries).ok(),
             false => None,
@@ -287,12 +291,13 @@ impl MovieService {
                 MovieEntry::Unreadable(seen) => wanted.push((slug.clone(), seen)),
             }
         }
+        let all_cached = wanted.is_empty();
         if !wanted.is_empty()
             && let Some(read) = self.read_movies(wanted).await?
         {
             found.extend(read.movies.iter().cloned());
         }
-        Ok(found)
+        Ok((found, all_cached))
     }
 
     /// Films missing from the cache (each with the unreadable bytes its entry held, if any), from
@@ -337,7 +342,7 @@ impl MovieService {
             }
         }
         if wanted.is_empty() {
-            return Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total));
+            return Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total, true));
         }
         let asked = wanted.iter().map(|(_, slug, seen)| (slug.clone(), seen.clone())).collect();
         let Some(read) = self.read_movies(asked).await? else {
@@ -350,17 +355,24 @@ impl MovieService {
         }
         // the listing's size is the catalog's, as the stamp of this read says
         let total = if list.is_default() { read.stamp.movie_count } else { total };
-        Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total))
+        Ok(self.listing(list, page, movies.into_iter().flatten().collect(), total, false))
     }
 
-    fn listing(&self, list: &MovieList, page: PageNumber, movies: Vec<Movie>, total: i64) -> Option<Listing> {
+    fn listing(
+        &self,
+        list: &MovieList,
+        page: PageNumber,
+        movies: Vec<Movie>,
+        total: i64,
+        cached: bool,
+    ) -> Option<Listing> {
         if movies.is_empty() && page != PageNumber::FIRST {
             return None;
         }
         let size = self.inner.page_size;
         let end = page.offset(size) + u64::from(size);
         let has_next = u64::try_from(total).is_ok_and(|t| t > end);
-        Some(Listing { list: *list, page, movies, total, has_next, size })
+        Some(Listing { list: *list, page, movies, total, has_next, size, cached })
     }
 
     /// The database read of a page, and the write that stores its slugs, films and stamp.
@@ -483,7 +495,7 @@ impl MovieService {
     /// keys it would have replaced (and the stamp when the order changed), so that reads go to
     /// the database instead of finding the older copy. Err: the cache has not learnt it yet.
     async fn tell_cache(&self, batch: &WriteBatch, listing_changed: bool) -> Result<(), CacheError> {
-        let written = self.inner.cache.write(batch).await;
+        let written = self.inner.cache.apply(batch).await;
         if let Err(e) = &written
             && e.is_refusal()
         {

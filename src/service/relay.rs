@@ -65,6 +65,9 @@ impl MovieService {
             let pruned = db.prune(expired).await?;
             tracing::info!(pruned, "cache log: dropped rows older than every TTL");
         }
+        // a server that cannot reach Redis claims nothing: a claim held while its writes time out
+        // would keep the rows from the relays of the servers that can
+        self.inner.cache.ping().await.map_err(|e| anyhow::anyhow!("redis unreachable from this server: {e}"))?;
         let mut applied = 0;
         for _ in 0..PASSES_PER_TICK {
             let n = self.relay_pass().await?;

@@ -6,6 +6,8 @@ pub mod error;
 mod ops;
 mod pages;
 mod query;
+/// Rendered pages kept in memory, checked against Redis's epoch token.
+pub mod rendered;
 pub mod views;
 
 use std::sync::Arc;
@@ -49,6 +51,8 @@ pub struct AppState {
     /// Bad admin tokens per client address: a flood of them is refused with 429.
     pub bad_tokens: Arc<api::BadTokens>,
     pub config: Arc<Config>,
+    /// Rendered pages kept in this server's memory (see `rendered`).
+    pub rendered: Arc<rendered::Rendered>,
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

@@ -1,14 +1,16 @@
 //! The pages people see: the lists (full page or htmx fragments) and the detail page.
 
+use askama::Template;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{AppError, PageError};
 use super::query::ListingQuery;
 use super::query::SearchParams;
+use super::rendered::{Html, PageKey};
 use super::views::{
     Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, Related, SearchPage, SearchSection,
 };
@@ -52,20 +54,50 @@ pub async fn movies(
 }
 
 async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: View) -> Result<Response, PageError> {
+    let key = PageKey::List { list: *list, page: page.get(), view: view as u8 };
+    let (epoch, hit) = kept(state, &key).await;
+    if let Some(html) = hit {
+        return Ok(html.into_response());
+    }
     let Some(listing) = state.service.list_page(list, page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
     };
+    let cached = listing.cached;
     let feed = Feed::new(listing, view == View::Feed);
     // the list's own URL, not the form's (which names empty filters)
     let url = list.href(page.get());
-    Ok(answer(
+    let html = answer(
         view,
         feed,
         &url,
         "hx-push-url",
-        |feed| ListingPage { feed, controls: Controls::new(list) }.into_response(),
-        |feed| ListingSection { feed }.into_response(),
-    ))
+        |feed| render(&ListingPage { feed, controls: Controls::new(list) }),
+        |feed| render(&ListingSection { feed }),
+    )?;
+    Ok(keep(state, epoch.filter(|_| cached), key, html))
+}
+
+/// The epoch Redis holds now (if any; see `rendered`), and the page kept for `key` under it.
+async fn kept(state: &AppState, key: &PageKey) -> (Option<u64>, Option<Html>) {
+    if !state.rendered.is_on() {
+        return (None, None);
+    }
+    let epoch = state.service.epoch().await;
+    (epoch, epoch.and_then(|e| state.rendered.get(e, key)))
+}
+
+/// Answers with `html`, kept for `key` when `epoch` is given (the page came wholly from Redis,
+/// after that epoch was read).
+fn keep(state: &AppState, epoch: Option<u64>, key: PageKey, html: Html) -> Response {
+    if let Some(epoch) = epoch {
+        state.rendered.put(epoch, key, html.clone());
+    }
+    html.into_response()
+}
+
+/// A template's bytes; a template that fails is a bug of ours (500, logged).
+fn render(t: &impl Template) -> Result<Html, AppError> {
+    t.render().map(Html::page).map_err(|e| AppError::Internal(format!("template: {e}")))
 }
 
 /// The answer to a request for a feed (a list or a search) at `url`, its canonical address: the
@@ -77,19 +109,19 @@ fn answer(
     feed: Feed,
     url: &str,
     section_history: &'static str,
-    page: impl FnOnce(Feed) -> Response,
-    section: impl FnOnce(Feed) -> Response,
-) -> Response {
-    let (mut response, history) = match view {
-        View::Page => (page(feed), None),
-        View::Section => (section(feed), Some(section_history)),
-        View::Feed => (FeedFragment { feed }.into_response(), Some("hx-replace-url")),
+    page: impl FnOnce(Feed) -> Result<Html, AppError>,
+    section: impl FnOnce(Feed) -> Result<Html, AppError>,
+) -> Result<Html, AppError> {
+    let (mut html, history) = match view {
+        View::Page => (page(feed)?, None),
+        View::Section => (section(feed)?, Some(section_history)),
+        View::Feed => (render(&FeedFragment { feed })?, Some("hx-replace-url")),
     };
     if let (Some(name), Ok(value)) = (history, HeaderValue::from_str(url)) {
-        response.headers_mut().insert(name, value);
+        html.history = Some((HeaderName::from_static(name), value));
     }
-    response.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
-    response
+    html.vary = true;
+    Ok(html)
 }
 
 /// `/search?q=…&page=N`: the results as a page, for the search field's htmx the results alone, for
@@ -100,12 +132,7 @@ pub async fn search(
     params: SearchParams,
 ) -> Result<Response, PageError> {
     let SearchParams { query, page } = params;
-    let Some(found) = state.service.search(&query, page).await? else {
-        return Err(AppError::NotFound(format!("There is no page {page}: the results end before it.")).into());
-    };
     let view = view(&headers);
-    let url = query.href(page.get());
-    let feed = Feed::found(found, view == View::Feed);
     // typing on the search page refines the entry in the history; from another page, it is a new
     // one (Back returns there)
     let on_search = headers
@@ -113,16 +140,28 @@ pub async fn search(
         .and_then(|v| v.to_str().ok())
         .and_then(address)
         .is_some_and(|(_, target)| target.starts_with("/search"));
+    let key = PageKey::Search { text: query.text.clone(), page: page.get(), view: view as u8, replace: on_search };
+    let (epoch, hit) = kept(&state, &key).await;
+    if let Some(html) = hit {
+        return Ok(html.into_response());
+    }
+    let Some(found) = state.service.search(&query, page).await? else {
+        return Err(AppError::NotFound(format!("There is no page {page}: the results end before it.")).into());
+    };
+    let cached = found.cached;
+    let url = query.href(page.get());
+    let feed = Feed::found(found, view == View::Feed);
     let history = if on_search { "hx-replace-url" } else { "hx-push-url" };
     let text = query.text;
-    Ok(answer(
+    let html = answer(
         view,
         feed,
         &url,
         history,
-        |feed| SearchPage { feed, query: text.clone() }.into_response(),
-        |feed| SearchSection { feed, query: text.clone() }.into_response(),
-    ))
+        |feed| render(&SearchPage { feed, query: text.clone() }),
+        |feed| render(&SearchSection { feed, query: text.clone() }),
+    )?;
+    Ok(keep(&state, epoch.filter(|_| cached), key, html))
 }
 
 /// `/movies/{slug}`. A segment that is not even UTF-8 (`%ff`) is no film either: the 404 page,
@@ -135,13 +174,21 @@ pub async fn movie(
     let not_found = || AppError::NotFound("There is no film at this address.".into());
     let Ok(Path(slug)) = slug else { return Err(not_found().into()) };
     let slug = Slug::parse(&slug).map_err(|_| not_found())?;
+    let back = came_from(&headers);
+    let key = PageKey::Film { slug: slug.to_string(), back: back.clone() };
+    let (epoch, hit) = kept(&state, &key).await;
+    if let Some(html) = hit {
+        return Ok(html.into_response());
+    }
     let detail = state.service.detail(&slug).await?.ok_or_else(not_found)?;
+    let cached = detail.cached;
     let mut page = DetailPage::new(&detail.movie);
     page.related = Related::sections(detail);
-    if let Some((href, label)) = came_from(&headers) {
+    if let Some((href, label)) = back {
         (page.back_href, page.back_label) = (href, label);
     }
-    Ok(page.into_response())
+    let html = render(&page)?;
+    Ok(keep(&state, epoch.filter(|_| cached), key, html))
 }
 
 /// An absolute http(s) URL as its authority and its path with the query, without the fragment.

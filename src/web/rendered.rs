@@ -1,0 +1,165 @@
+//! Rendered pages kept in this server's memory, in front of Redis. A warm listing or film page is
+//! answered with the bytes rendered for it before, as long as Redis's epoch token is the one they
+//! were rendered under: every write that reaches the cache (a writer's, or the cache log's)
+//! changes the token after its keys, so one GET of the token per request tells every server at
+//! once, with no window, whether what it kept is still right.
+//!
+//! Only pages read wholly from Redis, after the token was read, are kept: a database read shared
+//! with a request that began earlier may predate a write the token already names. An entry also
+//! lives no longer than the page keys' TTL, as the cache does. The memory is bounded: when the
+//! pages kept would pass the budget, they are all dropped and the next requests fill it again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::movies::MovieList;
+use crate::stats::Stats;
+
+/// What a page is kept by: every input of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PageKey {
+    /// Page `page` of `list`, as the whole document, the section or the next cards (0, 1, 2).
+    List { list: MovieList, page: u32, view: u8 },
+    /// Page `page` of a search for `text` (as typed: the page shows it), as the whole document,
+    /// the section or the next cards, and whether its history header replaces the address.
+    Search { text: String, page: u32, view: u8, replace: bool },
+    /// A film's page, with the way back it shows (from the `Referer`).
+    Film { slug: String, back: Option<(String, &'static str)> },
+}
+
+/// A rendered page: its bytes, and the headers that go with them.
+#[derive(Debug, Clone)]
+pub struct Html {
+    pub body: Bytes,
+    /// The htmx history header of a list's fragment (`HX-Push-Url`, `HX-Replace-Url`).
+    pub history: Option<(HeaderName, HeaderValue)>,
+    /// Lists and search answer differently to htmx: `Vary: HX-Request, HX-Target`.
+    pub vary: bool,
+}
+
+impl Html {
+    pub fn page(body: String) -> Self {
+        Self { body: Bytes::from(body), history: None, vary: false }
+    }
+}
+
+impl IntoResponse for Html {
+    fn into_response(self) -> Response {
+        let mut response = (StatusCode::OK, Body::from(self.body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        if let Some((name, value)) = self.history {
+            headers.insert(name, value);
+        }
+        if self.vary {
+            headers.insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
+        }
+        response
+    }
+}
+
+struct Kept {
+    epoch: u64,
+    bytes: usize,
+    pages: HashMap<PageKey, (Instant, Html)>,
+}
+
+pub struct Rendered {
+    stats: Arc<Stats>,
+    budget: usize,
+    ttl: Duration,
+    kept: RwLock<Kept>,
+}
+
+impl Rendered {
+    /// Keeps at most `budget` bytes of pages (0: none), each at most `ttl`.
+    pub fn new(budget: usize, ttl: Duration, stats: Arc<Stats>) -> Self {
+        Self { stats, budget, ttl, kept: RwLock::new(Kept { epoch: 0, bytes: 0, pages: HashMap::new() }) }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.budget > 0
+    }
+
+    /// The page kept for `key` under token `epoch`, if any.
+    pub fn get(&self, epoch: u64, key: &PageKey) -> Option<Html> {
+        let kept = self.kept.read().ok()?;
+        let found = (kept.epoch == epoch)
+            .then(|| kept.pages.get(key))
+            .flatten()
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, html)| html.clone());
+        self.stats.rendered(found.is_some());
+        found
+    }
+
+    /// Keeps `html` for `key` under token `epoch`. Pages of another token are dropped: they
+    /// were rendered before a write, or this one was (then the next request puts them back).
+    pub fn put(&self, epoch: u64, key: PageKey, html: Html) {
+        let size = html.body.len();
+        if size > self.budget {
+            return;
+        }
+        let Ok(mut kept) = self.kept.write() else { return };
+        if kept.epoch != epoch || kept.bytes + size > self.budget {
+            kept.pages.clear();
+            kept.bytes = 0;
+            kept.epoch = epoch;
+        }
+        if let Some((_, old)) = kept.pages.insert(key, (Instant::now(), html)) {
+            kept.bytes -= old.body.len();
+        }
+        kept.bytes += size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(page: u32) -> PageKey {
+        PageKey::List { list: MovieList::default(), page, view: 0 }
+    }
+
+    fn html(n: usize) -> Html {
+        Html::page("x".repeat(n))
+    }
+
+    #[test]
+    fn a_page_is_kept_only_under_its_token() {
+        let r = Rendered::new(1000, Duration::from_secs(60), Arc::default());
+        r.put(7, key(1), html(10));
+        assert_eq!(r.get(7, &key(1)).map(|h| h.body.len()), Some(10));
+        assert!(r.get(8, &key(1)).is_none(), "another token: a write came since");
+        assert!(r.get(7, &key(2)).is_none());
+        // a page of the new token drops every page of the old one
+        r.put(8, key(2), html(10));
+        assert!(r.get(7, &key(1)).is_none());
+        assert!(r.get(8, &key(2)).is_some());
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget() {
+        let r = Rendered::new(100, Duration::from_secs(60), Arc::default());
+        for n in 0..50 {
+            r.put(1, key(n), html(30));
+            let kept = r.kept.read().unwrap();
+            assert!(kept.bytes <= 100 && kept.pages.values().map(|(_, h)| h.body.len()).sum::<usize>() == kept.bytes);
+        }
+        r.put(1, key(99), html(101));
+        assert!(r.get(1, &key(99)).is_none(), "a page larger than the budget is not kept");
+        assert!(!Rendered::new(0, Duration::from_secs(60), Arc::default()).is_on());
+    }
+
+    #[test]
+    fn a_page_lives_no_longer_than_the_ttl() {
+        let r = Rendered::new(1000, Duration::ZERO, Arc::default());
+        r.put(1, key(1), html(10));
+        assert!(r.get(1, &key(1)).is_none());
+    }
+}
