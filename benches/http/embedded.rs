@@ -13,7 +13,7 @@ use crate::opts::Opts;
 use crate::report::{Row, mib, thousands};
 use crate::servers::{Backend, Janitor};
 use crate::writes::quiet;
-use crate::{steady, sweeps, writes};
+use crate::{search, steady, sweeps, writes};
 
 /// The embedded films on one backend: every part, then the servers stopped and their keys removed.
 pub async fn phase(
@@ -34,6 +34,16 @@ pub async fn phase(
     f.warm().await?;
 
     let stranded = steady::rows(o, &f, tmp, rows, profile).await?;
+    let films = marquee::dataset::parse(marquee::dataset::MOVIES_JSON)?.movies;
+    let titles = search::Titles::new(films.into_iter().map(|m| (m.title, m.imdb_votes)));
+    search::rows(scope, on.addr, &titles, &f.filtered, rows).await?;
+    if o.steady_only {
+        let mut redis = lab::connect().await?;
+        drop(f.on);
+        drop(f.off);
+        lab::unlink_prefix(&mut redis, &f.prefix).await?;
+        return Ok(());
+    }
     sweeps::cold_and_partial(o, &f, &mut redis, rows).await?;
     sweeps::per_request_rows(&f, &mut redis, rows).await?;
     sweeps::stampede_rows(o, &f, &mut redis, rows).await?;

@@ -10,6 +10,9 @@ use crate::client;
 use crate::common::{HX, PAGE_SIZE, cached_server, catalog, page_paths};
 use crate::servers::{Backend, Janitor, Server, Spec};
 
+/// The filtered and sorted lists of the bench, each with at least 10 pages of the embedded films.
+pub const FILTERED: [&str; 4] = ["sort=rating", "genre=comedy", "decade=1990&sort=votes", "genre=drama&sort=gross"];
+
 /// What the parts of the embedded-films run share.
 pub struct Fixture {
     pub backend: Backend,
@@ -29,8 +32,10 @@ pub struct Fixture {
     pub pages: u32,
     /// 200 slugs from the first pages.
     pub slugs: Vec<String>,
-    /// Listing pages 1–40, every listing page, and the detail pages of `slugs`.
+    /// Listing pages 1–40, pages 1–10 of four filtered or sorted lists, every listing page, and
+    /// the detail pages of `slugs`.
     pub listing: Vec<String>,
+    pub filtered: Vec<String>,
     pub all_pages: Vec<String>,
     pub details: Vec<String>,
 }
@@ -61,6 +66,8 @@ impl Fixture {
         let (total, slugs) = catalog(on.addr, 200).await?;
         let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))?;
         let listing = page_paths(1..=40);
+        let filtered =
+            FILTERED.iter().flat_map(|list| (1..=10).map(move |n| format!("/movies?{list}&page={n}"))).collect();
         let all_pages = page_paths(1..=pages);
         let details: Vec<String> = slugs.iter().map(|s| format!("/movies/{s}")).collect();
         Ok(Self {
@@ -76,6 +83,7 @@ impl Fixture {
             pages,
             slugs,
             listing,
+            filtered,
             all_pages,
             details,
         })
@@ -83,10 +91,11 @@ impl Fixture {
 
     /// Warms both servers (cache, pools, the deep-page anchors).
     pub async fn warm(&self) -> Result<()> {
-        let Self { on, off, listing, all_pages, details, .. } = self;
+        let Self { on, off, listing, filtered, all_pages, details, .. } = self;
         for (server, warm_all) in [(on, true), (off, false)] {
             let list = if warm_all { all_pages } else { listing };
             client::sweep(server.addr, list, &[], 64).await?;
+            client::sweep(server.addr, filtered, &[], 64).await?;
             client::sweep(server.addr, list, HX, 64).await?;
             client::sweep(server.addr, details, &[], 64).await?;
             client::settle(server.addr).await?;

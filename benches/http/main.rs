@@ -14,11 +14,13 @@
 //! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster|breaker`
 //! (`cluster`: the single-Redis-against-cluster part alone, with `--million` its order change too;
 //! `breaker`: warm listings at twice the saturating rate, the rate breaker against the old rule,
-//! written to RESULTS-breaker.md), `--secs N` (wrk
+//! written to RESULTS-breaker.md; `search`: search at 1,000,000 films on both backends, and
+//! whether caching it would pay, written to RESULTS-search.md), `--secs N` (wrk
 //! duration, default 5), `--rounds N` (default 3), `--films N` (size of the big part), `--no-write`.
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
 
 mod breaker;
+mod ceilings;
 mod client;
 mod cluster;
 mod common;
@@ -30,6 +32,7 @@ mod lab;
 mod million;
 mod opts;
 mod report;
+mod search;
 mod servers;
 mod steady;
 mod sweeps;
@@ -48,6 +51,20 @@ use report::{Verdict, thousands};
 use servers::Janitor;
 
 fn main() -> ExitCode {
+    // the bare ceiling server (see ceilings.rs): this binary, started again by the bench
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, dir, port] = args.as_slice()
+        && flag == "--bare-server"
+    {
+        let served = port.parse().map_err(anyhow::Error::from).and_then(|p| ceilings::serve_bare(Path::new(dir), p));
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bare server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let opts = match Opts::parse() {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,
@@ -101,24 +118,30 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     janitor.dir(&tmp);
     let mut rows = Vec::new();
     let mut profile = String::new();
-    let part_only = opts.cluster_only || opts.breaker_only;
+    let part_only = opts.cluster_only || opts.breaker_only || opts.search_only;
     if !part_only {
         for backend in opts.backends() {
             eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
             embedded::phase(opts, janitor, &tmp, backend, &mut rows, &mut profile).await?;
         }
-        eprintln!("[{:>5.0} s] Redis: the design's open questions", started.elapsed().as_secs_f64());
-        design::rows(opts, janitor, &mut rows).await?;
+        if !opts.steady_only {
+            eprintln!("[{:>5.0} s] Redis: the design's open questions", started.elapsed().as_secs_f64());
+            design::rows(opts, janitor, &mut rows).await?;
+        }
     }
-    if opts.backends().contains(&servers::Backend::Postgres) && !opts.breaker_only {
+    if opts.backends().contains(&servers::Backend::Postgres)
+        && !opts.breaker_only
+        && !opts.search_only
+        && !opts.steady_only
+    {
         eprintln!("[{:>5.0} s] PostgreSQL: single Redis against a Redis Cluster", started.elapsed().as_secs_f64());
         cluster::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if opts.backends().contains(&servers::Backend::Postgres) && !opts.cluster_only {
+    if opts.backends().contains(&servers::Backend::Postgres) && !opts.cluster_only && !opts.search_only {
         eprintln!("[{:>5.0} s] PostgreSQL: the breaker at twice the saturating rate", started.elapsed().as_secs_f64());
         breaker::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if opts.million && !opts.breaker_only {
+    if (opts.million || opts.search_only) && !opts.breaker_only {
         for backend in opts.backends() {
             eprintln!(
                 "[{:>5.0} s] {}: {} films",
@@ -141,12 +164,14 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     );
     println!("\n{heading}\n\n{table}\n{summary}\n\n{NOTES}\n{profile}");
     if opts.write && !opts.quick {
-        let command = match (opts.cluster_only, opts.breaker_only, opts.million) {
-            (true, _, true) => "cargo bench --bench http -- --only cluster --million",
-            (true, _, false) => "cargo bench --bench http -- --only cluster",
-            (false, true, _) => "cargo bench --bench http -- --only breaker",
-            (false, false, true) => "cargo bench --bench http -- --million",
-            (false, false, false) => "cargo bench --bench http",
+        let command = match (opts.cluster_only, opts.breaker_only, opts.search_only, opts.million) {
+            _ if opts.steady_only => "cargo bench --bench http -- --only steady",
+            (true, _, _, true) => "cargo bench --bench http -- --only cluster --million",
+            (true, _, _, false) => "cargo bench --bench http -- --only cluster",
+            (false, true, _, _) => "cargo bench --bench http -- --only breaker",
+            (false, false, true, _) => "cargo bench --bench http -- --only search",
+            (false, false, false, true) => "cargo bench --bench http -- --million",
+            (false, false, false, false) => "cargo bench --bench http",
         };
         let md = format!(
             "# Benchmark results\n\nThe table of the last run of `{command}` (see benches/http/main.rs). \
@@ -156,6 +181,10 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             "benches/RESULTS-cluster.md"
         } else if opts.breaker_only {
             "benches/RESULTS-breaker.md"
+        } else if opts.search_only {
+            "benches/RESULTS-search.md"
+        } else if opts.steady_only {
+            "benches/RESULTS-steady.md"
         } else {
             "benches/RESULTS.md"
         };

@@ -14,6 +14,7 @@ use crate::common::{PAGE_SIZE, cached_server, catalog, max, median, page_paths, 
 use crate::lab;
 use crate::opts::Opts;
 use crate::report::{Row, Verdict, mib, ms, thousands};
+use crate::search;
 use crate::servers::{self, Backend, Janitor};
 use crate::writes::{Sweeps, put_date, quiet, release_date, scard};
 
@@ -63,6 +64,17 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
     .await?;
     let mut redis = lab::connect().await?;
     let (total, slugs) = catalog(on.addr, 24).await?;
+    eprintln!("  search");
+    let lists = crate::fixture::FILTERED.map(|list| format!("/movies?{list}"));
+    client::sweep(on.addr, &lists, &[], 4).await?;
+    client::settle(on.addr).await?;
+    let titles = search::Titles::new(marquee::dataset::synthetic(1, big).map(|m| (m.title, m.imdb_votes)));
+    search::rows(scope, on.addr, &titles, &lists, rows).await?;
+    if o.search_only {
+        drop(on);
+        lab::unlink_prefix(&mut redis, &prefix).await?;
+        return Ok(());
+    }
     let last = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE)))?;
     let deep = 40_000.min(last);
     let deep_path = format!("/movies?page={deep}");

@@ -17,6 +17,10 @@ pub struct Opts {
     pub cluster_only: bool,
     /// `--only breaker`: the breaker under overload alone (on PostgreSQL).
     pub breaker_only: bool,
+    /// `--only search`: search at `big` films on both backends alone.
+    pub search_only: bool,
+    /// `--only steady`: the steady-state rows (with the ceilings) and search on SQLite alone.
+    pub steady_only: bool,
     pub secs: u32,
     pub rounds: usize,
     pub write: bool,
@@ -37,6 +41,8 @@ impl Opts {
             only: None,
             cluster_only: false,
             breaker_only: false,
+            search_only: false,
+            steady_only: false,
             secs: 5,
             rounds: 3,
             write: true,
@@ -64,7 +70,15 @@ impl Opts {
                             o.breaker_only = true;
                             Some(Backend::Postgres)
                         }
-                        other => bail!("--only sqlite|postgres|cluster|breaker, got {other:?}"),
+                        Some("steady") => {
+                            o.steady_only = true;
+                            Some(Backend::Sqlite)
+                        }
+                        Some("search") => {
+                            o.search_only = true;
+                            None
+                        }
+                        other => bail!("--only sqlite|postgres|cluster|breaker|search|steady, got {other:?}"),
                     }
                 }
                 "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,
