@@ -14,7 +14,7 @@ use crate::db::Db;
 use crate::deferred::Deferred;
 use crate::service::MovieService;
 use crate::stats::Stats;
-use crate::web::{self, AppState};
+use crate::web::{self, AppState, Shared};
 
 /// How often each server's relay looks at the cache log.
 const RELAY_EVERY: Duration = Duration::from_secs(1);
@@ -65,7 +65,7 @@ impl Application {
         let budget = if config.cache.redis.is_some() { config.cache.rendered_bytes } else { 0 };
         let rendered = Arc::new(web::rendered::Rendered::new(budget, config.cache.page_ttl, stats.clone()));
         let config = Arc::new(config);
-        Ok(Self { listener, state: AppState { service, deferred, stats, bad_tokens, config, rendered } })
+        Ok(Self { listener, state: AppState::new(Shared { service, deferred, stats, bad_tokens, config, rendered }) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -103,6 +103,7 @@ fn main() -> ExitCode {
 
 async fn preflight() -> Result<()> {
     Command::new("wrk").arg("-v").output().context("wrk is not installed (apt-get install wrk)")?;
+    Command::new("nginx").arg("-v").output().context("nginx is not installed (apt-get install nginx-light)")?;
     let mut c = lab::connect().await?;
     redis::cmd("PING").query_async::<String>(&mut c).await.context("Redis at 127.0.0.1:6379")?;
     servers::admin_sql("select 1").await.context("PostgreSQL at postgres://postgres@127.0.0.1:5432/test")?;

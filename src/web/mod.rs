@@ -40,9 +40,26 @@ use error::{ApiError, AppError, PageError};
 /// The largest request body accepted (the write API's JSON).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// What every handler gets: cheap to clone.
+/// What every handler gets: one `Arc`, so that the clone each request makes of it (every layer
+/// and extractor that takes the state makes one) is one counter, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of the state.
+pub struct Shared {
     pub service: MovieService,
     /// Cache writes run after the response (the middleware below spawns them).
     pub deferred: Deferred,
@@ -136,7 +153,7 @@ struct Counter(Arc<AtomicU64>);
 impl MakeRequestId for Counter {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.0.fetch_add(1, Relaxed) + 1;
-        HeaderValue::from_str(&format!("{n:x}")).ok().map(RequestId::new)
+        Some(RequestId::new(HeaderValue::from(n)))
     }
 }
 
@@ -145,12 +162,36 @@ async fn deferred_writes(State(state): State<AppState>, req: Request, next: Next
     state.deferred.around(next.run(req)).await
 }
 
+/// The routes by name, for the latency metric's label without an allocation per request.
+const ROUTES: [&str; 9] = [
+    "/",
+    "/movies",
+    "/movies/{slug}",
+    "/search",
+    "/api/movies",
+    "/api/movies/{slug}",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
 /// Request latency by route.
 async fn record_latency(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let route: metrics::SharedString = match req.extensions().get::<MatchedPath>() {
+        Some(p) => match ROUTES.iter().find(|r| **r == p.as_str()) {
+            Some(r) => (*r).into(),
+            None => p.as_str().to_owned().into(),
+        },
+        None => "unmatched".into(),
+    };
     let start = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
+    let status: metrics::SharedString = match response.status().as_u16() {
+        200 => "200".into(),
+        304 => "304".into(),
+        404 => "404".into(),
+        code => code.to_string().into(),
+    };
     metrics::histogram!("marquee_http_request_duration_seconds", "route" => route, "status" => status)
         .record(start.elapsed().as_secs_f64());
     response
