@@ -58,6 +58,17 @@ pub struct Ceiling {
 
 impl Drop for Ceiling {
     fn drop(&mut self) {
+        // SIGTERM, so that nginx's master stops its worker too (SIGKILL would orphan it); SIGKILL
+        // if it has not gone within 5 s
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -27,7 +27,8 @@ async fn counted(server: &Server, sweep: impl Future<Output = Result<Sweep>>) ->
     Ok(s)
 }
 
-/// Removes a third of each cached page's film keys (every third slug), leaving the page keys.
+/// Removes a third of each cached page's film keys (every third slug), leaving the page keys, and
+/// the epoch token, so that the pages kept in the server's memory are not used either.
 async fn remove_a_third(redis: &mut lab::Conn, keys: &Keys, pages: u32) -> Result<usize> {
     let mut pipe = redis::pipe();
     for n in 1..=pages {
@@ -36,13 +37,15 @@ async fn remove_a_third(redis: &mut lab::Conn, keys: &Keys, pages: u32) -> Resul
     let raw: Vec<Option<String>> = pipe.query_async(redis).await?;
     let mut gone = Vec::new();
     for page in raw.into_iter().flatten() {
-        let slugs: Vec<String> = serde_json::from_str(&page)?;
-        gone.extend(slugs.iter().step_by(3).map(|s| keys.movie(s)));
+        let Some(Ok(page)) = marquee::cache::decode_page(Some(page.as_bytes())) else {
+            bail!("a page key that does not decode: {page}");
+        };
+        gone.extend(page.slugs.iter().step_by(3).map(|s| keys.movie(s)));
     }
-    if !gone.is_empty() {
-        redis::cmd("UNLINK").arg(&gone).query_async::<()>(redis).await?;
-    }
-    Ok(gone.len())
+    let films = gone.len();
+    gone.push(keys.epoch());
+    redis::cmd("UNLINK").arg(&gone).query_async::<()>(redis).await?;
+    Ok(films)
 }
 
 /// Counters per request over `paths` requested one after another on one connection.

@@ -7,6 +7,7 @@ mod batch;
 mod breaker;
 mod client;
 mod entry;
+mod epoch;
 mod keys;
 mod read;
 mod scripts;
@@ -17,7 +18,7 @@ pub use breaker::BreakerConfig;
 /// One Redis or a cluster, behind the same commands (for tools and tests that look at the cache).
 pub use client::Connection;
 /// The film entry's codec, for tools that measure the cache's own format.
-pub use entry::{CachedPage, CachedRelated, MovieEntry, decode_movie, encode_movie, encode_page};
+pub use entry::{CachedPage, CachedRelated, MovieEntry, decode_movie, decode_page, encode_movie, encode_page};
 pub use keys::Keys;
 /// The film compare-and-set script, for tools that measure it against plain writes.
 pub use scripts::SET_VERSIONED;
@@ -75,6 +76,7 @@ struct Inner {
     config: CacheConfig,
     scripts: Scripts,
     stats: Arc<Stats>,
+    epochs: Arc<epoch::EpochReads>,
     #[cfg(feature = "test-hooks")]
     sweep_hold: std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>,
     #[cfg(feature = "test-hooks")]
@@ -93,6 +95,7 @@ impl Cache {
                 config,
                 scripts: Scripts::default(),
                 stats,
+                epochs: Arc::default(),
                 #[cfg(feature = "test-hooks")]
                 sweep_hold: std::sync::RwLock::default(),
                 #[cfg(feature = "test-hooks")]

@@ -86,27 +86,6 @@ impl Cache {
         self.inner.client.call(1, set).await
     }
 
-    /// The epoch token (see `Keys::epoch`): `None` when there is none or it is unreadable. A
-    /// reader who finds none sets one (unless another did first) for the readers after it, and
-    /// keeps nothing it renders itself: its reads may have begun before a write that removed it.
-    pub async fn epoch(&self) -> Result<Option<u64>, CacheError> {
-        let key = self.inner.keys.epoch();
-        let get = |mut c: Connection| {
-            let key = key.clone();
-            async move { Cmd::get(key).query_async::<Option<String>>(&mut c).await }
-        };
-        let token = self.inner.client.call(1, get).await?;
-        if token.is_none() {
-            let fresh = fastrand::u64(..).to_string();
-            let set = |mut c: Connection| async move {
-                redis::cmd("SET").arg(key).arg(fresh).arg("NX").query_async::<Option<String>>(&mut c).await
-            };
-            // refused (out of memory, read-only): then nothing is kept until it can be
-            let _ = self.inner.client.call(1, set).await;
-        }
-        Ok(token.and_then(|t| t.parse().ok()))
-    }
-
     /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).
     pub async fn movie(&self, slug: &str) -> Result<MovieEntry, CacheError> {
         let key = self.inner.keys.movie(slug);

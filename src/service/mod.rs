@@ -210,7 +210,7 @@ impl MovieService {
 
     /// The cache's epoch token (see `Cache::epoch`): `None` without one, or without Redis.
     pub async fn epoch(&self) -> Option<u64> {
-        self.inner.cache.epoch().await.ok().flatten()
+        self.inner.cache.epoch().await
     }
 
     /// One film; `None` when there is no film with that slug.
