@@ -6,12 +6,6 @@
 // unit tests are left out, since they also see the dev-dependencies.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
-/// mimalloc, for every program built on this crate: a request's many small allocations (headers,
-/// the Redis exchange, the response) took about a seventh of a warm page's CPU time with the
-/// system allocator (see the README's Performance section).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Builds the application from its config, serves it, shuts it down gracefully.
 pub mod app;
 /// Redis: key layout, MGET, pipelined compare-and-set writes, page sweeps, fail-open.

@@ -7,7 +7,8 @@
 //! Only pages read wholly from Redis, after the token was read, are kept: a database read shared
 //! with a request that began earlier may predate a write the token already names. An entry also
 //! lives no longer than the page keys' TTL, as the cache does. The memory is bounded: when the
-//! pages kept would pass the budget, they are all dropped and the next requests fill it again.
+//! pages kept would pass the budget, pages are dropped (whichever the map holds first) until a
+//! quarter of it is free.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -106,10 +107,23 @@ impl Rendered {
             return;
         }
         let Ok(mut kept) = self.kept.write() else { return };
-        if kept.epoch != epoch || kept.bytes + size > self.budget {
+        if kept.epoch != epoch {
             kept.pages.clear();
             kept.bytes = 0;
             kept.epoch = epoch;
+        }
+        if kept.bytes + size > self.budget {
+            // not all of them: a working set a little over the budget would be read again in full
+            let goal = (self.budget / 4 * 3).saturating_sub(size);
+            let mut bytes = kept.bytes;
+            kept.pages.retain(|_, (_, html)| {
+                let drop = bytes > goal;
+                if drop {
+                    bytes -= html.body.len();
+                }
+                !drop
+            });
+            kept.bytes = bytes;
         }
         if let Some((_, old)) = kept.pages.insert(key, (Instant::now(), html)) {
             kept.bytes -= old.body.len();
@@ -151,6 +165,8 @@ mod tests {
             let kept = r.kept.read().unwrap();
             assert!(kept.bytes <= 100 && kept.pages.values().map(|(_, h)| h.body.len()).sum::<usize>() == kept.bytes);
         }
+        let kept = r.kept.read().unwrap().pages.len();
+        assert!(kept >= 2, "a full budget drops some pages, not all ({kept} kept)");
         r.put(1, key(99), html(101));
         assert!(r.get(1, &key(99)).is_none(), "a page larger than the budget is not kept");
         assert!(!Rendered::new(0, Duration::from_secs(60), Arc::default()).is_on());
