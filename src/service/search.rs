@@ -17,9 +17,12 @@ impl MovieService {
     /// database's full-text index (written back after the response). `None` past the end (the
     /// first page is there, perhaps empty).
     pub async fn search(&self, query: &SearchQuery, page: PageNumber) -> Result<Option<Found>> {
+        // nothing to look for: neither Redis nor the database is asked
+        if query.is_empty() {
+            return Ok((page == PageNumber::FIRST).then(|| self.found(query, page, Vec::new(), 0, false)));
+        }
         let key = query.key();
-        if !query.is_empty()
-            && let Ok(Some(cached)) = self.inner.cache.search_page(&key, page.get()).await
+        if let Ok(Some(cached)) = self.inner.cache.search_page(&key, page.get()).await
             && let Some(found) = self.found_in_cache(query, page, cached).await
         {
             return Ok(Some(found));
@@ -29,7 +32,7 @@ impl MovieService {
         if movies.is_empty() && page != PageNumber::FIRST {
             return Ok(None);
         }
-        if !query.is_empty() && self.inner.cache.is_enabled() {
+        if self.inner.cache.is_enabled() {
             let mut batch = WriteBatch::default();
             let slugs: Vec<&str> = movies.iter().map(|m| m.slug.as_str()).collect();
             batch.search_page(&key, page.get(), &slugs, stamp.version, total);
