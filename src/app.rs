@@ -114,8 +114,14 @@ impl Application {
         });
         // what Redis did not learn of committed writes, applied from the database's cache log
         let relay = state.service.caches().then(|| tokio::spawn(state.service.clone().relay(RELAY_EVERY)));
+        // the lease that lets kept pages be answered with no round trip (see `cache::lease`)
+        let lease = state.rendered.is_on().then(|| tokio::spawn(state.service.hold_lease()));
         crate::server::serve(listener, app, shutdown, drain).await;
         upkeep.abort();
+        if let Some(lease) = lease {
+            lease.abort();
+            state.service.leave().await;
+        }
         // what it has not applied stays in the log, for the next server that runs
         if let Some(relay) = relay {
             relay.abort();

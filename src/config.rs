@@ -47,6 +47,9 @@ pub struct CacheConfig {
     pub breaker: BreakerConfig,
     /// Bytes of rendered pages each server keeps in memory in front of Redis (0: none).
     pub rendered_bytes: usize,
+    /// How long a server trusts the epoch token it knows without asking Redis (0: it asks on
+    /// every request; see `cache::lease`). A writer waits at most this long for the servers.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +98,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "RENDERED_CACHE_KB",
         "4096",
-        "rendered pages kept in each server's memory, checked against Redis on every request (0: none)",
+        "rendered pages kept in each server's memory, good while the epoch token stays the same (0: none)",
+    ),
+    (
+        "CACHE_LEASE_MS",
+        "1000",
+        "how long a server answers kept pages without asking Redis, renewed every quarter of it (0: it asks on every request)",
     ),
     ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
     (
@@ -168,6 +176,7 @@ impl Config {
                     ..BreakerConfig::default()
                 },
                 rendered_bytes: number(get("RENDERED_CACHE_KB"), 0, 16 * 1024 * 1024).map(|kb| kb as usize * 1024)?,
+                lease: number(get("CACHE_LEASE_MS"), 0, 60_000).map(|ms| Duration::from_millis(ms.into()))?,
             },
             page_size: number(get("PAGE_SIZE"), 1, 500)?,
             admin_token: lookup("ADMIN_TOKEN").filter(|t| !t.is_empty()),

@@ -44,6 +44,8 @@ pub struct Stats {
     /// Milliseconds; -1 when the log is empty.
     cache_log_oldest_ms: AtomicI64,
     cache_log_applied: AtomicU64,
+    lease_calls: AtomicU64,
+    lease_held: AtomicU64,
 }
 
 /// A copy of every counter at one moment.
@@ -75,6 +77,10 @@ pub struct Snapshot {
     pub cache_log_oldest_ms: i64,
     /// Rows the relay applied (the writers' own are not counted).
     pub cache_log_applied: u64,
+    /// Round trips of the servers' coordination: lease renewals, writers waiting for them.
+    pub lease_calls: u64,
+    /// Whether this server holds a lease: its kept pages are answered with no round trip.
+    pub lease_held: bool,
 }
 
 impl Stats {
@@ -127,6 +133,15 @@ impl Stats {
         self.redis_commands.fetch_add(commands, Relaxed);
     }
 
+    /// A round trip of the servers' coordination (see `cache::lease`), not of a request.
+    pub fn lease_call(&self) {
+        self.lease_calls.fetch_add(1, Relaxed);
+    }
+
+    pub fn lease_held(&self, held: bool) {
+        self.lease_held.store(u64::from(held), Relaxed);
+    }
+
     pub fn corrupt_entries(&self, n: u64) {
         self.corrupt_entries.fetch_add(n, Relaxed);
     }
@@ -167,6 +182,8 @@ impl Stats {
             cache_log_pending: self.cache_log_pending.load(Relaxed),
             cache_log_oldest_ms: self.cache_log_oldest_ms.load(Relaxed),
             cache_log_applied: self.cache_log_applied.load(Relaxed),
+            lease_calls: self.lease_calls.load(Relaxed),
+            lease_held: self.lease_held.load(Relaxed) == 1,
         }
     }
 
@@ -194,5 +211,7 @@ impl Stats {
         let oldest = if s.cache_log_oldest_ms < 0 { 0.0 } else { s.cache_log_oldest_ms as f64 / 1000.0 };
         metrics::gauge!("marquee_cache_log_oldest_seconds").set(oldest);
         metrics::counter!("marquee_cache_log_applied_total").absolute(s.cache_log_applied);
+        metrics::counter!("marquee_cache_lease_round_trips_total").absolute(s.lease_calls);
+        metrics::gauge!("marquee_cache_lease_held").set(if s.lease_held { 1.0 } else { 0.0 });
     }
 }

@@ -291,7 +291,7 @@ pub async fn spawn_app(target: impl Into<Target>) -> TestApp {
 /// An app that keeps no rendered page in memory (`RENDERED_CACHE_KB=0`): every page is read from
 /// Redis, for the tests that count or spoil what the Redis tier reads.
 pub async fn redis_tier_app(target: impl Into<Target>) -> TestApp {
-    Setup::new(target).env("RENDERED_CACHE_KB", "0").spawn().await
+    Setup::new(target).env("RENDERED_CACHE_KB", "0").env("CACHE_LEASE_MS", "0").spawn().await
 }
 
 pub struct TestApp {

@@ -22,8 +22,13 @@ const ENV: &[(&str, &str)] = &[("REDIS_TIMEOUT_MS", "500")];
 
 /// Three servers started at the same moment on the same (empty) database and cache.
 async fn three_servers(db: &TestDb, redis: &str) -> Vec<Server> {
+    servers(3, db, redis).await
+}
+
+/// `n` servers started at the same moment on the same (empty) database and cache.
+async fn servers(n: usize, db: &TestDb, redis: &str) -> Vec<Server> {
     let prefix = format!("{}:", unique("servers"));
-    let servers: Vec<Server> = (0..3).map(|_| Server::spawn(&db.url, redis, &prefix, ENV)).collect();
+    let servers: Vec<Server> = (0..n).map(|_| Server::spawn(&db.url, redis, &prefix, ENV)).collect();
     for s in &servers {
         s.wait_up(Duration::from_secs(90)).await;
     }
@@ -221,6 +226,92 @@ async fn kept_pages_follow_every_write_on_one_redis() {
 async fn kept_pages_follow_every_write_on_a_cluster() {
     let cluster = PrivateCluster::start(7141).await;
     kept_pages_follow_every_write(&cluster.seeds().join(",")).await;
+}
+
+/// Warms page 1 and `film` on `server` until it answers them from memory under a lease, and
+/// checks that it then asks Redis nothing for them.
+async fn kept_under_a_lease(server: &Server, slug: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric("marquee_cache_lease_held").await != 1.0 {
+        assert!(Instant::now() < deadline, "{}: no lease", server.base);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..2 {
+        listing(server, 1).await;
+        detail(server, slug).await;
+    }
+    let (trips, hits) =
+        (server.metric("marquee_redis_round_trips_total").await, server.metric("marquee_rendered_hits_total").await);
+    for _ in 0..5 {
+        assert_eq!(listing(server, 1).await.status, StatusCode::OK);
+        assert_eq!(detail(server, slug).await.status, StatusCode::OK);
+    }
+    assert_eq!(server.metric("marquee_rendered_hits_total").await - hits, 10.0, "{}: from memory", server.base);
+    assert_eq!(
+        server.metric("marquee_redis_round_trips_total").await,
+        trips,
+        "{}: under a lease, a kept page costs no round trip",
+        server.base
+    );
+}
+
+/// Renames `slug` through `writer` while `frozen` is stopped (SIGSTOP) with the film's pages kept
+/// under its lease, after `meanwhile`; thaws it once the writer is answered and checks that its
+/// pages show the rename. Returns how long the writer waited.
+async fn rename_while_frozen(
+    writer: &Server,
+    frozen: &Server,
+    slug: &str,
+    title: &str,
+    meanwhile: impl Future,
+) -> Duration {
+    kept_under_a_lease(frozen, slug).await;
+    frozen.freeze(true);
+    meanwhile.await;
+    let started = Instant::now();
+    let r = writer.admin(Method::PUT, &format!("/api/movies/{slug}")).json(&json!({ "title": title })).send().await;
+    let waited = started.elapsed();
+    frozen.freeze(false);
+    assert_eq!(r.unwrap().status(), StatusCode::OK);
+    assert_eq!(listing(frozen, 1).await.titles[3], title, "the thawed server's page 1 shows the rename");
+    assert_eq!(detail(frozen, slug).await.heading.as_deref(), Some(title), "and the film's page");
+    waited
+}
+
+/// A server that cannot renew its lease (frozen here; a long pause or a partition is the same to
+/// the others) holds a writer until that lease has run out, and not longer; then it does not
+/// answer from what it kept before the write. The same when Redis loses the leases themselves
+/// (FLUSHALL, a restart): the writer waits out any lease that may have been granted before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_holds_a_writer_until_its_lease_ends() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let servers = servers(2, &db, &redis.url()).await;
+    let slug = listing(&servers[0], 1).await.slugs[3].clone();
+    // a writer waits for nobody it need not: both servers hold leases and renew with the write
+    kept_under_a_lease(&servers[0], &slug).await;
+    kept_under_a_lease(&servers[1], &slug).await;
+    // (past the first lease length of the leases' hash: see below)
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let started = Instant::now();
+    let r = servers[0].admin(Method::PUT, &format!("/api/movies/{slug}")).json(&json!({ "title": "Both Awake" }));
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::OK);
+    let awake = started.elapsed();
+    assert_eq!(listing(&servers[1], 1).await.titles[3], "Both Awake");
+    assert!(awake < Duration::from_millis(500), "both servers renewed at the writer's announcement ({awake:?})");
+
+    let frozen = rename_while_frozen(&servers[0], &servers[1], &slug, "Renamed While Frozen", async {}).await;
+    let flush = async {
+        let mut redis = redis_conn(&redis.url()).await;
+        let () = redis::cmd("FLUSHALL").query_async(&mut redis).await.unwrap();
+    };
+    let lost = rename_while_frozen(&servers[0], &servers[1], &slug, "Renamed After A Flush", flush).await;
+    eprintln!("writer waited {awake:?} with both servers up, {frozen:?} for a frozen one, {lost:?} after a flush");
+    // the lease is 1 s, renewed every 250 ms: a frozen server's lease had 0.75-1 s left
+    for waited in [frozen, lost] {
+        assert!(waited >= Duration::from_millis(500), "the writer waited for the lease ({waited:?})");
+        assert!(waited < Duration::from_millis(2500), "no longer than a lease, and the write ({waited:?})");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,14 @@ pub async fn connect() -> Result<Conn> {
 
 /// UNLINKs every key starting with `prefix` (SCAN MATCH, COUNT 1000), 1000 at a time as the scan
 /// goes: the iterator holds `c`, the UNLINKs go on a clone of it. Returns how many.
+/// After the epoch token was removed behind the servers' backs: each server's lease renewal
+/// (every quarter of the default 1 s lease) finds it gone and learns a new one, and from then on
+/// its kept pages are misses.
+pub async fn kept_pages_forgotten() {
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+}
+
+/// UNLINKs every key of `prefix` (and waits for the servers to forget their kept pages).
 pub async fn unlink_prefix(c: &mut Conn, prefix: &str) -> Result<u64> {
     let mut unlink = c.clone();
     let options = ScanOptions::default().with_pattern(format!("{prefix}*")).with_count(1000);
@@ -37,6 +45,9 @@ pub async fn unlink_prefix(c: &mut Conn, prefix: &str) -> Result<u64> {
         }
     }
     n += unlink_all(&mut unlink, &mut found).await?;
+    if n > 0 {
+        kept_pages_forgotten().await;
+    }
     Ok(n)
 }
 

@@ -110,16 +110,25 @@ impl Cache {
     /// written, on nodes still up: a new token is still set on its own if it can be, so that no
     /// server goes on answering from pages rendered from the older copies. What the batch did not
     /// write is the cache log's to apply (and its relay sets a new token again).
+    ///
+    /// Once a new token is set, the writer waits for the servers' leases (see `lease`): when it
+    /// is answered, no server answers from a page kept under an older token.
     pub async fn apply(&self, batch: &WriteBatch) -> Result<(), CacheError> {
         let key = self.inner.keys.epoch();
-        let sent = self.send(batch, Some((key.clone(), fastrand::u64(..).to_string()))).await;
-        if matches!(sent, Err(ref e) if !matches!(e, CacheError::Off | CacheError::BackingOff)) {
-            let token = fastrand::u64(..).to_string();
-            let set = |mut c: Connection| async move {
-                redis::cmd("SET").arg(key).arg(token).query_async::<()>(&mut c).await
-            };
-            // even if the failure just opened the breaker
-            let _ = self.inner.client.call_anyway(1, set).await;
+        let token = fastrand::u64(..).to_string();
+        let sent = self.send(batch, Some((key.clone(), token.clone()))).await;
+        match &sent {
+            Ok(()) => self.await_leases(&token).await,
+            Err(CacheError::Off | CacheError::BackingOff) => {}
+            Err(_) => {
+                let token = fastrand::u64(..).to_string();
+                let set = set_token(key, &token, false);
+                // even if the failure just opened the breaker
+                let set = self.inner.client.call_anyway(1, |mut c| async move { set.query_async::<()>(&mut c).await });
+                if set.await.is_ok() {
+                    self.await_leases(&token).await;
+                }
+            }
         }
         sent
     }
@@ -136,11 +145,7 @@ impl Cache {
             (None, None) => None,
         };
         let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(epoch.is_some());
-        let epoch = epoch.map(|(key, token)| {
-            let mut set = redis::cmd("SET");
-            set.arg(key).arg(token);
-            set
-        });
+        let epoch = epoch.map(|(key, token)| set_token(key, &token, false));
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
         let results: Vec<i64> = self
             .inner
@@ -195,7 +200,10 @@ impl Cache {
         }
         // after the keys (on a cluster they may live on other nodes): a reader who finds no token
         // sets a new one and renders from what it reads next, which must not be the older copy
-        unlink(vec![keys.epoch()]).await
+        unlink(vec![keys.epoch()]).await?;
+        // the leases went with the hash: no server can tell it knows, so each one's runs out
+        self.await_leases("").await;
+        Ok(())
     }
 
     fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
@@ -236,6 +244,14 @@ impl Cache {
         expire.arg(&set).arg(config.page_ttl.as_secs() * 2);
         [sadd, expire]
     }
+}
+
+/// Sets the epoch token (`only_if_none`: unless there is one), with the hash's birth time when
+/// it is new (see `lease`).
+pub(super) fn set_token(key: String, token: &str, only_if_none: bool) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(super::lease::SET_TOKEN).arg(1).arg(key).arg(token).arg(if only_if_none { "1" } else { "0" });
+    cmd
 }
 
 fn is_noscript(e: &RedisError) -> bool {

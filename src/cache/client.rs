@@ -162,6 +162,22 @@ impl Client {
     where
         F: Future<Output = Result<T, RedisError>>,
     {
+        self.exchange(Some(commands), f).await
+    }
+
+    /// `call` for the servers' coordination (leases, a writer waiting for them): counted apart
+    /// from the round trips of requests and their cache writes (`Stats::lease_call`).
+    pub async fn call_coordination<T, F>(&self, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
+        self.exchange(None, f).await
+    }
+
+    async fn exchange<T, F>(&self, commands: Option<u64>, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
         let Some(conn) = self.connection() else {
             return Err(CacheError::Off);
         };
@@ -170,7 +186,10 @@ impl Client {
             Admit::Probe => true,
             Admit::Call => false,
         };
-        self.stats.redis_call(commands);
+        match commands {
+            Some(n) => self.stats.redis_call(n),
+            None => self.stats.lease_call(),
+        }
         let result = match tokio::time::timeout(self.timeout, f(conn)).await {
             Ok(Ok(value)) => {
                 self.breaker.record(self.now_ms(), true, probe);

@@ -27,6 +27,10 @@ impl Cache {
     /// the readers after it, and keeps nothing it renders itself: its reads may have begun before
     /// a write that removed it.
     pub async fn epoch(&self) -> Option<u64> {
+        // while this server's lease runs, the token it knows is the current one
+        if let Some(token) = self.inner.lease.current() {
+            return Some(token);
+        }
         let reads = &self.inner.epochs;
         reads.started.get_or_init(|| {
             tokio::spawn(read_epochs(Arc::downgrade(&self.inner), self.inner.epochs.clone()));
@@ -42,14 +46,12 @@ impl Cache {
         let key = self.inner.keys.epoch();
         let get = |mut c: Connection| {
             let key = key.clone();
-            async move { Cmd::get(key).query_async::<Option<String>>(&mut c).await }
+            async move { Cmd::hget(key, "token").query_async::<Option<String>>(&mut c).await }
         };
         let token = self.inner.client.call(1, get).await?;
         if token.is_none() {
-            let fresh = fastrand::u64(..).to_string();
-            let set = |mut c: Connection| async move {
-                redis::cmd("SET").arg(key).arg(fresh).arg("NX").query_async::<Option<String>>(&mut c).await
-            };
+            let set = super::batch::set_token(key, &fastrand::u64(..).to_string(), true);
+            let set = |mut c: Connection| async move { set.query_async::<i64>(&mut c).await };
             // refused (out of memory, read-only): then nothing is kept until it can be
             let _ = self.inner.client.call(1, set).await;
         }

@@ -59,8 +59,9 @@ impl Keys {
         format!("{}movies:meta", self.prefix)
     }
 
-    /// `movies:epoch`: a random token that changes whenever a write reaches the cache; rendered
-    /// pages kept in a server's memory are good while it stays the same.
+    /// `movies:epoch`: a hash of a random token that changes whenever a write reaches the cache
+    /// (rendered pages kept in a server's memory are good while it stays the same), when the hash
+    /// was made, and the servers' leases (see `lease`). Also the channel writers announce on.
     pub fn epoch(&self) -> String {
         format!("{}movies:epoch", self.prefix)
     }

@@ -9,6 +9,7 @@ mod client;
 mod entry;
 mod epoch;
 mod keys;
+mod lease;
 mod read;
 mod scripts;
 mod sweep;
@@ -77,6 +78,7 @@ struct Inner {
     scripts: Scripts,
     stats: Arc<Stats>,
     epochs: Arc<epoch::EpochReads>,
+    lease: lease::Lease,
     #[cfg(feature = "test-hooks")]
     sweep_hold: std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>,
     #[cfg(feature = "test-hooks")]
@@ -96,6 +98,7 @@ impl Cache {
                 scripts: Scripts::default(),
                 stats,
                 epochs: Arc::default(),
+                lease: lease::Lease::default(),
                 #[cfg(feature = "test-hooks")]
                 sweep_hold: std::sync::RwLock::default(),
                 #[cfg(feature = "test-hooks")]

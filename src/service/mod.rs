@@ -213,6 +213,16 @@ impl MovieService {
         self.inner.cache.epoch().await
     }
 
+    /// Holds this server's cache lease until the task is dropped (see `cache::lease`).
+    pub fn hold_lease(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.cache.clone().hold_lease()
+    }
+
+    /// Gives up the lease (at shutdown), so that writers stop waiting for this server.
+    pub async fn leave(&self) {
+        self.inner.cache.leave().await;
+    }
+
     /// One film; `None` when there is no film with that slug.
     pub async fn movie(&self, slug: &Slug) -> Result<Option<Movie>> {
         let look = || async move {

@@ -83,6 +83,13 @@ impl Server {
             .sum()
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a server frozen as by a long pause, then thawed.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            signal(child.id(), if frozen { "STOP" } else { "CONT" });
+        }
+    }
+
     /// SIGKILL: the process ends at once, nothing drained.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,0 +1,280 @@
+//! Leases: how a server answers its kept pages with no round trip to Redis, and still shows every
+//! write the moment its writer is answered.
+//!
+//! The epoch token (`movies:epoch`, a hash: the token, when the hash was made, and one lease per
+//! server) changes whenever a write reaches the cache. A server holds a lease for `CACHE_LEASE_MS`:
+//! it renews it (every quarter of that, and at once when a write is announced) with a script that
+//! grants it only to a server that already knows the current token, and records the token it
+//! knows. While its lease runs, the server takes the token it knows for the current one.
+//!
+//! A writer, after setting a new token, announces it (PUBLISH) and waits until every server whose
+//! lease has not run out has renewed with that token or a newer one, or until its lease has run
+//! out. A server renews only with the current token, so a lease granted before the token changed
+//! cannot be extended without its server learning the new one first: after one lease length,
+//! whatever happened, no server still trusts the old token. Each server ends its lease a tenth of
+//! the length early on its own clock, so the two clocks need only run at the same rate. When the
+//! hash itself is new (Redis restarted, or lost it), a lease granted under the lost one may still
+//! run: a writer then waits until the hash is one lease length old.
+//!
+//! Pub/sub only makes it quick: a lost announcement costs a writer at most one renewal period.
+//! Correctness rests on the scripts, which touch the one key (one slot on a cluster).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::Cmd;
+use tokio::sync::Notify;
+
+use super::client::Connection;
+use super::{Cache, CacheError};
+use crate::config::RedisTarget;
+
+/// The current time in Redis, in milliseconds.
+const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)";
+
+/// KEYS[1] the epoch hash; ARGV token, only-if-none ("1"). Sets the token (noting when the hash
+/// was made, when it was). Returns 1 when set.
+pub const SET_TOKEN: &str = r"
+if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], 'token') == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'born', t[1] * 1000 + math.floor(t[2] / 1000))
+end
+redis.call('HSET', KEYS[1], 'token', ARGV[1])
+return 1
+";
+
+/// KEYS[1] the epoch hash; ARGV server id, the token it knows, lease ms, a fresh token (set when
+/// there is none). Returns {current token, 1} when the lease is granted, {current token, 0} when
+/// the server must learn the current token first.
+fn renew_script() -> String {
+    format!(
+        r"{NOW}
+local cur = redis.call('HGET', KEYS[1], 'token')
+if not cur then
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'born', now) end
+  redis.call('HSET', KEYS[1], 'token', ARGV[4])
+  cur = ARGV[4]
+end
+if cur ~= ARGV[2] then return {{cur, 0}} end
+redis.call('HSET', KEYS[1], 'lease:' .. ARGV[1], (now + tonumber(ARGV[3])) .. ' ' .. cur)
+return {{cur, 1}}
+"
+    )
+}
+
+/// KEYS[1] the epoch hash; ARGV the token a writer set, lease ms. Returns 1 when no server can
+/// still trust an older token (every unexpired lease renewed with that token or the current one,
+/// and the hash older than a lease), 0 when some may, -1 when the hash is gone (then nobody can
+/// tell: the writer waits a whole lease). Drops leases a minute past their end.
+fn check_script() -> String {
+    format!(
+        r"{NOW}
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return -1 end
+local cur, born = nil, nil
+for i = 1, #h, 2 do
+  if h[i] == 'token' then cur = h[i + 1] elseif h[i] == 'born' then born = tonumber(h[i + 1]) end
+end
+local done = 1
+if not born or now < born + tonumber(ARGV[2]) then done = 0 end
+for i = 1, #h, 2 do
+  if string.sub(h[i], 1, 6) == 'lease:' then
+    local v = h[i + 1]
+    local gap = string.find(v, ' ', 1, true)
+    local ends = tonumber(string.sub(v, 1, gap - 1))
+    local knows = string.sub(v, gap + 1)
+    if ends > now and knows ~= ARGV[1] and knows ~= cur then done = 0 end
+    if ends + 60000 < now then redis.call('HDEL', KEYS[1], h[i]) end
+  end
+end
+return done
+"
+    )
+}
+
+/// This server's lease: the token it knows and until when it may trust it.
+pub(super) struct Lease {
+    id: String,
+    renew: String,
+    check: String,
+    held: Mutex<Held>,
+    /// One renewal at a time (the task's, and a writer's for its own server).
+    renewing: tokio::sync::Mutex<()>,
+    wake: Notify,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Held {
+    known: Option<u64>,
+    until: Option<Instant>,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Self {
+            id: format!("{:016x}", fastrand::u64(..)),
+            renew: renew_script(),
+            check: check_script(),
+            held: Mutex::default(),
+            renewing: tokio::sync::Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl Lease {
+    /// The token this server knows, when its lease runs.
+    pub(super) fn current(&self) -> Option<u64> {
+        let held = *self.held.lock().ok()?;
+        held.until.filter(|until| Instant::now() < *until).and(held.known)
+    }
+
+    fn known(&self) -> Option<u64> {
+        self.held.lock().ok().and_then(|h| h.known)
+    }
+
+    fn set(&self, known: Option<u64>, until: Option<Instant>) {
+        if let Ok(mut held) = self.held.lock() {
+            held.known = known;
+            if until.is_some() || known.is_none() {
+                held.until = until;
+            }
+        }
+    }
+
+    fn end(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.until = None;
+        }
+    }
+}
+
+impl Cache {
+    fn lease_length(&self) -> Duration {
+        self.inner.config.lease
+    }
+
+    fn epoch_channel(&self) -> String {
+        self.inner.keys.epoch()
+    }
+
+    /// Holds this server's lease until the task is dropped: renewals every quarter of its length,
+    /// and at once when a writer announces a new token.
+    pub async fn hold_lease(self) {
+        let length = self.lease_length();
+        if length.is_zero() || !self.is_enabled() {
+            return;
+        }
+        let listen = self.listen();
+        let renew = async {
+            loop {
+                let held = matches!(self.renew_lease().await, Ok(true));
+                self.inner.stats.lease_held(held && self.inner.lease.current().is_some());
+                tokio::select! {
+                    () = tokio::time::sleep(length / 4) => {}
+                    () = self.inner.lease.wake.notified() => {}
+                }
+            }
+        };
+        tokio::join!(listen, renew);
+    }
+
+    /// Ends this server's lease (at shutdown), so that writers stop waiting for it.
+    pub async fn leave(&self) {
+        self.inner.lease.end();
+        self.inner.stats.lease_held(false);
+        let (key, field) = (self.inner.keys.epoch(), format!("lease:{}", self.inner.lease.id));
+        let _ = self
+            .inner
+            .client
+            .call_coordination(|mut c| async move { Cmd::hdel(key, field).query_async::<()>(&mut c).await })
+            .await;
+    }
+
+    /// Renews the lease; on the way, learns the current token (from then on, the pages kept under
+    /// the older one are misses). `Ok(true)` when granted.
+    async fn renew_lease(&self) -> Result<bool, CacheError> {
+        let lease = &self.inner.lease;
+        let _one = lease.renewing.lock().await;
+        for _ in 0..3 {
+            let known = lease.known().map(|t| t.to_string()).unwrap_or_default();
+            let sent = Instant::now();
+            let cmd = {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(&lease.renew).arg(1).arg(self.inner.keys.epoch()).arg(&lease.id).arg(known);
+                cmd.arg(self.lease_length().as_millis().to_string()).arg(fastrand::u64(..).to_string());
+                cmd
+            };
+            let (current, granted): (String, i64) =
+                self.inner.client.call_coordination(|mut c| async move { cmd.query_async(&mut c).await }).await?;
+            let current = current.parse::<u64>().ok();
+            if granted == 1 && current.is_some() {
+                let length = self.lease_length();
+                lease.set(current, Some(sent + length - length / 10));
+                return Ok(true);
+            }
+            lease.set(current, None);
+        }
+        Ok(false)
+    }
+
+    /// After a writer set a new epoch token: announces it, and returns once no server can still
+    /// trust an older one (see the module's comment). At most one lease length.
+    pub(super) async fn await_leases(&self, token: &str) {
+        let length = self.lease_length();
+        if length.is_zero() {
+            return;
+        }
+        // every lease granted before the token changed has ended by then
+        let deadline = tokio::time::Instant::now() + length;
+        let (channel, message) = (self.epoch_channel(), token.to_owned());
+        let publish = |mut c: Connection| async move { Cmd::publish(channel, message).query_async::<()>(&mut c).await };
+        let _ = self.inner.client.call_coordination(publish).await;
+        let _ = self.renew_lease().await;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(&self.inner.lease.check).arg(1).arg(self.inner.keys.epoch()).arg(token);
+            cmd.arg(length.as_millis().to_string());
+            match self.inner.client.call_coordination(|mut c| async move { cmd.query_async::<i64>(&mut c).await }).await
+            {
+                Ok(1) => return,
+                Ok(0) if tokio::time::Instant::now() + pause < deadline => {}
+                _ => {
+                    tokio::time::sleep_until(deadline).await;
+                    return;
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Listens for writers' announcements and renews at once on each. Reconnects after a pause
+    /// when the subscription breaks (meanwhile, writers wait for the periodic renewals).
+    async fn listen(&self) {
+        let urls: Vec<String> = match &self.inner.config.redis {
+            Some(RedisTarget::Single(url)) => vec![url.clone()],
+            Some(RedisTarget::Cluster(seeds)) => seeds.clone(),
+            None => return,
+        };
+        let channel = self.epoch_channel();
+        for url in urls.iter().cycle() {
+            if let Ok(client) = redis::Client::open(url.as_str())
+                && let Ok(Ok(mut pubsub)) =
+                    tokio::time::timeout(Duration::from_secs(1), client.get_async_pubsub()).await
+                && pubsub.subscribe(&channel).await.is_ok()
+            {
+                // what was announced while it was not listening
+                self.inner.lease.wake.notify_one();
+                let mut messages = pubsub.on_message();
+                while messages.next().await.is_some() {
+                    self.inner.lease.wake.notify_one();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
