@@ -55,6 +55,23 @@ async fn html_answers_carry_the_security_headers_and_obey_the_csp() {
     }
 }
 
+/// Every answer carries a request id to find it by in the logs: a new one each time, or the one
+/// the client (a proxy in front) sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_a_request_id() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut ids = Vec::new();
+    for path in ["/", "/movies/nope-1999", "/static/nope.css", "/api/movies?page=0", "/healthz"] {
+        let (response, _) = send(&app, get(path)).await;
+        let id = header(&response, "x-request-id");
+        assert!(!id.is_empty() && !ids.contains(&id), "{path}: {id:?} after {ids:?}");
+        ids.push(id);
+    }
+    let given = Request::get("/movies").header("x-request-id", "edge-7f3a").body(Body::empty()).expect("a request");
+    let (response, _) = send(&app, given).await;
+    assert_eq!(header(&response, "x-request-id"), "edge-7f3a");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_files_are_immutable_and_confined_to_their_folder() {
     let app = spawn_app(Backend::Sqlite).await;
