@@ -99,7 +99,7 @@ impl Application {
     /// (bounded by the request timeout), waits for pending cache writes (bounded by
     /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = self.router();
+        let app = web::Front::new(self.router(), self.state.clone());
         let Self { listener, state } = self;
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);

@@ -40,6 +40,7 @@ pub struct Stats {
     corrupt_entries: AtomicU64,
     rendered_hits: AtomicU64,
     rendered_misses: AtomicU64,
+    rendered_by_request: AtomicU64,
     cache_log_pending: AtomicI64,
     /// Milliseconds; -1 when the log is empty.
     cache_log_oldest_ms: AtomicI64,
@@ -71,6 +72,8 @@ pub struct Snapshot {
     /// Pages answered from the rendered pages kept in memory, and looked for there in vain.
     pub rendered_hits: u64,
     pub rendered_misses: u64,
+    /// Of the hits, those the front answered by the request alone, before any routing.
+    pub rendered_by_request: u64,
     /// Rows of the cache log not applied yet, at the relay's last look.
     pub cache_log_pending: i64,
     /// The age of the oldest of them in milliseconds (-1: none).
@@ -150,6 +153,12 @@ impl Stats {
         if hit { &self.rendered_hits } else { &self.rendered_misses }.fetch_add(1, Relaxed);
     }
 
+    /// A kept page answered by the front, by its request (also a hit).
+    pub fn rendered_by_request(&self) {
+        self.rendered_hits.fetch_add(1, Relaxed);
+        self.rendered_by_request.fetch_add(1, Relaxed);
+    }
+
     pub fn cache_log(&self, backlog: crate::db::Backlog) {
         self.cache_log_pending.store(backlog.pending, Relaxed);
         let oldest = backlog.oldest.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -179,6 +188,7 @@ impl Stats {
             corrupt_entries: self.corrupt_entries.load(Relaxed),
             rendered_hits: self.rendered_hits.load(Relaxed),
             rendered_misses: self.rendered_misses.load(Relaxed),
+            rendered_by_request: self.rendered_by_request.load(Relaxed),
             cache_log_pending: self.cache_log_pending.load(Relaxed),
             cache_log_oldest_ms: self.cache_log_oldest_ms.load(Relaxed),
             cache_log_applied: self.cache_log_applied.load(Relaxed),
@@ -207,6 +217,7 @@ impl Stats {
         metrics::counter!("marquee_cache_corrupt_entries_total").absolute(s.corrupt_entries);
         metrics::counter!("marquee_rendered_hits_total").absolute(s.rendered_hits);
         metrics::counter!("marquee_rendered_misses_total").absolute(s.rendered_misses);
+        metrics::counter!("marquee_rendered_by_request_total").absolute(s.rendered_by_request);
         metrics::gauge!("marquee_cache_log_pending").set(s.cache_log_pending as f64);
         let oldest = if s.cache_log_oldest_ms < 0 { 0.0 } else { s.cache_log_oldest_ms as f64 / 1000.0 };
         metrics::gauge!("marquee_cache_log_oldest_seconds").set(oldest);

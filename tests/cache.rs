@@ -481,3 +481,72 @@ on_each_redis!(a_page_written_during_a_sweep_never_lives_outside_the_set, |targe
         }
     }
 });
+
+/// One request as a client sends it, and what came back (the headers but the request id and date).
+async fn exchange(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let mut request = app.client.get(app.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let mut kept: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "x-request-id" | "date"))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("<binary>").to_owned()))
+        .collect();
+    kept.sort();
+    (status, kept, response.bytes().await.expect("body").to_vec())
+}
+
+// A page kept in memory is answered by the front from its request alone (no routing, no
+// middleware) with exactly the answer the full path gave: the same status, headers and bytes,
+// for every page and every way htmx asks for one; a client that accepts gzip still gets it
+// compressed (by the full path); and a write is on the page at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_answers_a_kept_page_as_the_full_path_does() {
+    let app = spawn_app(crate::helpers::Backend::Sqlite).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !app.stats().lease_held {
+        assert!(std::time::Instant::now() < deadline, "the server holds a lease");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let slugs = page_slugs(&app, 2).await;
+    let from_list = app.url("/movies?genre=drama&page=1");
+    let film = format!("/movies/{}", slugs[0]);
+    let asks: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/", vec![]),
+        ("/movies?page=2", vec![]),
+        ("/movies?page=2", vec![("HX-Request", "true")]),
+        ("/movies?page=2", vec![("HX-Request", "true"), ("HX-Target", "listing")]),
+        ("/movies?genre=drama&sort=votes", vec![]),
+        ("/search?q=godf", vec![]),
+        ("/search?q=godf", vec![("HX-Request", "true"), ("HX-Target", "main"), ("HX-Current-URL", "http://x/search")]),
+        (&film, vec![]),
+        (&film, vec![("Referer", &from_list)]),
+    ];
+    for (path, headers) in &asks {
+        // from the database, then from Redis (kept), then from the front
+        exchange(&app, path, headers).await;
+        app.settle().await;
+        let full = exchange(&app, path, headers).await;
+        let before = app.stats();
+        let front = exchange(&app, path, headers).await;
+        assert_eq!(app.stats().rendered_by_request - before.rendered_by_request, 1, "{path} {headers:?}: by the front");
+        assert_eq!(full.0, StatusCode::OK, "{path} {headers:?}");
+        assert_eq!((front.0, &front.1), (full.0, &full.1), "{path} {headers:?}: the front's answer is the full path's");
+        assert!(front.2 == full.2, "{path} {headers:?}: the same bytes ({} and {})", front.2.len(), full.2.len());
+    }
+    // the same page asked by a client that accepts gzip: the full path, compressed
+    let before = app.stats();
+    let (status, headers, _) = exchange(&app, "/movies?page=2", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains(&("content-encoding".into(), "gzip".into())), "{headers:?}");
+    assert_eq!(app.stats().rendered_by_request, before.rendered_by_request, "not by the front");
+    assert_eq!(app.stats().rendered_hits - before.rendered_hits, 1, "but from memory");
+    // a write is on the page at once
+    assert_eq!(app.retitle(&slugs[0], "Fronted No More").await.status(), StatusCode::OK);
+    assert_eq!(app.listing(2).await.titles[0], "Fronted No More");
+    assert_eq!(app.detail(&slugs[0]).await.heading.as_deref(), Some("Fronted No More"));
+}

@@ -152,6 +152,11 @@ impl Lease {
 }
 
 impl Cache {
+    /// The epoch token this server knows, while its lease runs.
+    pub fn leased_epoch(&self) -> Option<u64> {
+        self.inner.lease.current()
+    }
+
     fn lease_length(&self) -> Duration {
         self.inner.config.lease
     }

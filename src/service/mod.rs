@@ -213,6 +213,12 @@ impl MovieService {
         self.inner.cache.epoch().await
     }
 
+    /// The epoch token this server knows, while its lease runs (no round trip; see
+    /// `cache::lease`).
+    pub fn leased_epoch(&self) -> Option<u64> {
+        self.inner.cache.leased_epoch()
+    }
+
     /// Holds this server's cache lease until the task is dropped (see `cache::lease`).
     pub fn hold_lease(&self) -> impl Future<Output = ()> + Send + 'static {
         self.inner.cache.clone().hold_lease()

@@ -20,11 +20,12 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::error::AppError;
+use super::rendered::Html;
 use super::{AppState, BODY_LIMIT, error_for};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -61,7 +62,7 @@ fn next_id() -> HeaderValue {
 }
 
 pub async fn envelope(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let id = req.headers().get(X_REQUEST_ID).cloned().unwrap_or_else(next_id);
+    let id = request_id(&req);
     let span = tracing::info_span!(
         "request",
         id = id.to_str().unwrap_or("-"),
@@ -69,6 +70,28 @@ pub async fn envelope(State(state): State<AppState>, req: Request, next: Next) -
         path = %req.uri().path()
     );
     let mut response = measured(&state, req, next).instrument(span).await;
+    finish(&mut response, id);
+    response
+}
+
+/// The request's id: the client's, or the next of this process.
+pub fn request_id(req: &Request) -> HeaderValue {
+    req.headers().get(X_REQUEST_ID).cloned().unwrap_or_else(next_id)
+}
+
+/// A kept page answered by the front (see `front`), as this envelope and the compression layer
+/// would have answered it: the same headers, and timed for the latency metric.
+pub fn kept_answer(html: Html, route: &'static str, id: HeaderValue, start: Instant) -> Response {
+    let mut response = html.into_response();
+    // the compression layer marks every page it could compress, compressed or not
+    response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    record(route.into(), &response, start);
+    finish(&mut response, id);
+    response
+}
+
+/// Step 8, and the request id.
+fn finish(response: &mut Response, id: HeaderValue) {
     let headers = response.headers_mut();
     for (name, value) in &SECURITY {
         if !headers.contains_key(name) {
@@ -76,7 +99,6 @@ pub async fn envelope(State(state): State<AppState>, req: Request, next: Next) -
         }
     }
     headers.insert(X_REQUEST_ID, id);
-    response
 }
 
 /// Step 7: the answer, timed.
@@ -84,6 +106,11 @@ async fn measured(state: &AppState, req: Request, next: Next) -> Response {
     let route = route(&req);
     let start = Instant::now();
     let response = answer(state, req, next).await;
+    record(route, &response, start);
+    response
+}
+
+fn record(route: metrics::SharedString, response: &Response, start: Instant) {
     let took = start.elapsed();
     let status: metrics::SharedString = match response.status().as_u16() {
         200 => "200".into(),
@@ -94,7 +121,6 @@ async fn measured(state: &AppState, req: Request, next: Next) -> Response {
     metrics::histogram!("marquee_http_request_duration_seconds", "route" => route, "status" => status)
         .record(took.as_secs_f64());
     tracing::debug!(status = response.status().as_u16(), ms = took.as_secs_f64() * 1000.0, "answered");
-    response
 }
 
 /// Steps 3 to 6: the handler's answer, or ours when it cannot give one.

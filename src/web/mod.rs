@@ -4,12 +4,15 @@ mod api;
 mod envelope;
 /// `AppError` and how it is shown: a page in the site's layout, or JSON under `/api/`.
 pub mod error;
+mod front;
 mod ops;
 mod pages;
 mod query;
 /// Rendered pages kept in memory, checked against Redis's epoch token.
 pub mod rendered;
 pub mod views;
+
+pub use front::Front;
 
 use std::sync::Arc;
 

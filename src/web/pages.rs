@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::{AppError, PageError};
 use super::query::ListingQuery;
 use super::query::SearchParams;
-use super::rendered::{Html, PageKey};
+use super::rendered::{Html, KeptPage, PageKey};
 use super::views::{
     Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, Related, SearchPage, SearchSection,
 };
@@ -56,8 +56,8 @@ pub async fn movies(
 async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: View) -> Result<Response, PageError> {
     let key = PageKey::List { list: *list, page: page.get(), view: view as u8 };
     let (epoch, hit) = kept(state, &key).await;
-    if let Some(html) = hit {
-        return Ok(html.into_response());
+    if let Some(page) = hit {
+        return Ok(answered(page));
     }
     let Some(listing) = state.service.list_page(list, page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
@@ -78,7 +78,7 @@ async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: Vie
 }
 
 /// The epoch Redis holds now (if any; see `rendered`), and the page kept for `key` under it.
-async fn kept(state: &AppState, key: &PageKey) -> (Option<u64>, Option<Html>) {
+async fn kept(state: &AppState, key: &PageKey) -> (Option<u64>, Option<KeptPage>) {
     if !state.rendered.is_on() {
         return (None, None);
     }
@@ -89,10 +89,17 @@ async fn kept(state: &AppState, key: &PageKey) -> (Option<u64>, Option<Html>) {
 /// Answers with `html`, kept for `key` when `epoch` is given (the page came wholly from Redis,
 /// after that epoch was read).
 fn keep(state: &AppState, epoch: Option<u64>, key: PageKey, html: Html) -> Response {
-    if let Some(epoch) = epoch {
-        state.rendered.put(epoch, key, html.clone());
+    match epoch.and_then(|epoch| state.rendered.put(epoch, key, html.clone())) {
+        Some(page) => answered(page),
+        None => html.into_response(),
     }
-    html.into_response()
+}
+
+/// A kept page's answer, carrying it for the front to keep by request (see `web::front`).
+fn answered(page: KeptPage) -> Response {
+    let mut response = page.html.clone().into_response();
+    response.extensions_mut().insert(page);
+    response
 }
 
 /// A template's bytes; a template that fails is a bug of ours (500, logged).
@@ -142,8 +149,8 @@ pub async fn search(
         .is_some_and(|(_, target)| target.starts_with("/search"));
     let key = PageKey::Search { text: query.text.clone(), page: page.get(), view: view as u8, replace: on_search };
     let (epoch, hit) = kept(&state, &key).await;
-    if let Some(html) = hit {
-        return Ok(html.into_response());
+    if let Some(page) = hit {
+        return Ok(answered(page));
     }
     let Some(found) = state.service.search(&query, page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the results end before it.")).into());
@@ -177,8 +184,8 @@ pub async fn movie(
     let back = came_from(&headers);
     let key = PageKey::Film { slug: slug.to_string(), back: back.clone() };
     let (epoch, hit) = kept(&state, &key).await;
-    if let Some(html) = hit {
-        return Ok(html.into_response());
+    if let Some(page) = hit {
+        return Ok(answered(page));
     }
     let detail = state.service.detail(&slug).await?.ok_or_else(not_found)?;
     let cached = detail.cached;

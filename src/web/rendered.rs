@@ -9,6 +9,10 @@
 //! lives no longer than the page keys' TTL, as the cache does. The memory is bounded: when the
 //! pages kept would pass the budget, pages are dropped (whichever the map holds first) until a
 //! quarter of it is free.
+//!
+//! Pages are also kept by the request that asked for them (its path and query and the headers a
+//! page depends on), so that the front (`web::front`) can answer a request it saw before without
+//! routing it; a page found or kept by a handler is carried on its response as `KeptPage` for that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -68,6 +72,20 @@ struct Kept {
     epoch: u64,
     bytes: usize,
     pages: HashMap<PageKey, (Instant, Html)>,
+    /// The same pages by the request that asked for them (see `web::front`), with the route's
+    /// name; its bytes counted apart (a page may outlive its entry above here).
+    requests: HashMap<Box<[u8]>, (Instant, Html, &'static str)>,
+    request_bytes: usize,
+}
+
+/// A page the handler answered from, or kept, under the token `epoch`: carried on its response
+/// so that the front can keep it by request too.
+#[derive(Clone)]
+pub struct KeptPage {
+    pub epoch: u64,
+    /// When it was kept: it lives no longer than the TTL from then, however it is found.
+    pub at: Instant,
+    pub html: Html,
 }
 
 pub struct Rendered {
@@ -80,7 +98,8 @@ pub struct Rendered {
 impl Rendered {
     /// Keeps at most `budget` bytes of pages (0: none), each at most `ttl`.
     pub fn new(budget: usize, ttl: Duration, stats: Arc<Stats>) -> Self {
-        Self { stats, budget, ttl, kept: RwLock::new(Kept { epoch: 0, bytes: 0, pages: HashMap::new() }) }
+        let kept = Kept { epoch: 0, bytes: 0, pages: HashMap::new(), requests: HashMap::new(), request_bytes: 0 };
+        Self { stats, budget, ttl, kept: RwLock::new(kept) }
     }
 
     pub fn is_on(&self) -> bool {
@@ -88,28 +107,30 @@ impl Rendered {
     }
 
     /// The page kept for `key` under token `epoch`, if any.
-    pub fn get(&self, epoch: u64, key: &PageKey) -> Option<Html> {
+    pub fn get(&self, epoch: u64, key: &PageKey) -> Option<KeptPage> {
         let kept = self.kept.read().ok()?;
         let found = (kept.epoch == epoch)
             .then(|| kept.pages.get(key))
             .flatten()
             .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, html)| html.clone());
+            .map(|(at, html)| KeptPage { epoch, at: *at, html: html.clone() });
         self.stats.rendered(found.is_some());
         found
     }
 
     /// Keeps `html` for `key` under token `epoch`. Pages of another token are dropped: they
     /// were rendered before a write, or this one was (then the next request puts them back).
-    pub fn put(&self, epoch: u64, key: PageKey, html: Html) {
+    pub fn put(&self, epoch: u64, key: PageKey, html: Html) -> Option<KeptPage> {
         let size = html.body.len();
         if size > self.budget {
-            return;
+            return None;
         }
-        let Ok(mut kept) = self.kept.write() else { return };
+        let Ok(mut kept) = self.kept.write() else { return None };
         if kept.epoch != epoch {
             kept.pages.clear();
             kept.bytes = 0;
+            kept.requests.clear();
+            kept.request_bytes = 0;
             kept.epoch = epoch;
         }
         if kept.bytes + size > self.budget {
@@ -125,10 +146,47 @@ impl Rendered {
             });
             kept.bytes = bytes;
         }
-        if let Some((_, old)) = kept.pages.insert(key, (Instant::now(), html)) {
+        let at = Instant::now();
+        if let Some((_, old)) = kept.pages.insert(key, (at, html.clone())) {
             kept.bytes -= old.body.len();
         }
         kept.bytes += size;
+        Some(KeptPage { epoch, at, html })
+    }
+}
+
+impl Rendered {
+    /// The page kept for the request `key` (see `web::front`) under token `epoch`, with its
+    /// route's name.
+    pub fn by_request(&self, epoch: u64, key: &[u8]) -> Option<(Html, &'static str)> {
+        let kept = self.kept.read().ok()?;
+        let found = (kept.epoch == epoch)
+            .then(|| kept.requests.get(key))
+            .flatten()
+            .filter(|(at, ..)| at.elapsed() < self.ttl)
+            .map(|(_, html, route)| (html.clone(), *route));
+        if found.is_some() {
+            self.stats.rendered_by_request();
+        }
+        found
+    }
+
+    /// Keeps `page` for the request `key` too, if its token is still the one pages are kept
+    /// under. Past the budget, the requests kept so far are forgotten (their pages stay).
+    pub fn put_request(&self, key: Box<[u8]>, route: &'static str, page: &KeptPage) {
+        let size = key.len() + page.html.body.len();
+        let Ok(mut kept) = self.kept.write() else { return };
+        if kept.epoch != page.epoch || size > self.budget {
+            return;
+        }
+        if kept.request_bytes + size > self.budget {
+            kept.requests.clear();
+            kept.request_bytes = 0;
+        }
+        if let Some((_, old, _)) = kept.requests.insert(key, (page.at, page.html.clone(), route)) {
+            kept.request_bytes -= old.body.len();
+        }
+        kept.request_bytes += size;
     }
 }
 
@@ -148,7 +206,7 @@ mod tests {
     fn a_page_is_kept_only_under_its_token() {
         let r = Rendered::new(1000, Duration::from_secs(60), Arc::default());
         r.put(7, key(1), html(10));
-        assert_eq!(r.get(7, &key(1)).map(|h| h.body.len()), Some(10));
+        assert_eq!(r.get(7, &key(1)).map(|k| k.html.body.len()), Some(10));
         assert!(r.get(8, &key(1)).is_none(), "another token: a write came since");
         assert!(r.get(7, &key(2)).is_none());
         // a page of the new token drops every page of the old one
