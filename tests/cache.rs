@@ -538,13 +538,27 @@ async fn the_front_answers_a_kept_page_as_the_full_path_does() {
         assert_eq!((front.0, &front.1), (full.0, &full.1), "{path} {headers:?}: the front's answer is the full path's");
         assert!(front.2 == full.2, "{path} {headers:?}: the same bytes ({} and {})", front.2.len(), full.2.len());
     }
-    // the same page asked by a client that accepts gzip: the full path, compressed
+    // gzip: a browser's plain ask is answered by the front from the page's gzipped copy, a
+    // weighted one by the full path (the compression layer): the same page either way
+    let gunzip = |bytes: &[u8]| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut text).expect("gzip");
+        text
+    };
+    let framing = |headers: &[(String, String)]| -> Vec<(String, String)> {
+        headers.iter().filter(|(n, _)| n != "content-length" && n != "transfer-encoding").cloned().collect()
+    };
     let before = app.stats();
-    let (status, headers, _) = exchange(&app, "/movies?page=2", &[("Accept-Encoding", "gzip")]).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(headers.contains(&("content-encoding".into(), "gzip".into())), "{headers:?}");
-    assert_eq!(app.stats().rendered_by_request, before.rendered_by_request, "not by the front");
+    let full = exchange(&app, "/movies?page=2", &[("Accept-Encoding", "gzip;q=1")]).await;
+    assert_eq!(app.stats().rendered_by_request, before.rendered_by_request, "weighted: not by the front");
     assert_eq!(app.stats().rendered_hits - before.rendered_hits, 1, "but from memory");
+    let front = exchange(&app, "/movies?page=2", &[("Accept-Encoding", "gzip, deflate, br, zstd")]).await;
+    assert_eq!(app.stats().rendered_by_request - before.rendered_by_request, 1, "plain: by the front");
+    assert_eq!(full.0, StatusCode::OK);
+    assert!(full.1.contains(&("content-encoding".into(), "gzip".into())), "{:?}", full.1);
+    assert_eq!((front.0, framing(&front.1)), (full.0, framing(&full.1)), "the same headers but the framing");
+    assert_eq!(gunzip(&front.2), gunzip(&full.2), "the same page");
+    assert!(gunzip(&front.2).contains("<title>"));
     // a write is on the page at once
     assert_eq!(app.retitle(&slugs[0], "Fronted No More").await.status(), StatusCode::OK);
     assert_eq!(app.listing(2).await.titles[0], "Fronted No More");

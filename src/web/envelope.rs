@@ -80,9 +80,15 @@ pub fn request_id(req: &Request) -> HeaderValue {
 }
 
 /// A kept page answered by the front (see `front`), as this envelope and the compression layer
-/// would have answered it: the same headers, and timed for the latency metric.
-pub fn kept_answer(html: Html, route: &'static str, id: HeaderValue, start: Instant) -> Response {
+/// would have answered it: the same headers, and timed for the latency metric; gzipped when
+/// `gzip` (from the page's gzipped copy: the layer compresses anew every time).
+pub fn kept_answer(html: Html, gzip: bool, route: &'static str, id: HeaderValue, start: Instant) -> Response {
+    let gzipped = gzip.then(|| html.gzipped());
     let mut response = html.into_response();
+    if let Some(body) = gzipped {
+        *response.body_mut() = body.into();
+        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     // the compression layer marks every page it could compress, compressed or not
     response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
     record(route.into(), &response, start);

@@ -7,8 +7,9 @@
 //! handler answered from or kept is then kept by request too.
 //!
 //! Only what cannot differ is answered here: a GET of a page, with no body, from a client that
-//! asks for no compression (the full path compresses for one that does). Without a lease (Redis
-//! slow or down, `CACHE_LEASE_MS=0`) everything goes through the router.
+//! asks for no compression or for gzip plainly (a browser), from the page's gzipped copy, made
+//! once. Without a lease (Redis slow or down, `CACHE_LEASE_MS=0`) everything goes through the
+//! router.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -64,11 +65,11 @@ impl Service<Request> for Front {
         let start = Instant::now();
         let named = if self.state.rendered.is_on() { name(&req) } else { None };
         if let Some((key, _)) = &named
-            && plain(&req)
+            && let Some(gzip) = plain(&req)
             && let Some(epoch) = self.state.service.leased_epoch()
             && let Some((html, route)) = self.state.rendered.by_request(epoch, key)
         {
-            let response = envelope::kept_answer(html, route, envelope::request_id(&req), start);
+            let response = envelope::kept_answer(html, gzip, route, envelope::request_id(&req), start);
             return Box::pin(std::future::ready(Ok(response)));
         }
         let state = self.state.clone();
@@ -111,11 +112,32 @@ fn name(req: &Request) -> Option<(Box<[u8]>, &'static str)> {
     (key.len() <= LONGEST).then(|| (key.into_boxed_slice(), route))
 }
 
-/// A request whose answer is the page's bytes as they are: no body to refuse, no compression
-/// asked for.
-fn plain(req: &Request) -> bool {
+/// A request whose answer is the page's bytes, as they are (`Some(false)`) or gzipped
+/// (`Some(true)`): no body to refuse, and no compression asked for, or gzip in the plain form
+/// browsers ask for it (`gzip, deflate, br, zstd`: no weights, no `identity`), which the
+/// compression layer would answer with gzip too. `None`: the full path decides.
+fn plain(req: &Request) -> Option<bool> {
     let headers = req.headers();
-    !headers.contains_key(header::CONTENT_LENGTH)
-        && !headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.get(header::ACCEPT_ENCODING).is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    if headers.contains_key(header::CONTENT_LENGTH) || headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let mut asked = headers.get_all(header::ACCEPT_ENCODING).iter().peekable();
+    if asked.peek().is_none() {
+        return Some(false);
+    }
+    let mut gzip = false;
+    for value in asked {
+        let value = value.to_str().ok()?;
+        if value.contains(';') {
+            return None;
+        }
+        for coding in value.split(',').map(str::trim) {
+            if coding.eq_ignore_ascii_case("identity") || coding == "*" {
+                return None;
+            }
+            gzip |= coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip");
+        }
+    }
+    // codings the layer does not speak (br, zstd, deflate here) are passed over: identity, as it
+    Some(gzip)
 }

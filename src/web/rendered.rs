@@ -15,7 +15,7 @@
 //! routing it; a page found or kept by a handler is carried on its response as `KeptPage` for that.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -45,11 +45,26 @@ pub struct Html {
     pub history: Option<(HeaderName, HeaderValue)>,
     /// Lists and search answer differently to htmx: `Vary: HX-Request, HX-Target`.
     pub vary: bool,
+    /// The body gzipped, made the first time a client that accepts gzip is answered by the front
+    /// (shared by the copies of a kept page).
+    gzipped: Arc<OnceLock<Bytes>>,
 }
 
 impl Html {
     pub fn page(body: String) -> Self {
-        Self { body: Bytes::from(body), history: None, vary: false }
+        Self { body: Bytes::from(body), history: None, vary: false, gzipped: Arc::default() }
+    }
+
+    /// The body gzipped (at the default level, as the compression layer does).
+    pub fn gzipped(&self) -> Bytes {
+        self.gzipped
+            .get_or_init(|| {
+                let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(self.body.len() / 3), Default::default());
+                // writing to memory cannot fail
+                let _ = std::io::Write::write_all(&mut gz, &self.body);
+                gz.finish().map(Bytes::from).unwrap_or_default()
+            })
+            .clone()
     }
 }
 
