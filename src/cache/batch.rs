@@ -201,8 +201,8 @@ impl Cache {
         // after the keys (on a cluster they may live on other nodes): a reader who finds no token
         // sets a new one and renders from what it reads next, which must not be the older copy
         unlink(vec![keys.epoch()]).await?;
-        // the leases went with the hash: no server can tell it knows, so each one's runs out
-        self.await_leases("").await;
+        // the leases went with the hash
+        self.outlast_leases().await;
         Ok(())
     }
 
@@ -250,7 +250,7 @@ impl Cache {
 /// it is new (see `lease`).
 pub(super) fn set_token(key: String, token: &str, only_if_none: bool) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(super::lease::SET_TOKEN).arg(1).arg(key).arg(token).arg(if only_if_none { "1" } else { "0" });
+    cmd.arg(super::lease::SET_TOKEN.as_str()).arg(1).arg(key).arg(token).arg(if only_if_none { "1" } else { "0" });
     cmd
 }
 

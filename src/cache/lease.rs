@@ -19,7 +19,7 @@
 //! Pub/sub only makes it quick: a lost announcement costs a writer at most one renewal period.
 //! Correctness rests on the scripts, which touch the one key (one slot on a cluster).
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -33,17 +33,21 @@ use crate::config::RedisTarget;
 /// The current time in Redis, in milliseconds.
 const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)";
 
+/// A hash made now notes when (see the module's comment).
+const BORN: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'born', now) end";
+
 /// KEYS[1] the epoch hash; ARGV token, only-if-none ("1"). Sets the token (noting when the hash
 /// was made, when it was). Returns 1 when set.
-pub const SET_TOKEN: &str = r"
+pub static SET_TOKEN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r"{NOW}
 if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], 'token') == 1 then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local t = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'born', t[1] * 1000 + math.floor(t[2] / 1000))
-end
+{BORN}
 redis.call('HSET', KEYS[1], 'token', ARGV[1])
 return 1
-";
+"
+    )
+});
 
 /// KEYS[1] the epoch hash; ARGV server id, the token it knows, lease ms, a fresh token (set when
 /// there is none). Returns {current token, 1} when the lease is granted, {current token, 0} when
@@ -53,7 +57,7 @@ fn renew_script() -> String {
         r"{NOW}
 local cur = redis.call('HGET', KEYS[1], 'token')
 if not cur then
-  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'born', now) end
+  {BORN}
   redis.call('HSET', KEYS[1], 'token', ARGV[4])
   cur = ARGV[4]
 end
@@ -135,11 +139,20 @@ impl Lease {
         self.held.lock().ok().and_then(|h| h.known)
     }
 
-    fn set(&self, known: Option<u64>, until: Option<Instant>) {
+    /// Granted until `until`, knowing `token`.
+    fn grant(&self, token: u64, until: Instant) {
         if let Ok(mut held) = self.held.lock() {
-            held.known = known;
-            if until.is_some() || known.is_none() {
-                held.until = until;
+            *held = Held { known: Some(token), until: Some(until) };
+        }
+    }
+
+    /// The current token is `token` (the pages kept under the one known before are misses from
+    /// now on); an unreadable one ends the lease.
+    fn learn(&self, token: Option<u64>) {
+        if let Ok(mut held) = self.held.lock() {
+            held.known = token;
+            if token.is_none() {
+                held.until = None;
             }
         }
     }
@@ -159,10 +172,6 @@ impl Cache {
 
     fn lease_length(&self) -> Duration {
         self.inner.config.lease
-    }
-
-    fn epoch_channel(&self) -> String {
-        self.inner.keys.epoch()
     }
 
     /// Holds this server's lease until the task is dropped: renewals every quarter of its length,
@@ -215,12 +224,14 @@ impl Cache {
             let (current, granted): (String, i64) =
                 self.inner.client.call_coordination(|mut c| async move { cmd.query_async(&mut c).await }).await?;
             let current = current.parse::<u64>().ok();
-            if granted == 1 && current.is_some() {
+            if granted == 1
+                && let Some(token) = current
+            {
                 let length = self.lease_length();
-                lease.set(current, Some(sent + length - length / 10));
+                lease.grant(token, sent + length - length / 10);
                 return Ok(true);
             }
-            lease.set(current, None);
+            lease.learn(current);
         }
         Ok(false)
     }
@@ -234,9 +245,7 @@ impl Cache {
         }
         // every lease granted before the token changed has ended by then
         let deadline = tokio::time::Instant::now() + length;
-        let (channel, message) = (self.epoch_channel(), token.to_owned());
-        let publish = |mut c: Connection| async move { Cmd::publish(channel, message).query_async::<()>(&mut c).await };
-        let _ = self.inner.client.call_coordination(publish).await;
+        self.announce(token).await;
         let _ = self.renew_lease().await;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -257,6 +266,24 @@ impl Cache {
         }
     }
 
+    /// After the epoch hash was removed, leases with it: nobody can tell which servers still
+    /// trust the old token, so the writer waits one lease length (announcing it first, so that
+    /// the servers learn a new token at once).
+    pub(super) async fn outlast_leases(&self) {
+        let length = self.lease_length();
+        if !length.is_zero() {
+            self.announce("").await;
+            tokio::time::sleep(length).await;
+        }
+    }
+
+    /// Tells the servers a new token was set (they renew at once), on the channel named as the key.
+    async fn announce(&self, token: &str) {
+        let (channel, message) = (self.inner.keys.epoch(), token.to_owned());
+        let publish = |mut c: Connection| async move { Cmd::publish(channel, message).query_async::<()>(&mut c).await };
+        let _ = self.inner.client.call_coordination(publish).await;
+    }
+
     /// Listens for writers' announcements and renews at once on each. Reconnects after a pause
     /// when the subscription breaks (meanwhile, writers wait for the periodic renewals).
     async fn listen(&self) {
@@ -265,12 +292,12 @@ impl Cache {
             Some(RedisTarget::Cluster(seeds)) => seeds.clone(),
             None => return,
         };
-        let channel = self.epoch_channel();
+        // on a cluster a PUBLISH reaches every node: one subscription, to any of them, hears all
         for url in urls.iter().cycle() {
             if let Ok(client) = redis::Client::open(url.as_str())
                 && let Ok(Ok(mut pubsub)) =
                     tokio::time::timeout(Duration::from_secs(1), client.get_async_pubsub()).await
-                && pubsub.subscribe(&channel).await.is_ok()
+                && pubsub.subscribe(self.inner.keys.epoch()).await.is_ok()
             {
                 // what was announced while it was not listening
                 self.inner.lease.wake.notify_one();
