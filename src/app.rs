@@ -61,11 +61,16 @@ impl Application {
         let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size);
         let listener = TcpListener::bind(config.listen_addr).await?;
         let bad_tokens = Arc::new(web::bad_tokens(config.bad_tokens_per_minute));
-        // without a cache there is no epoch to check kept pages against: nothing is kept
+        // without a cache there is no token to check kept pages against: nothing is kept
         let budget = if config.cache.redis.is_some() { config.cache.rendered_bytes } else { 0 };
-        let rendered = Arc::new(web::rendered::Rendered::new(budget, config.cache.page_ttl, stats.clone()));
+        let pages = web::page_cache::PageCacheLayer::new(budget, config.cache.page_ttl, service.clone(), stats.clone());
+        if pages.is_on() {
+            // a first reader of the token who finds none sets one but keeps nothing under it: set it
+            // now, so that the first pages asked for can be kept (Redis down: nothing, at once)
+            service.token().await;
+        }
         let config = Arc::new(config);
-        Ok(Self { listener, state: AppState::new(Shared { service, deferred, stats, bad_tokens, config, rendered }) })
+        Ok(Self { listener, state: AppState::new(Shared { service, deferred, stats, bad_tokens, config, pages }) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,7 +81,8 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// The router this application serves, for sending it requests without a socket.
+    /// The router this application serves (without the page tier in front of it), for sending it
+    /// requests without a socket.
     pub fn router(&self) -> axum::Router {
         web::router(self.state.clone(), &static_dir())
     }
@@ -99,7 +105,7 @@ impl Application {
     /// (bounded by the request timeout), waits for pending cache writes (bounded by
     /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = web::Front::new(self.router(), self.state.clone());
+        let app = web::app(self.state.clone(), &static_dir());
         let Self { listener, state } = self;
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);
@@ -115,7 +121,7 @@ impl Application {
         // what Redis did not learn of committed writes, applied from the database's cache log
         let relay = state.service.caches().then(|| tokio::spawn(state.service.clone().relay(RELAY_EVERY)));
         // the lease that lets kept pages be answered with no round trip (see `cache::lease`)
-        let lease = state.rendered.is_on().then(|| tokio::spawn(state.service.hold_lease()));
+        let lease = state.pages.is_on().then(|| tokio::spawn(state.service.hold_lease()));
         crate::server::serve(listener, app, shutdown, drain).await;
         upkeep.abort();
         if let Some(lease) = lease {

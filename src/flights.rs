@@ -25,12 +25,12 @@ pub struct Flights<K, V, E> {
     next_id: AtomicU64,
     /// Counts releases. A request notes it before looking in the cache; if a flight was released
     /// since, its result may be in the cache now, so the request looks again instead of reading.
-    epoch: AtomicU64,
+    releases: AtomicU64,
 }
 
 impl<K, V, E> Default for Flights<K, V, E> {
     fn default() -> Self {
-        Self { map: Mutex::default(), next_id: AtomicU64::new(1), epoch: AtomicU64::new(0) }
+        Self { map: Mutex::default(), next_id: AtomicU64::new(1), releases: AtomicU64::new(0) }
     }
 }
 
@@ -53,8 +53,8 @@ where
     E: Clone + Send + Sync + From<Panicked> + 'static,
 {
     /// The current release count, to pass to `run` as `seen`.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Relaxed)
+    pub fn releases(&self) -> u64 {
+        self.releases.load(Relaxed)
     }
 
     /// Joins the flight for `key`, or starts one with `start(flight_id)`. The started future must
@@ -76,7 +76,7 @@ where
                 map.get(key).filter(|(_, started, flight)| flight.peek().is_none() || started.elapsed() < FRESH_FOR);
             match current {
                 Some((id, _, flight)) => (flight.clone(), Role::Follower, *id),
-                None if seen.is_some_and(|seen| seen != self.epoch()) => return None,
+                None if seen.is_some_and(|seen| seen != self.releases()) => return None,
                 None => {
                     let id = self.next_id.fetch_add(1, Relaxed);
                     // The read runs on a task of its own, so that it finishes (and gives its
@@ -108,7 +108,7 @@ where
             && map.get(key).is_some_and(|(current, ..)| *current == id)
         {
             map.remove(key);
-            self.epoch.fetch_add(1, Relaxed);
+            self.releases.fetch_add(1, Relaxed);
         }
     }
 
@@ -179,10 +179,10 @@ mod tests {
     #[tokio::test]
     async fn a_release_since_the_cache_was_read_sends_the_caller_back_to_it() {
         let flights: Flights<u32, u32, Panicked> = Flights::default();
-        let seen = flights.epoch();
+        let seen = flights.releases();
         let (_, _) = flights.run(&1, None, |id| async move { Ok(Arc::new(u32::try_from(id).unwrap())) }).await.unwrap();
         flights.release(&1, 1);
         assert!(flights.run(&1, Some(seen), |_| async { Ok(Arc::new(2)) }).await.is_none());
-        assert!(flights.run(&1, Some(flights.epoch()), |_| async { Ok(Arc::new(2)) }).await.is_some());
+        assert!(flights.run(&1, Some(flights.releases()), |_| async { Ok(Arc::new(2)) }).await.is_some());
     }
 }

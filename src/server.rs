@@ -19,7 +19,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Serves `app` until `shutdown` resolves, then waits at most `drain` for open connections.
-pub async fn serve(listener: TcpListener, app: crate::web::Front, shutdown: impl Future<Output = ()>, drain: Duration) {
+pub async fn serve(listener: TcpListener, app: crate::web::App, shutdown: impl Future<Output = ()>, drain: Duration) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_header_size(MAX_HEADER_BYTES);

@@ -38,9 +38,8 @@ pub struct Stats {
     redis_round_trips: AtomicU64,
     redis_commands: AtomicU64,
     corrupt_entries: AtomicU64,
-    rendered_hits: AtomicU64,
-    rendered_misses: AtomicU64,
-    rendered_by_request: AtomicU64,
+    kept_hits: AtomicU64,
+    kept_misses: AtomicU64,
     cache_log_pending: AtomicI64,
     /// Milliseconds; -1 when the log is empty.
     cache_log_oldest_ms: AtomicI64,
@@ -69,11 +68,10 @@ pub struct Snapshot {
     /// Commands sent to Redis (a pipeline counts each of its commands).
     pub redis_commands: u64,
     pub corrupt_entries: u64,
-    /// Pages answered from the rendered pages kept in memory, and looked for there in vain.
-    pub rendered_hits: u64,
-    pub rendered_misses: u64,
-    /// Of the hits, those the front answered by the request alone, before any routing.
-    pub rendered_by_request: u64,
+    /// Pages answered from the rendered pages kept in memory (the page tier), and pages rendered
+    /// because none was kept for them.
+    pub kept_hits: u64,
+    pub kept_misses: u64,
     /// Rows of the cache log not applied yet, at the relay's last look.
     pub cache_log_pending: i64,
     /// The age of the oldest of them in milliseconds (-1: none).
@@ -149,14 +147,8 @@ impl Stats {
         self.corrupt_entries.fetch_add(n, Relaxed);
     }
 
-    pub fn rendered(&self, hit: bool) {
-        if hit { &self.rendered_hits } else { &self.rendered_misses }.fetch_add(1, Relaxed);
-    }
-
-    /// A kept page answered by the front, by its request (also a hit).
-    pub fn rendered_by_request(&self) {
-        self.rendered_hits.fetch_add(1, Relaxed);
-        self.rendered_by_request.fetch_add(1, Relaxed);
+    pub fn kept(&self, hit: bool) {
+        if hit { &self.kept_hits } else { &self.kept_misses }.fetch_add(1, Relaxed);
     }
 
     pub fn cache_log(&self, backlog: crate::db::Backlog) {
@@ -186,9 +178,8 @@ impl Stats {
             redis_round_trips: self.redis_round_trips.load(Relaxed),
             redis_commands: self.redis_commands.load(Relaxed),
             corrupt_entries: self.corrupt_entries.load(Relaxed),
-            rendered_hits: self.rendered_hits.load(Relaxed),
-            rendered_misses: self.rendered_misses.load(Relaxed),
-            rendered_by_request: self.rendered_by_request.load(Relaxed),
+            kept_hits: self.kept_hits.load(Relaxed),
+            kept_misses: self.kept_misses.load(Relaxed),
             cache_log_pending: self.cache_log_pending.load(Relaxed),
             cache_log_oldest_ms: self.cache_log_oldest_ms.load(Relaxed),
             cache_log_applied: self.cache_log_applied.load(Relaxed),
@@ -201,10 +192,13 @@ impl Stats {
     pub fn publish(&self) {
         let s = self.snapshot();
         metrics::counter!("marquee_db_queries_total").absolute(s.db_queries);
-        metrics::counter!("marquee_cache_hits_total", "kind" => "page").absolute(s.page_hits);
-        metrics::counter!("marquee_cache_hits_total", "kind" => "movie").absolute(s.movie_hits);
-        metrics::counter!("marquee_cache_misses_total", "kind" => "page").absolute(s.page_misses);
-        metrics::counter!("marquee_cache_misses_total", "kind" => "movie").absolute(s.movie_misses);
+        // the tiers: rendered pages in this server's memory, then keys in Redis
+        metrics::counter!("marquee_cache_hits_total", "tier" => "memory", "kind" => "page").absolute(s.kept_hits);
+        metrics::counter!("marquee_cache_misses_total", "tier" => "memory", "kind" => "page").absolute(s.kept_misses);
+        metrics::counter!("marquee_cache_hits_total", "tier" => "redis", "kind" => "page").absolute(s.page_hits);
+        metrics::counter!("marquee_cache_hits_total", "tier" => "redis", "kind" => "movie").absolute(s.movie_hits);
+        metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "page").absolute(s.page_misses);
+        metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "movie").absolute(s.movie_misses);
         metrics::counter!("marquee_coalesced_waits_total").absolute(s.coalesced_waits);
         metrics::counter!("marquee_stale_writes_refused_total").absolute(s.stale_writes_refused);
         metrics::gauge!("marquee_deferred_writes_pending").set(s.deferred_pending as f64);
@@ -215,9 +209,6 @@ impl Stats {
         metrics::counter!("marquee_redis_round_trips_total").absolute(s.redis_round_trips);
         metrics::counter!("marquee_redis_commands_total").absolute(s.redis_commands);
         metrics::counter!("marquee_cache_corrupt_entries_total").absolute(s.corrupt_entries);
-        metrics::counter!("marquee_rendered_hits_total").absolute(s.rendered_hits);
-        metrics::counter!("marquee_rendered_misses_total").absolute(s.rendered_misses);
-        metrics::counter!("marquee_rendered_by_request_total").absolute(s.rendered_by_request);
         metrics::gauge!("marquee_cache_log_pending").set(s.cache_log_pending as f64);
         let oldest = if s.cache_log_oldest_ms < 0 { 0.0 } else { s.cache_log_oldest_ms as f64 / 1000.0 };
         metrics::gauge!("marquee_cache_log_oldest_seconds").set(oldest);

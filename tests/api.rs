@@ -144,8 +144,9 @@ both!(health_readiness_and_metrics, |backend| async move {
     app.get("/movies?page=1").await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     for name in [
-        "marquee_cache_hits_total{kind=\"page\"}",
-        "marquee_cache_misses_total{kind=\"movie\"}",
+        "marquee_cache_hits_total{tier=\"redis\",kind=\"page\"}",
+        "marquee_cache_misses_total{tier=\"redis\",kind=\"movie\"}",
+        "marquee_cache_misses_total{tier=\"memory\",kind=\"page\"}",
         "marquee_coalesced_waits_total",
         "marquee_stale_writes_refused_total",
         "marquee_deferred_writes_pending",

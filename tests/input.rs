@@ -498,7 +498,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             || rest.strip_prefix("movie:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
             || rest.strip_prefix("movies:related:").is_some_and(|s| marquee::movies::Slug::parse(s).is_ok())
             || rest == "movies:lists"
-            || rest == "movies:epoch"
+            || rest == "movies:token"
             || rest.strip_prefix("movies:search:").and_then(|r| r.rsplit_once(":page:")).is_some_and(|(q, n)| {
                 // a search's key names its folded words, joined by +
                 q.split('+').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))

@@ -231,7 +231,7 @@ on_each_redis!(lists_have_keys_of_their_own_and_one_write_invalidates_them, |tar
 
 // The race replay of the listing, on a filtered list: reads fetch the old rows, are held while a
 // write moves a film within the list, then write back; the list visitors see is the database's.
-// (Without a lease, so that removing the epoch token keeps the pages kept in memory out at once.)
+// (Without a lease, so that removing the token keeps the pages kept in memory out at once.)
 on_each_redis!(held_back_reads_never_leave_a_filtered_list_stale, |target| async move {
     let app = Setup::new(target).env("CACHE_LEASE_MS", "0").spawn().await;
     let url = "/movies?genre=drama&sort=votes";
@@ -240,8 +240,8 @@ on_each_redis!(held_back_reads_never_leave_a_filtered_list_stale, |target| async
     for round in 0..4 {
         let before_slugs = Listing::parse(StatusCode::OK, app.get_text(url).await.1).slugs;
         app.settle().await;
-        // evicted, with the epoch token (so the page kept in memory is not used either)
-        let _: () = redis.unlink(&[app.key(key), app.key("movies:epoch")]).await.unwrap();
+        // evicted, with the token (so the page kept in memory is not used either)
+        let _: () = redis.unlink(&[app.key(key), app.key("movies:token")]).await.unwrap();
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         app.service.hold_reads(Some(gate.clone()));
         let before = app.stats().db_queries;

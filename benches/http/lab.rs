@@ -24,7 +24,7 @@ pub async fn connect() -> Result<Conn> {
 
 /// UNLINKs every key starting with `prefix` (SCAN MATCH, COUNT 1000), 1000 at a time as the scan
 /// goes: the iterator holds `c`, the UNLINKs go on a clone of it. Returns how many.
-/// After the epoch token was removed behind the servers' backs: each server's lease renewal
+/// After the token was removed behind the servers' backs: each server's lease renewal
 /// (every quarter of the default 1 s lease) finds it gone and learns a new one, and from then on
 /// its kept pages are misses.
 pub async fn kept_pages_forgotten() {

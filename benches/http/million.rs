@@ -84,8 +84,8 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
     for _ in 0..o.reps(7) {
         for (n, out) in [(1, &mut p1), (deep, &mut pd)] {
             client::settle(on.addr).await?;
-            // with the epoch token: the page kept in the server's memory is not used either
-            redis::cmd("UNLINK").arg(keys.page(n)).arg(keys.epoch()).query_async::<()>(&mut redis).await?;
+            // with the token: the page kept in the server's memory is not used either
+            redis::cmd("UNLINK").arg(keys.page(n)).arg(keys.token()).query_async::<()>(&mut redis).await?;
             lab::kept_pages_forgotten().await;
             out.push(timed_get(on.addr, &format!("/movies?page={n}")).await?);
         }

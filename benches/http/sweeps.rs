@@ -28,7 +28,7 @@ async fn counted(server: &Server, sweep: impl Future<Output = Result<Sweep>>) ->
 }
 
 /// Removes a third of each cached page's film keys (every third slug), leaving the page keys, and
-/// the epoch token, so that the pages kept in the server's memory are not used either.
+/// the token, so that the pages kept in the server's memory are not used either.
 async fn remove_a_third(redis: &mut lab::Conn, keys: &Keys, pages: u32) -> Result<usize> {
     let mut pipe = redis::pipe();
     for n in 1..=pages {
@@ -43,7 +43,7 @@ async fn remove_a_third(redis: &mut lab::Conn, keys: &Keys, pages: u32) -> Resul
         gone.extend(page.slugs.iter().step_by(3).map(|s| keys.movie(s)));
     }
     let films = gone.len();
-    gone.push(keys.epoch());
+    gone.push(keys.token());
     redis::cmd("UNLINK").arg(&gone).query_async::<()>(redis).await?;
     lab::kept_pages_forgotten().await;
     Ok(films)

@@ -102,7 +102,7 @@ impl Cache {
         self.send(batch, None).await
     }
 
-    /// Sends a write's batch (a writer's, or the cache log's), then a new epoch token, last, so
+    /// Sends a write's batch (a writer's, or the cache log's), then a new token, last, so
     /// that a reader who sees the new token sees the write's keys too: every page a server keeps
     /// rendered under the old token is a miss from then on, on every server.
     ///
@@ -111,30 +111,28 @@ impl Cache {
     /// server goes on answering from pages rendered from the older copies. What the batch did not
     /// write is the cache log's to apply (and its relay sets a new token again).
     ///
-    /// Once a new token is set, the writer waits for the servers' leases (see `lease`): when it
-    /// is answered, no server answers from a page kept under an older token.
-    pub async fn apply(&self, batch: &WriteBatch) -> Result<(), CacheError> {
-        let key = self.inner.keys.epoch();
+    /// Returns what was sent, and the new token when one was set: the writer then waits for the
+    /// servers' leases (`await_leases`) before it is answered.
+    pub async fn apply(&self, batch: &WriteBatch) -> (Result<(), CacheError>, Option<String>) {
+        let key = self.inner.keys.token();
         let token = fastrand::u64(..).to_string();
         let sent = self.send(batch, Some((key.clone(), token.clone()))).await;
-        match &sent {
-            Ok(()) => self.await_leases(&token).await,
-            Err(CacheError::Off | CacheError::BackingOff) => {}
+        let token = match &sent {
+            Ok(()) => Some(token),
+            Err(CacheError::Off | CacheError::BackingOff) => None,
             Err(_) => {
                 let token = fastrand::u64(..).to_string();
                 let set = set_token(key, &token, false);
                 // even if the failure just opened the breaker
                 let set = self.inner.client.call_anyway(1, |mut c| async move { set.query_async::<()>(&mut c).await });
-                if set.await.is_ok() {
-                    self.await_leases(&token).await;
-                }
+                set.await.is_ok().then_some(token)
             }
-        }
-        sent
+        };
+        (sent, token)
     }
 
-    async fn send(&self, batch: &WriteBatch, epoch: Option<(String, String)>) -> Result<(), CacheError> {
-        if batch.is_empty() && epoch.is_none() {
+    async fn send(&self, batch: &WriteBatch, token: Option<(String, String)>) -> Result<(), CacheError> {
+        if batch.is_empty() && token.is_none() {
             return Ok(());
         }
         let puts = self.puts(batch);
@@ -144,8 +142,8 @@ impl Cache {
             (None, Some((query, n, ..))) => Some(self.listed(keys.lists(), keys.search_page(query, *n))),
             (None, None) => None,
         };
-        let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(epoch.is_some());
-        let epoch = epoch.map(|(key, token)| set_token(key, &token, false));
+        let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(token.is_some());
+        let token = token.map(|(key, token)| set_token(key, &token, false));
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
         let results: Vec<i64> = self
             .inner
@@ -163,12 +161,12 @@ impl Cache {
                         pipe.query_async::<()>(&mut c.clone()).await?;
                     }
                     // after every key of the batch has been written
-                    if let Some(epoch) = &epoch {
-                        epoch.query_async::<()>(&mut c.clone()).await?;
+                    if let Some(token) = &token {
+                        token.query_async::<()>(&mut c.clone()).await?;
                     }
                     Ok(results)
                 } else {
-                    put_pipelined(c, &puts, listed, epoch, &sha).await
+                    put_pipelined(c, &puts, listed, token, &sha).await
                 }
             })
             .await?;
@@ -178,7 +176,7 @@ impl Cache {
         Ok(())
     }
 
-    /// UNLINKs the film keys of `batch` (and the stamp, when `with_stamp`), and the epoch token:
+    /// UNLINKs the film keys of `batch` (and the stamp, when `with_stamp`), and the token:
     /// what a writer does when Redis refuses to take a newer copy (out of memory, read-only), so
     /// that the older copy is not read meanwhile, nor any page rendered from it. UNLINK needs no
     /// memory. Without the stamp every cached page is a miss, so an order change is not hidden
@@ -199,11 +197,9 @@ impl Cache {
             unlink(names).await?;
         }
         // after the keys (on a cluster they may live on other nodes): a reader who finds no token
-        // sets a new one and renders from what it reads next, which must not be the older copy
-        unlink(vec![keys.epoch()]).await?;
-        // the leases went with the hash
-        self.outlast_leases().await;
-        Ok(())
+        // sets a new one and renders from what it reads next, which must not be the older copy.
+        // The leases went with the hash: the writer then outlasts them (`outlast_leases`).
+        unlink(vec![keys.token()]).await
     }
 
     fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
@@ -246,7 +242,7 @@ impl Cache {
     }
 }
 
-/// Sets the epoch token (`only_if_none`: unless there is one), with the hash's birth time when
+/// Sets the token (`only_if_none`: unless there is one), with the hash's birth time when
 /// it is new (see `lease`).
 pub(super) fn set_token(key: String, token: &str, only_if_none: bool) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
@@ -271,7 +267,7 @@ async fn put_pipelined(
     mut c: Connection,
     puts: &[Put],
     listed: Option<[Cmd; 2]>,
-    epoch: Option<Cmd>,
+    token: Option<Cmd>,
     sha: &str,
 ) -> Result<Vec<i64>, RedisError> {
     let pipeline = |eval: &str, script: &str| {
@@ -279,7 +275,7 @@ async fn put_pipelined(
         for p in puts {
             pipe.add_command(p.cmd(script, eval));
         }
-        for cmd in listed.iter().flatten().chain(&epoch) {
+        for cmd in listed.iter().flatten().chain(&token) {
             pipe.add_command(cmd.clone()).ignore();
         }
         pipe

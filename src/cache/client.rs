@@ -209,7 +209,7 @@ impl Client {
     }
 
     /// One exchange under the timeout, sent even while the breaker leaves Redis alone: for the
-    /// rare call that must be tried whatever the calls before it met (a writer's new epoch token).
+    /// rare call that must be tried whatever the calls before it met (a writer's new token).
     /// Its outcome is not counted by the breaker.
     pub async fn call_anyway<T, F>(&self, commands: u64, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
     where

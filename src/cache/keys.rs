@@ -59,11 +59,11 @@ impl Keys {
         format!("{}movies:meta", self.prefix)
     }
 
-    /// `movies:epoch`: a hash of a random token that changes whenever a write reaches the cache
+    /// `movies:token`: a hash of a random token that changes whenever a write reaches the cache
     /// (rendered pages kept in a server's memory are good while it stays the same), when the hash
     /// was made, and the servers' leases (see `lease`). Also the channel writers announce on.
-    pub fn epoch(&self) -> String {
-        format!("{}movies:epoch", self.prefix)
+    pub fn token(&self) -> String {
+        format!("{}movies:token", self.prefix)
     }
 
     /// `movies:pages`: the set of page keys written, swept on invalidation.

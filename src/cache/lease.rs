@@ -1,7 +1,7 @@
 //! Leases: how a server answers its kept pages with no round trip to Redis, and still shows every
 //! write the moment its writer is answered.
 //!
-//! The epoch token (`movies:epoch`, a hash: the token, when the hash was made, and one lease per
+//! The token (`movies:token`, a hash: the token, when the hash was made, and one lease per
 //! server) changes whenever a write reaches the cache. A server holds a lease for `CACHE_LEASE_MS`:
 //! it renews it (every quarter of that, and at once when a write is announced) with a script that
 //! grants it only to a server that already knows the current token, and records the token it
@@ -165,8 +165,8 @@ impl Lease {
 }
 
 impl Cache {
-    /// The epoch token this server knows, while its lease runs.
-    pub fn leased_epoch(&self) -> Option<u64> {
+    /// The token this server knows, while its lease runs.
+    pub fn leased_token(&self) -> Option<u64> {
         self.inner.lease.current()
     }
 
@@ -199,7 +199,7 @@ impl Cache {
     pub async fn leave(&self) {
         self.inner.lease.end();
         self.inner.stats.lease_held(false);
-        let (key, field) = (self.inner.keys.epoch(), format!("lease:{}", self.inner.lease.id));
+        let (key, field) = (self.inner.keys.token(), format!("lease:{}", self.inner.lease.id));
         let _ = self
             .inner
             .client
@@ -217,7 +217,7 @@ impl Cache {
             let sent = Instant::now();
             let cmd = {
                 let mut cmd = redis::cmd("EVAL");
-                cmd.arg(&lease.renew).arg(1).arg(self.inner.keys.epoch()).arg(&lease.id).arg(known);
+                cmd.arg(&lease.renew).arg(1).arg(self.inner.keys.token()).arg(&lease.id).arg(known);
                 cmd.arg(self.lease_length().as_millis().to_string()).arg(fastrand::u64(..).to_string());
                 cmd
             };
@@ -236,9 +236,9 @@ impl Cache {
         Ok(false)
     }
 
-    /// After a writer set a new epoch token: announces it, and returns once no server can still
+    /// After a writer set a new token: announces it, and returns once no server can still
     /// trust an older one (see the module's comment). At most one lease length.
-    pub(super) async fn await_leases(&self, token: &str) {
+    pub async fn await_leases(&self, token: &str) {
         let length = self.lease_length();
         if length.is_zero() {
             return;
@@ -250,7 +250,7 @@ impl Cache {
         let mut pause = Duration::from_millis(1);
         loop {
             let mut cmd = redis::cmd("EVAL");
-            cmd.arg(&self.inner.lease.check).arg(1).arg(self.inner.keys.epoch()).arg(token);
+            cmd.arg(&self.inner.lease.check).arg(1).arg(self.inner.keys.token()).arg(token);
             cmd.arg(length.as_millis().to_string());
             match self.inner.client.call_coordination(|mut c| async move { cmd.query_async::<i64>(&mut c).await }).await
             {
@@ -266,10 +266,10 @@ impl Cache {
         }
     }
 
-    /// After the epoch hash was removed, leases with it: nobody can tell which servers still
+    /// After the token's hash was removed, leases with it: nobody can tell which servers still
     /// trust the old token, so the writer waits one lease length (announcing it first, so that
     /// the servers learn a new token at once).
-    pub(super) async fn outlast_leases(&self) {
+    pub async fn outlast_leases(&self) {
         let length = self.lease_length();
         if !length.is_zero() {
             self.announce("").await;
@@ -279,7 +279,7 @@ impl Cache {
 
     /// Tells the servers a new token was set (they renew at once), on the channel named as the key.
     async fn announce(&self, token: &str) {
-        let (channel, message) = (self.inner.keys.epoch(), token.to_owned());
+        let (channel, message) = (self.inner.keys.token(), token.to_owned());
         let publish = |mut c: Connection| async move { Cmd::publish(channel, message).query_async::<()>(&mut c).await };
         let _ = self.inner.client.call_coordination(publish).await;
     }
@@ -297,7 +297,7 @@ impl Cache {
             if let Ok(client) = redis::Client::open(url.as_str())
                 && let Ok(Ok(mut pubsub)) =
                     tokio::time::timeout(Duration::from_secs(1), client.get_async_pubsub()).await
-                && pubsub.subscribe(self.inner.keys.epoch()).await.is_ok()
+                && pubsub.subscribe(self.inner.keys.token()).await.is_ok()
             {
                 // what was announced while it was not listening
                 self.inner.lease.wake.notify_one();

@@ -7,12 +7,12 @@ mod batch;
 mod breaker;
 mod client;
 mod entry;
-mod epoch;
 mod keys;
 mod lease;
 mod read;
 mod scripts;
 mod sweep;
+mod token;
 
 pub use batch::WriteBatch;
 pub use breaker::BreakerConfig;
@@ -77,7 +77,7 @@ struct Inner {
     config: CacheConfig,
     scripts: Scripts,
     stats: Arc<Stats>,
-    epochs: Arc<epoch::EpochReads>,
+    token_reads: Arc<token::TokenReads>,
     lease: lease::Lease,
     #[cfg(feature = "test-hooks")]
     sweep_hold: std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>,
@@ -97,7 +97,7 @@ impl Cache {
                 config,
                 scripts: Scripts::default(),
                 stats,
-                epochs: Arc::default(),
+                token_reads: Arc::default(),
                 lease: lease::Lease::default(),
                 #[cfg(feature = "test-hooks")]
                 sweep_hold: std::sync::RwLock::default(),

@@ -208,15 +208,14 @@ impl MovieService {
         self.inner.pages.get(&(*list, page.get()), look, |()| self.load_page(*list, page), pick).await
     }
 
-    /// The cache's epoch token (see `Cache::epoch`): `None` without one, or without Redis.
-    pub async fn epoch(&self) -> Option<u64> {
-        self.inner.cache.epoch().await
+    /// The cache's token (see `Cache::token`): `None` without one, or without Redis.
+    pub async fn token(&self) -> Option<u64> {
+        self.inner.cache.token().await
     }
 
-    /// The epoch token this server knows, while its lease runs (no round trip; see
-    /// `cache::lease`).
-    pub fn leased_epoch(&self) -> Option<u64> {
-        self.inner.cache.leased_epoch()
+    /// The token this server knows, while its lease runs (no round trip; see `cache::lease`).
+    pub fn leased_token(&self) -> Option<u64> {
+        self.inner.cache.leased_token()
     }
 
     /// Holds this server's cache lease until the task is dropped (see `cache::lease`).
@@ -321,7 +320,7 @@ impl MovieService {
     /// the response.
     async fn read_movies(&self, wanted: Vec<(String, Option<Vec<u8>>)>) -> Result<Option<Arc<Read<Rows>>>> {
         let key = wanted.iter().map(|(slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
-        // without an epoch a read always runs
+        // without a release count a read always runs
         self.inner.movies.load(&key, None, || self.load_movies(wanted)).await.transpose()
     }
 
@@ -509,16 +508,27 @@ impl MovieService {
 
     /// Writes `batch`; when Redis answers but refuses it (out of memory, read-only), UNLINKs the
     /// keys it would have replaced (and the stamp when the order changed), so that reads go to
-    /// the database instead of finding the older copy. Err: the cache has not learnt it yet.
+    /// the database instead of finding the older copy. Then waits until no server answers a page
+    /// kept under the token before this write (see `cache::lease`). Err: the cache has not learnt
+    /// it yet.
     async fn tell_cache(&self, batch: &WriteBatch, listing_changed: bool) -> Result<(), CacheError> {
-        let written = self.inner.cache.apply(batch).await;
+        let cache = &self.inner.cache;
+        let (written, token) = cache.apply(batch).await;
         if let Err(e) = &written
             && e.is_refusal()
         {
-            match self.inner.cache.remove(batch, listing_changed).await {
-                Ok(()) => tracing::warn!(error = %e, "redis refused a newer copy; the older one was removed"),
+            match cache.remove(batch, listing_changed).await {
+                Ok(()) => {
+                    tracing::warn!(error = %e, "redis refused a newer copy; the older one was removed");
+                    // the token's hash went with the keys, and the leases with it
+                    cache.outlast_leases().await;
+                    return written;
+                }
                 Err(e) => tracing::warn!(error = %e, "redis refused a newer copy and could not remove the older one"),
             }
+        }
+        if let Some(token) = token {
+            cache.await_leases(&token).await;
         }
         written
     }

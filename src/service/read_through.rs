@@ -80,29 +80,34 @@ where
         LF: Future<Output = Result<Lookup<T, M>>>,
         DF: Future<Output = Result<Loaded<V>>> + Send + 'static,
     {
-        let mut epoch = Some(self.flights.epoch());
+        let mut releases = Some(self.flights.releases());
         loop {
             let miss = match look().await? {
                 Lookup::Hit(found) => return Ok(found),
                 Lookup::Miss(miss) => miss,
             };
-            match self.load(key, epoch, || load(miss)).await {
+            match self.load(key, releases, || load(miss)).await {
                 Some(read) => return read.map(|read| pick(&read)),
-                None => epoch = None,
+                None => releases = None,
             }
         }
     }
 
     /// Reads `key` from the database with `load`, shared with concurrent requests for it. `None`
-    /// (nothing read) when no read of `key` is under way but one finished since `epoch`: its
-    /// result is in the cache now. With `epoch` `None` a read always runs.
-    pub async fn load<DF>(&self, key: &K, epoch: Option<u64>, load: impl FnOnce() -> DF) -> Option<Result<Arc<Read<V>>>>
+    /// (nothing read) when no read of `key` is under way but one finished since `releases` were counted: its
+    /// result is in the cache now. With `releases` `None` a read always runs.
+    pub async fn load<DF>(
+        &self,
+        key: &K,
+        releases: Option<u64>,
+        load: impl FnOnce() -> DF,
+    ) -> Option<Result<Arc<Read<V>>>>
     where
         DF: Future<Output = Result<Loaded<V>>> + Send + 'static,
     {
         let (read, role) = self
             .flights
-            .run(key, epoch, |id| {
+            .run(key, releases, |id| {
                 let this = self.handle(key);
                 let loading = load();
                 async move {

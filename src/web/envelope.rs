@@ -20,12 +20,12 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::error::AppError;
-use super::rendered::Html;
+use super::page_cache::Keepable;
 use super::{AppState, BODY_LIMIT, error_for};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -79,25 +79,13 @@ pub fn request_id(req: &Request) -> HeaderValue {
     req.headers().get(X_REQUEST_ID).cloned().unwrap_or_else(next_id)
 }
 
-/// A kept page answered by the front (see `front`), as this envelope and the compression layer
-/// would have answered it: the same headers, and timed for the latency metric; gzipped when
-/// `gzip` (from the page's gzipped copy: the layer compresses anew every time).
-pub fn kept_answer(html: Html, gzip: bool, route: &'static str, id: HeaderValue, start: Instant) -> Response {
-    let gzipped = gzip.then(|| html.gzipped());
-    let mut response = html.into_response();
-    if let Some(body) = gzipped {
-        *response.body_mut() = body.into();
-        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    // the compression layer marks every page it could compress, compressed or not
-    response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
-    record(route.into(), &response, start);
-    finish(&mut response, id);
-    response
-}
+/// The latency metric's label of the route that answered, carried on a page's response so that
+/// the page tier records its own answers of that page under the same label.
+#[derive(Clone)]
+pub struct Route(pub metrics::SharedString);
 
 /// Step 8, and the request id.
-fn finish(response: &mut Response, id: HeaderValue) {
+pub fn finish(response: &mut Response, id: HeaderValue) {
     let headers = response.headers_mut();
     for (name, value) in &SECURITY {
         if !headers.contains_key(name) {
@@ -111,12 +99,15 @@ fn finish(response: &mut Response, id: HeaderValue) {
 async fn measured(state: &AppState, req: Request, next: Next) -> Response {
     let route = route(&req);
     let start = Instant::now();
-    let response = answer(state, req, next).await;
-    record(route, &response, start);
+    let mut response = answer(state, req, next).await;
+    record(route.clone(), &response, start);
+    if response.extensions().get::<Keepable>().is_some() {
+        response.extensions_mut().insert(Route(route));
+    }
     response
 }
 
-fn record(route: metrics::SharedString, response: &Response, start: Instant) {
+pub fn record(route: metrics::SharedString, response: &Response, start: Instant) {
     let took = start.elapsed();
     let status: metrics::SharedString = match response.status().as_u16() {
         200 => "200".into(),

@@ -4,15 +4,12 @@ mod api;
 mod envelope;
 /// `AppError` and how it is shown: a page in the site's layout, or JSON under `/api/`.
 pub mod error;
-mod front;
 mod ops;
+/// The in-memory page tier, the outermost layer: rendered pages kept under Redis's token.
+pub mod page_cache;
 mod pages;
 mod query;
-/// Rendered pages kept in memory, checked against Redis's epoch token.
-pub mod rendered;
 pub mod views;
-
-pub use front::Front;
 
 use std::sync::Arc;
 
@@ -67,8 +64,8 @@ pub struct Shared {
     /// Bad admin tokens per client address: a flood of them is refused with 429.
     pub bad_tokens: Arc<api::BadTokens>,
     pub config: Arc<Config>,
-    /// Rendered pages kept in this server's memory (see `rendered`).
-    pub rendered: Arc<rendered::Rendered>,
+    /// Rendered pages kept in this server's memory (see `page_cache`).
+    pub pages: page_cache::PageCacheLayer,
 }
 
 /// The bad-token limiter: `per_minute` wrong tokens a minute per client address, in bursts as large.
@@ -77,6 +74,14 @@ pub fn bad_tokens(per_minute: u32) -> api::BadTokens {
     api::BadTokens::dashmap(governor::Quota::per_minute(n))
 }
 
+/// What the server serves: the page tier in front of the router and its middleware.
+pub type App = page_cache::PageCache<Router>;
+
+pub fn app(state: AppState, static_dir: &std::path::Path) -> App {
+    ServiceBuilder::new().layer(state.pages.clone()).service(router(state, static_dir))
+}
+
+/// Every route and every middleware but the page tier (see `service`).
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     // A missing file gets the site's 404 page, and is not cached: only what was found is immutable
     // (the templates name app.css and app.js with a hash of their content, htmx with its version).

@@ -1,16 +1,17 @@
 //! The pages people see: the lists (full page or htmx fragments) and the detail page.
 
 use askama::Template;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{AppError, PageError};
+use super::page_cache;
 use super::query::ListingQuery;
 use super::query::SearchParams;
-use super::rendered::{Html, KeptPage, PageKey};
 use super::views::{
     Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, Related, SearchPage, SearchSection,
 };
@@ -54,11 +55,6 @@ pub async fn movies(
 }
 
 async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: View) -> Result<Response, PageError> {
-    let key = PageKey::List { list: *list, page: page.get(), view: view as u8 };
-    let (epoch, hit) = kept(state, &key).await;
-    if let Some(page) = hit {
-        return Ok(answered(page));
-    }
     let Some(listing) = state.service.list_page(list, page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
     };
@@ -74,37 +70,42 @@ async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: Vie
         |feed| render(&ListingPage { feed, controls: Controls::new(list) }),
         |feed| render(&ListingSection { feed }),
     )?;
-    Ok(keep(state, epoch.filter(|_| cached), key, html))
+    Ok(html.page(cached))
 }
 
-/// The epoch Redis holds now (if any; see `rendered`), and the page kept for `key` under it.
-async fn kept(state: &AppState, key: &PageKey) -> (Option<u64>, Option<KeptPage>) {
-    if !state.rendered.is_on() {
-        return (None, None);
+/// A rendered page: its bytes, and the headers that go with them.
+struct Html {
+    body: Bytes,
+    /// The htmx history header of a list's fragment (`HX-Push-Url`, `HX-Replace-Url`).
+    history: Option<(HeaderName, HeaderValue)>,
+    /// Lists and search answer differently to htmx: `Vary: HX-Request, HX-Target`.
+    vary: bool,
+}
+
+impl Html {
+    /// The page's answer, marked for the page tier (see `page_cache`): it may be kept when it came
+    /// wholly from Redis (`cached`).
+    fn page(self, cached: bool) -> Response {
+        let body = cached.then(|| self.body.clone());
+        let mut response = (StatusCode::OK, Body::from(self.body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        if let Some((name, value)) = self.history {
+            headers.insert(name, value);
+        }
+        if self.vary {
+            headers.insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
+        }
+        page_cache::keepable(&mut response, body);
+        response
     }
-    let epoch = state.service.epoch().await;
-    (epoch, epoch.and_then(|e| state.rendered.get(e, key)))
-}
-
-/// Answers with `html`, kept for `key` when `epoch` is given (the page came wholly from Redis,
-/// after that epoch was read).
-fn keep(state: &AppState, epoch: Option<u64>, key: PageKey, html: Html) -> Response {
-    match epoch.and_then(|epoch| state.rendered.put(epoch, key, html.clone())) {
-        Some(page) => answered(page),
-        None => html.into_response(),
-    }
-}
-
-/// A kept page's answer, carrying it for the front to keep by request (see `web::front`).
-fn answered(page: KeptPage) -> Response {
-    let mut response = page.html.clone().into_response();
-    response.extensions_mut().insert(page);
-    response
 }
 
 /// A template's bytes; a template that fails is a bug of ours (500, logged).
 fn render(t: &impl Template) -> Result<Html, AppError> {
-    t.render().map(Html::page).map_err(|e| AppError::Internal(format!("template: {e}")))
+    t.render()
+        .map(|body| Html { body: Bytes::from(body), history: None, vary: false })
+        .map_err(|e| AppError::Internal(format!("template: {e}")))
 }
 
 /// The answer to a request for a feed (a list or a search) at `url`, its canonical address: the
@@ -147,11 +148,6 @@ pub async fn search(
         .and_then(|v| v.to_str().ok())
         .and_then(address)
         .is_some_and(|(_, target)| target.starts_with("/search"));
-    let key = PageKey::Search { text: query.text.clone(), page: page.get(), view: view as u8, replace: on_search };
-    let (epoch, hit) = kept(&state, &key).await;
-    if let Some(page) = hit {
-        return Ok(answered(page));
-    }
     let Some(found) = state.service.search(&query, page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the results end before it.")).into());
     };
@@ -168,7 +164,7 @@ pub async fn search(
         |feed| render(&SearchPage { feed, query: text.clone() }),
         |feed| render(&SearchSection { feed, query: text.clone() }),
     )?;
-    Ok(keep(&state, epoch.filter(|_| cached), key, html))
+    Ok(html.page(cached))
 }
 
 /// `/movies/{slug}`. A segment that is not even UTF-8 (`%ff`) is no film either: the 404 page,
@@ -182,11 +178,6 @@ pub async fn movie(
     let Ok(Path(slug)) = slug else { return Err(not_found().into()) };
     let slug = Slug::parse(&slug).map_err(|_| not_found())?;
     let back = came_from(&headers);
-    let key = PageKey::Film { slug: slug.to_string(), back: back.clone() };
-    let (epoch, hit) = kept(&state, &key).await;
-    if let Some(page) = hit {
-        return Ok(answered(page));
-    }
     let detail = state.service.detail(&slug).await?.ok_or_else(not_found)?;
     let cached = detail.cached;
     let mut page = DetailPage::new(&detail.movie);
@@ -194,8 +185,7 @@ pub async fn movie(
     if let Some((href, label)) = back {
         (page.back_href, page.back_label) = (href, label);
     }
-    let html = render(&page)?;
-    Ok(keep(&state, epoch.filter(|_| cached), key, html))
+    Ok(render(&page)?.page(cached))
 }
 
 /// An absolute http(s) URL as its authority and its path with the query, without the fragment.

@@ -78,7 +78,7 @@ impl Server {
         let (status, text) = self.get_text("/metrics").await;
         assert_eq!(status, StatusCode::OK);
         text.lines()
-            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{', ','])))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }

@@ -1,4 +1,4 @@
-//! The epoch token (see `Keys::epoch`), read for many requests at once. A request may trust a
+//! The token (see `Keys::token`), read for many requests at once. A request may trust a
 //! token only if it was read after the request arrived (a write answered before then has set a
 //! newer one), so requests wait for a GET sent after they asked: the requests that arrive while
 //! one GET is out share the next one. Under load, one GET answers every request that came in
@@ -14,7 +14,7 @@ use super::{Cache, CacheError, Inner};
 
 /// The requests waiting for the next GET, and the reader task's wake-up.
 #[derive(Default)]
-pub(super) struct EpochReads {
+pub(super) struct TokenReads {
     waiting: Mutex<Vec<oneshot::Sender<Option<u64>>>>,
     wake: Notify,
     /// Whether the reader task runs (started by the first request, in the runtime).
@@ -22,18 +22,18 @@ pub(super) struct EpochReads {
 }
 
 impl Cache {
-    /// The epoch token, read after this call began: `None` when there is none, it is unreadable,
+    /// The current token, read after this call began (or known, while this server's lease runs): `None` when there is none, it is unreadable,
     /// or Redis did not answer. A reader who finds none sets one (unless another did first) for
     /// the readers after it, and keeps nothing it renders itself: its reads may have begun before
     /// a write that removed it.
-    pub async fn epoch(&self) -> Option<u64> {
+    pub async fn token(&self) -> Option<u64> {
         // while this server's lease runs, the token it knows is the current one
         if let Some(token) = self.inner.lease.current() {
             return Some(token);
         }
-        let reads = &self.inner.epochs;
+        let reads = &self.inner.token_reads;
         reads.started.get_or_init(|| {
-            tokio::spawn(read_epochs(Arc::downgrade(&self.inner), self.inner.epochs.clone()));
+            tokio::spawn(read_tokens(Arc::downgrade(&self.inner), self.inner.token_reads.clone()));
         });
         let (tx, rx) = oneshot::channel();
         reads.waiting.lock().ok()?.push(tx);
@@ -42,8 +42,8 @@ impl Cache {
     }
 
     /// One GET of the token (and a SET NX of a new one when there is none).
-    async fn read_epoch(&self) -> Result<Option<u64>, CacheError> {
-        let key = self.inner.keys.epoch();
+    async fn read_token(&self) -> Result<Option<u64>, CacheError> {
+        let key = self.inner.keys.token();
         let get = |mut c: Connection| {
             let key = key.clone();
             async move { Cmd::hget(key, "token").query_async::<Option<String>>(&mut c).await }
@@ -60,7 +60,7 @@ impl Cache {
 }
 
 /// The reader task: one GET for everyone waiting, again while anyone is, until the cache is gone.
-async fn read_epochs(cache: Weak<Inner>, reads: Arc<EpochReads>) {
+async fn read_tokens(cache: Weak<Inner>, reads: Arc<TokenReads>) {
     loop {
         reads.wake.notified().await;
         loop {
@@ -72,7 +72,7 @@ async fn read_epochs(cache: Weak<Inner>, reads: Arc<EpochReads>) {
                 break;
             }
             let Some(inner) = cache.upgrade() else { return };
-            let token = Cache { inner }.read_epoch().await.ok().flatten();
+            let token = Cache { inner }.read_token().await.ok().flatten();
             for waiter in batch {
                 let _ = waiter.send(token);
             }
