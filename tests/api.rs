@@ -146,6 +146,7 @@ both!(health_readiness_and_metrics, |backend| async move {
     for name in [
         "marquee_cache_hits_total{kind=\"page\"}",
         "marquee_cache_misses_total{kind=\"movie\"}",
+        "marquee_cache_hits_total{kind=\"related\"}",
         "marquee_coalesced_waits_total",
         "marquee_stale_writes_refused_total",
         "marquee_deferred_writes_pending",
