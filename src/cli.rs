@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -37,7 +38,6 @@ pub enum Command {
 
 /// Runs one subcommand (none is `serve`).
 pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<ExitCode> {
-    let stats = std::sync::Arc::new(Stats::default());
     match command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(config).await?;
@@ -45,7 +45,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
             app.run(app::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            app::open_db(&config, stats).await?;
+            app::open_db(&config, Arc::new(Stats::default())).await?;
             eprintln!("migrations are up to date");
         }
         Command::Import { file } => {
@@ -57,7 +57,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
                     return Ok(ExitCode::from(2));
                 }
             };
-            let db = app::open_db(&config, stats).await?;
+            let db = app::open_db(&config, Arc::new(Stats::default())).await?;
             let rejected = data.rejected.len();
             let summary = db.import(data.movies).await?;
             for r in &data.rejected {
@@ -69,7 +69,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
             );
         }
         Command::Seed { count } => {
-            let db = app::open_db(&config, stats).await?;
+            let db = app::open_db(&config, Arc::new(Stats::default())).await?;
             let started = Instant::now();
             let added = db
                 .seed(dataset::synthetic(1, count), |n| {

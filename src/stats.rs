@@ -10,6 +10,8 @@ use serde::Serialize;
 pub enum KeyKind {
     Page,
     Movie,
+    /// A film's related films (`movies:related:{slug}`).
+    Related,
 }
 
 /// How a deferred cache write ended.
@@ -28,6 +30,8 @@ pub struct Stats {
     page_misses: AtomicU64,
     movie_hits: AtomicU64,
     movie_misses: AtomicU64,
+    related_hits: AtomicU64,
+    related_misses: AtomicU64,
     coalesced_waits: AtomicU64,
     stale_writes_refused: AtomicU64,
     deferred_pending: AtomicI64,
@@ -56,6 +60,8 @@ pub struct Snapshot {
     pub page_misses: u64,
     pub movie_hits: u64,
     pub movie_misses: u64,
+    pub related_hits: u64,
+    pub related_misses: u64,
     pub coalesced_waits: u64,
     pub stale_writes_refused: u64,
     pub deferred_pending: i64,
@@ -93,6 +99,7 @@ impl Stats {
         match kind {
             KeyKind::Page => self.page_hits.fetch_add(n, Relaxed),
             KeyKind::Movie => self.movie_hits.fetch_add(n, Relaxed),
+            KeyKind::Related => self.related_hits.fetch_add(n, Relaxed),
         };
     }
 
@@ -100,6 +107,7 @@ impl Stats {
         match kind {
             KeyKind::Page => self.page_misses.fetch_add(n, Relaxed),
             KeyKind::Movie => self.movie_misses.fetch_add(n, Relaxed),
+            KeyKind::Related => self.related_misses.fetch_add(n, Relaxed),
         };
     }
 
@@ -168,6 +176,8 @@ impl Stats {
             page_misses: self.page_misses.load(Relaxed),
             movie_hits: self.movie_hits.load(Relaxed),
             movie_misses: self.movie_misses.load(Relaxed),
+            related_hits: self.related_hits.load(Relaxed),
+            related_misses: self.related_misses.load(Relaxed),
             coalesced_waits: self.coalesced_waits.load(Relaxed),
             stale_writes_refused: self.stale_writes_refused.load(Relaxed),
             deferred_pending: self.deferred_pending.load(Relaxed),
@@ -197,8 +207,10 @@ impl Stats {
         metrics::counter!("marquee_cache_misses_total", "tier" => "memory", "kind" => "page").absolute(s.kept_misses);
         metrics::counter!("marquee_cache_hits_total", "tier" => "redis", "kind" => "page").absolute(s.page_hits);
         metrics::counter!("marquee_cache_hits_total", "tier" => "redis", "kind" => "movie").absolute(s.movie_hits);
+        metrics::counter!("marquee_cache_hits_total", "tier" => "redis", "kind" => "related").absolute(s.related_hits);
         metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "page").absolute(s.page_misses);
         metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "movie").absolute(s.movie_misses);
+        metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "related").absolute(s.related_misses);
         metrics::counter!("marquee_coalesced_waits_total").absolute(s.coalesced_waits);
         metrics::counter!("marquee_stale_writes_refused_total").absolute(s.stale_writes_refused);
         metrics::gauge!("marquee_deferred_writes_pending").set(s.deferred_pending as f64);

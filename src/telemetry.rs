@@ -1,5 +1,6 @@
 //! Logs and the metrics recorder.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -9,8 +10,14 @@ use tracing_subscriber::EnvFilter;
 pub fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("marquee=info,tower_http=info,sqlx=warn,warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Colour codes only for a person at a terminal: in a file or a pipe they are noise to the tools
+/// that read it. `NO_COLOR` (non-empty, see no-color.org) turns them off even there.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The process's Prometheus recorder, installed on first use.

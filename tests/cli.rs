@@ -1,6 +1,9 @@
 //! The binary as an operator runs it: import, seed, migrate, and configuration errors.
 
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::both;
 use crate::helpers::TestDb;
@@ -86,4 +89,40 @@ async fn bad_configuration_stops_at_start_naming_the_variable() {
     }
     let ok = marquee(&db, &["migrate"], &[]).await;
     assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+// A log written to a file or a pipe is read by tools, not a terminal: no colour codes in it (even
+// with NO_COLOR unset, which is how the test runs the binary).
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_marquee"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", "off")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("LOAD_DATASET", "false")
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "text")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("marquee starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("listening") {
+                break;
+            }
+        }
+    })
+    .await;
+    let _ = child.kill().await;
+    assert!(log.contains("listening"), "serve logs where it listens: {log:?}");
+    assert!(!log.contains("\x1b["), "colour codes in a piped log: {log:?}");
 }

@@ -68,7 +68,11 @@ both!(redis_absent_at_start, |backend| async move {
     assert_eq!((body["database"].as_str(), body["cache"].as_str()), (Some("up"), Some("down")), "{body}");
     assert_eq!(body["status"], "degraded");
     let stats = app.stats();
-    assert_eq!(stats.page_hits + stats.movie_hits, 0, "nothing can have come from a cache that is not there");
+    assert_eq!(
+        stats.page_hits + stats.movie_hits + stats.related_hits,
+        0,
+        "nothing can have come from a cache that is not there"
+    );
     assert!(stats.redis_errors > 0, "the failed attempts are counted: {stats:?}");
 });
 
@@ -97,7 +101,7 @@ async fn redis_killed_under_load_and_restarted() {
             let pages = keys.iter().filter(|k| k.contains("movies:page:")).count();
             let movies = keys.iter().filter(|k| k.contains(":movie:")).count();
             let now = app.stats();
-            let hits = |s: &marquee::stats::Snapshot| s.page_hits + s.movie_hits;
+            let hits = |s: &marquee::stats::Snapshot| s.page_hits + s.movie_hits + s.related_hits;
             pages >= 4 && movies >= 96 && hits(&now) > hits(&during) + 100
         }
     })
@@ -179,14 +183,14 @@ async fn redis_slow(stall: Stall) {
     );
     // and it uses Redis again
     // (a page kept in memory is answered after a GET of the token: Redis used too)
-    let hits = during.page_hits + during.movie_hits + during.kept_hits;
+    let hits = during.page_hits + during.movie_hits + during.related_hits + during.kept_hits;
     assert!(
         eventually(Duration::from_secs(5), || {
             let app = &app;
             async move {
                 let _ = app.get("/movies?page=2").await;
                 let now = app.stats();
-                now.page_hits + now.movie_hits + now.kept_hits > hits
+                now.page_hits + now.movie_hits + now.related_hits + now.kept_hits > hits
             }
         })
         .await,

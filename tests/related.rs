@@ -90,16 +90,29 @@ fn cost(before: marquee::stats::Snapshot, after: marquee::stats::Snapshot) -> (u
     (after.redis_round_trips - before.redis_round_trips, after.db_queries - before.db_queries)
 }
 
+/// The related-films key's (hits, misses) and the page keys' (hits, misses) of one step: a film's
+/// page reads no page key, and its related slugs are counted as their own kind.
+fn related_cost(before: marquee::stats::Snapshot, after: marquee::stats::Snapshot) -> ((u64, u64), (u64, u64)) {
+    (
+        (after.related_hits - before.related_hits, after.related_misses - before.related_misses),
+        (after.page_hits - before.page_hits, after.page_misses - before.page_misses),
+    )
+}
+
 // Warm, a film's page with its related films is two round trips (the film, its stamp and related
 // slugs; then the related films) and no query; a write that gives another film this director
 // puts it in the section at once.
 on_each_redis!(a_warm_film_page_is_two_round_trips_and_follows_writes, |target| async move {
     let app = redis_tier_app(target).await;
+    let before = app.stats();
     let first = related(&app, "jurassic-park-1993").await;
+    assert_eq!(related_cost(before, app.stats()), ((0, 1), (0, 0)), "cold: the related slugs are missed");
     app.settle().await;
     let before = app.stats();
     assert_eq!(related(&app, "jurassic-park-1993").await, first);
-    assert_eq!(cost(before, app.stats()), (2, 0), "warm: two round trips, no query");
+    let after = app.stats();
+    assert_eq!(cost(before, after), (2, 0), "warm: two round trips, no query");
+    assert_eq!(related_cost(before, after), ((1, 0), (0, 0)), "warm: the related slugs are hit");
 
     // another film gets Spielberg as director, and the newest date of all his: first at once
     let other = dataset().into_iter().find(|m| m.director.as_deref() == Some("Christopher Nolan")).unwrap();

@@ -246,7 +246,7 @@ impl Cache {
 /// it is new (see `lease`).
 pub(super) fn set_token(key: String, token: &str, only_if_none: bool) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(super::lease::SET_TOKEN.as_str()).arg(1).arg(key).arg(token).arg(if only_if_none { "1" } else { "0" });
+    cmd.arg(super::lease::SET_TOKEN).arg(1).arg(key).arg(token).arg(if only_if_none { "1" } else { "0" });
     cmd
 }
 

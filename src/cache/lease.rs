@@ -19,7 +19,7 @@
 //! Pub/sub only makes it quick: a lost announcement costs a writer at most one renewal period.
 //! Correctness rests on the scripts, which touch the one key (one slot on a cluster).
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -30,42 +30,16 @@ use super::client::Connection;
 use super::{Cache, CacheError};
 use crate::config::RedisTarget;
 
-/// The current time in Redis, in milliseconds.
-const NOW: &str = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)";
-
-/// A hash made now notes when (see the module's comment).
-const BORN: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'born', now) end";
-
 /// KEYS[1] the epoch hash; ARGV token, only-if-none ("1"). Sets the token (noting when the hash
 /// was made, when it was). Returns 1 when set.
-pub static SET_TOKEN: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        r"{NOW}
-if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], 'token') == 1 then return 0 end
-{BORN}
-redis.call('HSET', KEYS[1], 'token', ARGV[1])
-return 1
-"
-    )
-});
+pub const SET_TOKEN: &str =
+    concat!(include_str!("lua/now.lua"), include_str!("lua/born.lua"), include_str!("lua/set_token.lua"));
 
 /// KEYS[1] the epoch hash; ARGV server id, the token it knows, lease ms, a fresh token (set when
 /// there is none). Returns {current token, 1} when the lease is granted, {current token, 0} when
 /// the server must learn the current token first.
 fn renew_script() -> String {
-    format!(
-        r"{NOW}
-local cur = redis.call('HGET', KEYS[1], 'token')
-if not cur then
-  {BORN}
-  redis.call('HSET', KEYS[1], 'token', ARGV[4])
-  cur = ARGV[4]
-end
-if cur ~= ARGV[2] then return {{cur, 0}} end
-redis.call('HSET', KEYS[1], 'lease:' .. ARGV[1], (now + tonumber(ARGV[3])) .. ' ' .. cur)
-return {{cur, 1}}
-"
-    )
+    concat!(include_str!("lua/now.lua"), include_str!("lua/born.lua"), include_str!("lua/renew.lua")).to_owned()
 }
 
 /// KEYS[1] the epoch hash; ARGV the token a writer set, lease ms. Returns 1 when no server can
@@ -73,29 +47,7 @@ return {{cur, 1}}
 /// and the hash older than a lease), 0 when some may, -1 when the hash is gone (then nobody can
 /// tell: the writer waits a whole lease). Drops leases a minute past their end.
 fn check_script() -> String {
-    format!(
-        r"{NOW}
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return -1 end
-local cur, born = nil, nil
-for i = 1, #h, 2 do
-  if h[i] == 'token' then cur = h[i + 1] elseif h[i] == 'born' then born = tonumber(h[i + 1]) end
-end
-local done = 1
-if not born or now < born + tonumber(ARGV[2]) then done = 0 end
-for i = 1, #h, 2 do
-  if string.sub(h[i], 1, 6) == 'lease:' then
-    local v = h[i + 1]
-    local gap = string.find(v, ' ', 1, true)
-    local ends = tonumber(string.sub(v, 1, gap - 1))
-    local knows = string.sub(v, gap + 1)
-    if ends > now and knows ~= ARGV[1] and knows ~= cur then done = 0 end
-    if ends + 60000 < now then redis.call('HDEL', KEYS[1], h[i]) end
-  end
-end
-return done
-"
-    )
+    concat!(include_str!("lua/now.lua"), include_str!("lua/check.lua")).to_owned()
 }
 
 /// This server's lease: the token it knows and until when it may trust it.

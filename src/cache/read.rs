@@ -67,7 +67,7 @@ impl Cache {
         let movie = entry::decode_movie(raw.next().flatten().as_deref());
         let related = entry::decode_related(raw.next().flatten().as_deref());
         self.tally(std::slice::from_ref(&movie));
-        let kind = KeyKind::Page;
+        let kind = KeyKind::Related;
         if related.is_some() {
             self.inner.stats.hits(kind, 1)
         } else {

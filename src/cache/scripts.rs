@@ -12,15 +12,7 @@ use redis::Script;
 /// string, or whose version cannot be read, is overwritten. Returns 1 when written, 0 when
 /// refused. A page read before an order change may still be written after it: its version is
 /// older than the stamp's, so readers take it for a miss.
-pub const SET_VERSIONED: &str = r#"
-local ok, cur = pcall(redis.call, 'GET', KEYS[1])
-if ok and cur and not (ARGV[4] == '1' and cur == ARGV[5]) then
-  local v = tonumber(string.match(cur, '^{"v":(%d+)'))
-  if v and v > tonumber(ARGV[2]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"#;
+pub const SET_VERSIONED: &str = include_str!("lua/set_versioned.lua");
 
 pub struct Scripts {
     pub set_versioned: Script,

@@ -162,7 +162,7 @@ fn release_date(value: Option<&Value>) -> Result<Date, String> {
         .ok_or_else(|| format!("release date {cleaned:?} is not a date a century earlier"))
 }
 
-/// The film's slug ([`film_slug`]), with the first free `-{n}` when taken; always a valid [`Slug`].
+/// The film's slug ([`movie_slug`]) with the first `n` whose slug is free; always a valid [`Slug`].
 fn unique_slug(title: &str, year: u16, taken: &mut HashSet<String>) -> Result<String, String> {
     let mut n: u32 = 1;
     loop {

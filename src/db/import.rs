@@ -8,8 +8,11 @@ use super::rows::{self, COLUMNS};
 use super::{Db, Result};
 use crate::movies::Movie;
 
-/// Rows per multi-row insert: 18 values each stays well under both databases' parameter limits.
+/// Rows per multi-row insert, a value per column each: well under both databases' parameter limits.
 const BATCH: usize = 500;
+
+// SQLite's limit on a statement's parameters is the lower one (PostgreSQL's is 65,535).
+const _: () = assert!(BATCH * rows::COLUMN_COUNT <= 32_766);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportSummary {
@@ -76,7 +79,7 @@ impl Db {
     }
 
     /// Inserts films whose slug is free, in batched transactions; returns how many were new.
-    /// `films` is consumed lazily, so a million films never sit in memory at once.
+    /// `movies` is consumed lazily, so a million films never sit in memory at once.
     pub async fn seed(&self, movies: impl Iterator<Item = Movie>, mut progress: impl FnMut(u64)) -> Result<u64> {
         const PER_TRANSACTION: usize = 100 * BATCH;
         let mut movies = movies.peekable();
@@ -103,8 +106,8 @@ impl Db {
         let mut added = 0;
         for batch in movies.chunks(BATCH) {
             // On SQLite, binding a `$N` parameter looks its name up in a list of every parameter of
-            // the statement, so binding 9,000 of them costs their square (87% of a seed's time):
-            // anonymous `?` parameters, bound in order, are not looked up.
+            // the statement, so binding a batch's `BATCH * COLUMN_COUNT` costs their square (87% of a
+            // seed's time): anonymous `?` parameters, bound in order, are not looked up.
             let values = match self.backend {
                 super::Backend::Sqlite => rows::anonymous_placeholders(batch.len()),
                 super::Backend::Postgres => rows::placeholders(batch.len()),

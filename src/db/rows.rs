@@ -6,13 +6,25 @@ use sqlx::{Error, Row};
 
 use crate::movies::Movie;
 
-/// The film columns in one fixed order, used by every select and insert. `search_title` is the
-/// title as the search index holds it (`movies::search_text`), written with every title.
+/// The film columns in one fixed order, used wherever a whole film is read or written.
+/// `search_title` is the title as the search index holds it (`movies::search_text`), written with
+/// every title and never read back into a `Movie`.
 pub const COLUMNS: &str = "slug, title, release_date, genre, director, mpaa_rating, running_time_min, imdb_rating, \
      imdb_votes, rotten_tomatoes_rating, us_gross, worldwide_gross, us_dvd_sales, production_budget, distributor, source, \
      creative_type, version, search_title";
 
-pub const COLUMN_COUNT: usize = 19;
+/// How many `COLUMNS` names, counted from the list itself.
+pub const COLUMN_COUNT: usize = {
+    let bytes = COLUMNS.as_bytes();
+    let (mut commas, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            commas += 1;
+        }
+        i += 1;
+    }
+    commas + 1
+};
 
 /// The same list prefixed with a table alias: `f.slug, f.title, …`.
 pub fn columns_of(alias: &str) -> String {
@@ -77,7 +89,8 @@ pub fn bind<'q>(q: Query<'q, Any, AnyArguments<'q>>, m: &Movie) -> Query<'q, Any
         .bind(crate::movies::search_text(&m.title))
 }
 
-/// `($1, …, $17), ($18, …)`: placeholders for `rows` films, numbered as both databases accept.
+/// `($1, …, $N), ($N+1, …)` with N = `COLUMN_COUNT`: placeholders for `rows` films, numbered as
+/// both databases accept.
 pub fn placeholders(rows: usize) -> String {
     let mut out = String::with_capacity(rows * COLUMN_COUNT * 5);
     for r in 0..rows {
