@@ -78,7 +78,7 @@ impl Application {
 
     /// The router this application serves, for sending it requests without a socket.
     pub fn router(&self) -> axum::Router {
-        web::router(self.state.clone(), &static_dir())
+        web::router(self.state.clone(), &self.state.config.static_dir)
     }
 
     pub fn service(&self) -> &MovieService {
@@ -136,12 +136,6 @@ impl Application {
         state.service.close().await;
         Ok(())
     }
-}
-
-/// Where the static files are: `STATIC_DIR`, or the crate's own `static/`.
-fn static_dir() -> std::path::PathBuf {
-    std::env::var_os("STATIC_DIR")
-        .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")), Into::into)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
