@@ -84,7 +84,7 @@ impl Application {
     /// The router this application serves (without the page tier in front of it), for sending it
     /// requests without a socket.
     pub fn router(&self) -> axum::Router {
-        web::router(self.state.clone(), &static_dir())
+        web::router(self.state.clone(), &self.state.config.static_dir)
     }
 
     pub fn service(&self) -> &MovieService {
@@ -105,7 +105,7 @@ impl Application {
     /// (bounded by the request timeout), waits for pending cache writes (bounded by
     /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = web::app(self.state.clone(), &static_dir());
+        let app = web::app(self.state.clone(), &self.state.config.static_dir);
         let Self { listener, state } = self;
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);
@@ -142,12 +142,6 @@ impl Application {
         state.service.close().await;
         Ok(())
     }
-}
-
-/// Where the static files are: `STATIC_DIR`, or the crate's own `static/`.
-fn static_dir() -> std::path::PathBuf {
-    std::env::var_os("STATIC_DIR")
-        .map_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")), Into::into)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -2,6 +2,7 @@
 //! line naming the variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Which Redis the cache is.
@@ -69,6 +70,8 @@ pub struct Config {
     pub log_json: bool,
     /// Load the embedded dataset into an empty catalog when serving.
     pub load_dataset: bool,
+    /// Where the static files are served from.
+    pub static_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,47 +82,33 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// Every variable, its default and meaning: the source of `.env.example` and the README table.
-pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("LISTEN_ADDR", "127.0.0.1:3000", "HTTP listen address"),
-    ("DATABASE_URL", "sqlite://marquee.db", "SQLite file (created when missing) or postgres://… URL"),
-    ("DB_MAX_CONNECTIONS", "16", "database pool size"),
-    (
-        "REDIS_URL",
-        "redis://127.0.0.1:6379",
-        "the cache; several comma-separated URLs are a Redis Cluster's seed nodes; `off` serves everything from the database",
-    ),
-    ("REDIS_CLUSTER", "false", "`true`: a single REDIS_URL is a Redis Cluster's seed node"),
-    ("CACHE_PREFIX", "", "prepended to every Redis key"),
-    ("PAGE_SIZE", "24", "films per listing page (1–500)"),
-    ("PAGE_TTL_SECS", "300", "TTL of listing page keys"),
-    ("MOVIE_TTL_SECS", "3600", "TTL of film keys"),
-    ("NEGATIVE_TTL_SECS", "30", "how long an unknown slug is remembered as not found"),
-    (
-        "RENDERED_CACHE_KB",
-        "4096",
-        "rendered pages kept in each server's memory, good while the epoch token stays the same (0: none)",
-    ),
-    (
-        "CACHE_LEASE_MS",
-        "1000",
-        "how long a server answers kept pages without asking Redis, renewed every quarter of it (0: it asks on every request)",
-    ),
-    ("REDIS_TIMEOUT_MS", "50", "the longest a Redis call may take before the database answers instead"),
-    (
-        "REDIS_BREAKER_MIN_FAILURES",
-        "20",
-        "failed Redis calls within 2 s before Redis is left alone (1: any failure, the old rule)",
-    ),
-    ("REDIS_BREAKER_FAILURE_PCT", "50", "…and the share of those 2 s's calls that failed, in percent (0: any share)"),
-    ("REDIS_BREAKER_OPEN_MS", "500", "how long Redis is left alone before one call probes it"),
-    ("ADMIN_TOKEN", "", "bearer token of the write API; unset: writes are refused"),
-    ("REQUEST_TIMEOUT_SECS", "10", "the longest a request may take"),
-    ("BAD_TOKENS_PER_MINUTE", "10", "wrong admin tokens one client address may send a minute before it gets 429s"),
-    ("MAX_IN_FLIGHT", "512", "requests served at once; past it, a fast 503 with Retry-After instead of a queue"),
-    ("SHUTDOWN_TIMEOUT_SECS", "5", "how long shutdown waits for pending cache writes"),
-    ("LOG_FORMAT", "text", "`text` or `json`"),
-    ("LOAD_DATASET", "true", "load the embedded dataset into an empty catalog at start"),
+/// Every variable marquee reads and its default (empty: unset). `from_lookup` takes its defaults
+/// from here, and a test holds the README's table and `.env.example` to it, so the three agree.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("LISTEN_ADDR", "127.0.0.1:3000"),
+    ("DATABASE_URL", "sqlite://marquee.db"),
+    ("DB_MAX_CONNECTIONS", "16"),
+    ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ("REDIS_CLUSTER", "false"),
+    ("CACHE_PREFIX", ""),
+    ("PAGE_SIZE", "24"),
+    ("PAGE_TTL_SECS", "300"),
+    ("MOVIE_TTL_SECS", "3600"),
+    ("NEGATIVE_TTL_SECS", "30"),
+    ("RENDERED_CACHE_KB", "4096"),
+    ("CACHE_LEASE_MS", "1000"),
+    ("REDIS_TIMEOUT_MS", "50"),
+    ("REDIS_BREAKER_MIN_FAILURES", "20"),
+    ("REDIS_BREAKER_FAILURE_PCT", "50"),
+    ("REDIS_BREAKER_OPEN_MS", "500"),
+    ("ADMIN_TOKEN", ""),
+    ("REQUEST_TIMEOUT_SECS", "10"),
+    ("BAD_TOKENS_PER_MINUTE", "10"),
+    ("MAX_IN_FLIGHT", "512"),
+    ("SHUTDOWN_TIMEOUT_SECS", "5"),
+    ("LOG_FORMAT", "text"),
+    ("LOAD_DATASET", "true"),
+    ("STATIC_DIR", ""),
 ];
 
 impl Config {
@@ -130,7 +119,7 @@ impl Config {
     /// Reads each variable through `lookup`; unset or empty takes the default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |var: &'static str| -> (&'static str, String) {
-            let default = VARIABLES.iter().find(|(n, ..)| *n == var).map(|(_, d, _)| *d).unwrap_or_default();
+            let default = VARIABLES.iter().find(|(n, _)| *n == var).map(|(_, d)| *d).unwrap_or_default();
             (var, lookup(var).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned()))
         };
         let secs = |var| number(get(var), 1, 365 * 24 * 3600).map(|s| Duration::from_secs(s.into()));
@@ -157,6 +146,13 @@ impl Config {
         if prefix.len() > 100 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("CACHE_PREFIX", &prefix, "at most 100 characters, no spaces"));
         }
+        let (_, static_dir) = get("STATIC_DIR");
+        // unset: the source tree's own, so that `cargo run` serves them from anywhere
+        let static_dir = if static_dir.is_empty() {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/static").into()
+        } else {
+            static_dir.into()
+        };
         Ok(Self {
             listen_addr,
             database_url,
@@ -186,6 +182,7 @@ impl Config {
             shutdown_timeout: secs("SHUTDOWN_TIMEOUT_SECS")?,
             log_json,
             load_dataset,
+            static_dir,
         })
     }
 }
@@ -284,5 +281,60 @@ mod tests {
             assert_eq!(config(&[("REDIS_URL", bad)]).err().map(|e| e.var), Some("REDIS_URL"), "{bad}");
         }
         assert_eq!(config(&[("REDIS_CLUSTER", "yes")]).err().map(|e| e.var), Some("REDIS_CLUSTER"));
+    }
+
+    /// `from_lookup` asks for exactly the variables of `VARIABLES`, and the README's table and
+    /// `.env.example` list each with its default, and nothing else.
+    #[test]
+    fn the_readme_and_env_example_list_every_variable_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let read = Config::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        });
+        assert!(read.is_ok(), "the defaults are valid: {:?}", read.err());
+        let mut asked = asked.into_inner();
+        asked.sort();
+        asked.dedup();
+        let mut table: Vec<(String, String)> = VARIABLES.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect();
+        table.sort();
+        let names: Vec<String> = table.iter().map(|(name, _)| name.clone()).collect();
+        assert_eq!(asked, names, "the variables from_lookup reads");
+        assert_eq!(readme_table(include_str!("../README.md")), table, "README.md's configuration table");
+        assert_eq!(env_example(include_str!("../.env.example")), table, ".env.example");
+    }
+
+    /// The rows of the README's configuration table: `` | `NAME` | `default` | meaning | ``, where
+    /// an empty default is shown as "unset".
+    fn readme_table(readme: &str) -> Vec<(String, String)> {
+        let section = readme.split("\n## ").find(|s| s.starts_with("Configuration\n")).unwrap_or_default();
+        let mut rows: Vec<(String, String)> = section
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let name = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                let shown = cells.next()?;
+                let default = match shown.strip_prefix('`').and_then(|d| d.strip_suffix('`')) {
+                    Some(code) => code,
+                    None if shown == "unset" => "",
+                    None => shown,
+                };
+                Some((name.to_owned(), default.to_owned()))
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// The `NAME=default` lines of `.env.example`.
+    fn env_example(file: &str) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = file
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, default)| (name.to_owned(), default.to_owned()))
+            .collect();
+        vars.sort();
+        vars
     }
 }
