@@ -210,7 +210,8 @@ impl Stats {
         metrics::counter!("marquee_cache_hits_total", "tier" => "redis", "kind" => "related").absolute(s.related_hits);
         metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "page").absolute(s.page_misses);
         metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "movie").absolute(s.movie_misses);
-        metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "related").absolute(s.related_misses);
+        metrics::counter!("marquee_cache_misses_total", "tier" => "redis", "kind" => "related")
+            .absolute(s.related_misses);
         metrics::counter!("marquee_coalesced_waits_total").absolute(s.coalesced_waits);
         metrics::counter!("marquee_stale_writes_refused_total").absolute(s.stale_writes_refused);
         metrics::gauge!("marquee_deferred_writes_pending").set(s.deferred_pending as f64);
