@@ -20,8 +20,6 @@ pub mod dataset;
 pub mod db;
 /// Cache writes that run after the response, tracked for graceful shutdown.
 pub mod deferred;
-/// Coalescing of concurrent misses into one database read.
-pub mod flights;
 /// The domain: `Movie`, `Slug`, `PageNumber`, dates and how values are shown.
 pub mod movies;
 /// The HTTP/1.1 server loop: header timeout and size limit, graceful shutdown.

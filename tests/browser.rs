@@ -15,7 +15,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 // fantoccini without a TLS feature needs a plain-HTTP connector from outside: hyper-util's, whose
 // `client-legacy` feature fantoccini itself turns on.
 use hyper_util::client::legacy::connect::HttpConnector;
-use marquee::movies::PageNumber;
+use marquee::movies::{MovieList, PageNumber};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
@@ -491,7 +491,8 @@ async fn the_last_page_ends_the_feed() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(browser) = Browser::start().await else { return };
     let app = Setup::new(Backend::Sqlite).page_size(500).spawn().await;
-    let listing = app.service.page(PageNumber::FIRST).await.expect("page 1").expect("films");
+    let listing =
+        app.service.list_page(&MovieList::default(), PageNumber::FIRST).await.expect("page 1").expect("films");
     let total = u64::try_from(listing.total).expect("a count");
     let last = total.div_ceil(500);
     browser.goto(&app.url(&format!("/movies?page={}", last - 1))).await;

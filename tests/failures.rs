@@ -36,7 +36,7 @@ async fn ttls_never_exceed_their_settings() {
     assert!(film_ttls.iter().all(|t| (17..=20).contains(t)), "film TTLs within 90–100% of 20 s: {film_ttls:?}");
     let page_ttl = ttl(app.key("movies:page:1")).await;
     assert!((8..=10).contains(&page_ttl), "page TTL {page_ttl}");
-    let meta_ttl = ttl(app.key("movies:meta")).await;
+    let meta_ttl = ttl(app.key("movies:stamp")).await;
     assert!((17..=20).contains(&meta_ttl), "meta TTL {meta_ttl}");
     let gone_ttl = ttl(app.key("movie:no-such-film-1901")).await;
     assert!((3..=5).contains(&gone_ttl), "negative TTL {gone_ttl}");

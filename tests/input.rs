@@ -490,7 +490,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     // and the cache holds only keys of the documented forms (no `*`, `?`, `[`, no odd page)
     for key in app.cached_keys("*").await {
         let rest = key.strip_prefix(&app.prefix).unwrap_or_default();
-        let ok = rest == "movies:meta"
+        let ok = rest == "movies:stamp"
             || rest == "movies:pages"
             || rest
                 .strip_prefix("movies:page:")

@@ -89,7 +89,7 @@ pub async fn fill_pages(
     slugs: &[String],
 ) -> Result<()> {
     let page: Vec<&str> = slugs.iter().take(24).map(String::as_str).collect();
-    let value = marquee::cache::encode_page(&page, 0);
+    let value = serde_json::json!({ "v": 0, "slugs": page }).to_string();
     let set = keys.pages();
     for chunk in (1..=pages).collect::<Vec<_>>().chunks(2000) {
         let names: Vec<String> = chunk.iter().map(|&n| keys.page(n)).collect();
@@ -213,7 +213,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, rows: &mut Vec<Row>) -> Re
 
     // what each master serves under the warm listing's load: is the meta key a hot key?
     let mut nodes = masters().await?;
-    let meta = owner(&mut nodes, &format!("{prefix}movies:meta")).await;
+    let meta = owner(&mut nodes, &format!("{prefix}movies:stamp")).await;
     // 8 connections: below saturation, so that every listing reaches Redis (no timeouts, no back-off)
     let before = counts(&mut nodes).await?;
     let errors_before = Counters::read(cluster[0].addr).await?;

@@ -217,7 +217,7 @@ pub async fn fill_movies(c: &mut Conn, prefix: &str, movies: impl Iterator<Item 
 pub async fn fill_pages(c: &mut Conn, keys: &marquee::cache::Keys, pages: u32, slugs: &[String]) -> Result<()> {
     let page: Vec<&str> = slugs.iter().take(24).map(String::as_str).collect();
     // order version 0: stale against any stamp, as pages cached before an order change are
-    let value = marquee::cache::encode_page(&page, 0);
+    let value = serde_json::json!({ "v": 0, "slugs": page }).to_string();
     let set = keys.pages();
     for chunk in (1..=pages).collect::<Vec<_>>().chunks(2000) {
         let mut pipe = redis::pipe();

@@ -9,9 +9,10 @@ use futures_util::future::join_all;
 use redis::{Cmd, RedisError};
 
 use super::client::Connection;
+use super::keys::PageOf;
 use super::{Cache, CacheError, entry, scripts};
 use crate::db::Stamp;
-use crate::movies::{Movie, MovieList};
+use crate::movies::Movie;
 
 #[derive(Debug, Clone)]
 struct MovieWrite {
@@ -25,13 +26,12 @@ struct MovieWrite {
     gone: bool,
 }
 
-/// What to write at once: films, at most one page (of a list or of a search), at most one stamp.
+/// What to write at once: films, at most one page of slugs, at most one stamp.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
     movies: Vec<MovieWrite>,
-    page: Option<(MovieList, u32, String, i64)>,
-    /// A search's page: the query's key (see `SearchQuery::key`), the page, its value, its version.
-    search: Option<(String, u32, String, i64)>,
+    /// The page, its value and its version.
+    page: Option<(PageOf, String, i64)>,
     stamp: Option<Stamp>,
 }
 
@@ -49,17 +49,9 @@ impl WriteBatch {
         self.movies.push(MovieWrite { slug: slug.to_owned(), value, version, replacing: None, gone: true });
     }
 
-    /// Page `n` of `list` holds `slugs`, read at `version` (the stamp's version of that list); a
-    /// list other than the listing also keeps its size.
-    pub fn page(&mut self, list: &MovieList, n: u32, slugs: &[&str], version: i64, total: i64) {
-        let total = (!list.is_default()).then_some(total);
-        self.page = Some((*list, n, entry::encode_list_page(slugs, version, total), version));
-    }
-
-    /// Page `n` of the search `query` (its key) holds `slugs` of `total` films found, read at
-    /// catalog `version`: any write after it makes the page a miss.
-    pub fn search_page(&mut self, query: &str, n: u32, slugs: &[&str], version: i64, total: i64) {
-        self.search = Some((query.to_owned(), n, entry::encode_list_page(slugs, version, Some(total)), version));
+    /// The page `of` holds `slugs`, read at `version`, with its `count` (see `CachedPage`).
+    pub fn page(&mut self, of: PageOf, slugs: &[&str], version: i64, count: Option<i64>) {
+        self.page = Some((of, entry::encode_page(slugs, version, count), version));
     }
 
     pub fn stamp(&mut self, stamp: Stamp) {
@@ -67,7 +59,7 @@ impl WriteBatch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.movies.is_empty() && self.page.is_none() && self.search.is_none() && self.stamp.is_none()
+        self.movies.is_empty() && self.page.is_none() && self.stamp.is_none()
     }
 }
 
@@ -137,11 +129,7 @@ impl Cache {
         }
         let puts = self.puts(batch);
         let keys = &self.inner.keys;
-        let listed = match (&batch.page, &batch.search) {
-            (Some((list, n, ..)), _) => Some(self.listed(keys.pages_of(list), keys.list_page(list, *n))),
-            (None, Some((query, n, ..))) => Some(self.listed(keys.lists(), keys.search_page(query, *n))),
-            (None, None) => None,
-        };
+        let listed = batch.page.as_ref().and_then(|(of, ..)| Some(self.listed(keys.listed_in(of)?, keys.page_of(of))));
         let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(token.is_some());
         let token = token.map(|(key, token)| set_token(key, &token, false));
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
@@ -185,7 +173,7 @@ impl Cache {
         let keys = &self.inner.keys;
         let mut names: Vec<String> = batch.movies.iter().map(|m| keys.movie(&m.slug)).collect();
         if with_stamp {
-            names.push(keys.meta());
+            names.push(keys.stamp());
         }
         let unlink = |names: Vec<String>| async move {
             self.inner
@@ -208,7 +196,7 @@ impl Cache {
         if let Some(stamp) = &batch.stamp {
             let value = entry::encode_stamp(stamp).into_bytes();
             let args = (value, stamp.version, jitter(config.movie_ttl), "0", Vec::new());
-            puts.push(Put { key: keys.meta(), args });
+            puts.push(Put { key: keys.stamp(), args });
         }
         for m in &batch.movies {
             let ttl = jitter(if m.gone { config.negative_ttl } else { config.movie_ttl });
@@ -219,13 +207,9 @@ impl Cache {
                 args: (m.value.clone().into_bytes(), m.version, ttl, replacing, seen),
             });
         }
-        if let Some((list, n, value, version)) = &batch.page {
+        if let Some((of, value, version)) = &batch.page {
             let args = (value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
-            puts.push(Put { key: keys.list_page(list, *n), args });
-        }
-        if let Some((query, n, value, version)) = &batch.search {
-            let args = (value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
-            puts.push(Put { key: keys.search_page(query, *n), args });
+            puts.push(Put { key: keys.page_of(of), args });
         }
         puts
     }

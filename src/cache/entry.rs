@@ -110,7 +110,7 @@ struct Gone {
     gone: bool,
 }
 
-/// `movies:meta`: the catalog's stamp in short names.
+/// `movies:stamp`: the catalog's stamp in short names.
 #[derive(Serialize, Deserialize)]
 struct StoredStamp {
     v: i64,
@@ -154,10 +154,10 @@ pub fn decode_stamp(bytes: Option<&[u8]>) -> Option<Stamp> {
     Some(Stamp { version: s.v, order_version: s.o, list_version: s.l, movie_count: s.n })
 }
 
-/// A page value as written: the version the page was read at (`"v"`, first, for the
-/// compare-and-set script: the listing's order version, or the lists' version for any other list),
-/// the page's slugs in order and, for a list other than the listing, the number of films in the
-/// whole list (the listing's is in the stamp).
+/// A page of slugs as written (see `PageOf`): the version it was read at (`"v"`, first, for the
+/// compare-and-set script), its slugs in order, and a count (`"n"`): the films in the whole list or
+/// search, none for the listing (whose count is the stamp's), or for a film's related films how
+/// many of its slugs are by the film's director (the rest are of its genre and decade).
 #[derive(Serialize)]
 struct StoredPage<'a> {
     v: i64,
@@ -166,43 +166,19 @@ struct StoredPage<'a> {
     n: Option<i64>,
 }
 
-/// A film's related films as written (`movies:related:{slug}`): the lists version they were read
-/// at (`"v"`: older than the stamp's, they are stale), more by the director, more of the genre
-/// from the decade.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedRelated {
-    pub v: i64,
-    pub d: Vec<String>,
-    pub g: Vec<String>,
-}
-
-pub fn encode_related(related: &CachedRelated) -> String {
-    serde_json::to_string(related).unwrap_or_default()
-}
-
-/// `None` for a missing or unreadable value (unreadable: read again and overwritten).
-pub fn decode_related(bytes: Option<&[u8]>) -> Option<CachedRelated> {
-    serde_json::from_slice(bytes?).ok()
-}
-
-/// A page as read back.
+/// A page of slugs as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CachedPage {
     /// The version the page was read at: older than the stamp's, it is stale.
     #[serde(rename = "v")]
-    pub order_version: i64,
+    pub version: i64,
     pub slugs: Vec<String>,
-    /// The list's size (lists other than the listing).
     #[serde(rename = "n", default)]
-    pub total: Option<i64>,
+    pub count: Option<i64>,
 }
 
-pub fn encode_page(slugs: &[&str], order_version: i64) -> String {
-    encode_list_page(slugs, order_version, None)
-}
-
-pub fn encode_list_page(slugs: &[&str], version: i64, total: Option<i64>) -> String {
-    serde_json::to_string(&StoredPage { v: version, slugs, n: total }).unwrap_or_default()
+pub fn encode_page(slugs: &[&str], version: i64, count: Option<i64>) -> String {
+    serde_json::to_string(&StoredPage { v: version, slugs, n: count }).unwrap_or_default()
 }
 
 /// `None` for a missing value; `Some(Err(()))` for one that does not decode.
@@ -245,13 +221,13 @@ mod tests {
     }
 
     #[test]
-    fn pages_carry_their_order_version_and_garbage_is_a_miss() {
-        let page = encode_page(&["a", "b"], 7);
+    fn pages_carry_their_version_and_garbage_is_a_miss() {
+        let page = encode_page(&["a", "b"], 7, None);
         assert!(page.starts_with(r#"{"v":7,"#), "{page}");
-        let read = CachedPage { order_version: 7, slugs: vec!["a".into(), "b".into()], total: None };
-        let listed = encode_list_page(&["a"], 3, Some(40));
+        let read = CachedPage { version: 7, slugs: vec!["a".into(), "b".into()], count: None };
+        let listed = encode_page(&["a"], 3, Some(40));
         assert!(listed.starts_with(r#"{"v":3,"#), "{listed}");
-        assert_eq!(decode_page(Some(listed.as_bytes())).and_then(Result::ok).and_then(|p| p.total), Some(40));
+        assert_eq!(decode_page(Some(listed.as_bytes())).and_then(Result::ok).and_then(|p| p.count), Some(40));
         assert_eq!(decode_page(Some(page.as_bytes())), Some(Ok(read)));
         assert_eq!(decode_page(Some(br#"["a","b"]"#)), Some(Err(())));
         assert_eq!(decode_page(Some(br#"{"a":1}"#)), Some(Err(())));

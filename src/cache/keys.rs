@@ -2,6 +2,16 @@
 
 use crate::movies::MovieList;
 
+/// Which page of slugs a key holds: a list's page, a search's page, or a film's related films.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PageOf {
+    List(MovieList, u32),
+    /// A search by its words (`SearchQuery::key`), and the page.
+    Search(String, u32),
+    /// The films shown next to a film, by its slug.
+    Related(String),
+}
+
 /// Builds the keys for one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -18,26 +28,28 @@ impl Keys {
         format!("{}movies:page:{n}", self.prefix)
     }
 
-    /// Page n of `list`: `movies:page:{n}` for the listing, `movies:list:{list's key}:page:{n}`
-    /// for any other (the key names its parameters in one fixed order).
-    pub fn list_page(&self, list: &MovieList, n: u32) -> String {
-        if list.is_default() { self.page(n) } else { format!("{}movies:list:{}:page:{n}", self.prefix, list.key()) }
+    /// The key of a page of slugs: `movies:page:{n}` for the listing,
+    /// `movies:list:{list's key}:page:{n}` for any other list (its parameters in one fixed order),
+    /// `movies:search:{words joined by +}:page:{n}` for a search, `movies:related:{slug}` for the
+    /// films shown next to a film.
+    pub fn page_of(&self, of: &PageOf) -> String {
+        match of {
+            PageOf::List(list, n) if list.is_default() => self.page(*n),
+            PageOf::List(list, n) => format!("{}movies:list:{}:page:{n}", self.prefix, list.key()),
+            PageOf::Search(words, n) => format!("{}movies:search:{words}:page:{n}", self.prefix),
+            PageOf::Related(slug) => format!("{}movies:related:{slug}", self.prefix),
+        }
     }
 
-    /// `movies:search:{words joined by +}:page:{n}`: the slugs of a search's page n.
-    pub fn search_page(&self, query: &str, n: u32) -> String {
-        format!("{}movies:search:{query}:page:{n}", self.prefix)
-    }
-
-    /// The set of page keys written for `list`: `movies:pages` for the listing, `movies:lists` for
-    /// every other list.
-    pub fn pages_of(&self, list: &MovieList) -> String {
-        if list.is_default() { self.pages() } else { self.lists() }
-    }
-
-    /// `movies:related:{slug}`: the slugs of the films shown next to a film on its page.
-    pub fn related(&self, slug: &str) -> String {
-        format!("{}movies:related:{slug}", self.prefix)
+    /// The set a page's key is listed in, which the sweeps walk: `movies:pages` for the listing's,
+    /// `movies:lists` for the other lists' and the searches'. A film's related films are in none:
+    /// their version alone retires them.
+    pub fn listed_in(&self, of: &PageOf) -> Option<String> {
+        match of {
+            PageOf::List(list, _) if list.is_default() => Some(self.pages()),
+            PageOf::List(..) | PageOf::Search(..) => Some(self.lists()),
+            PageOf::Related(_) => None,
+        }
     }
 
     /// `movies:lists`: the set of the other lists' page keys written, swept when a list changes.
@@ -54,9 +66,9 @@ impl Keys {
         key
     }
 
-    /// `movies:meta`: the catalog's version, order version and film count.
-    pub fn meta(&self) -> String {
-        format!("{}movies:meta", self.prefix)
+    /// `movies:stamp`: the catalog's stamp (its versions and film count).
+    pub fn stamp(&self) -> String {
+        format!("{}movies:stamp", self.prefix)
     }
 
     /// `movies:token`: a hash of a random token that changes whenever a write reaches the cache
@@ -82,7 +94,10 @@ mod tests {
         assert_eq!(k.page(3), "t1:movies:page:3");
         assert_eq!(k.movie("heat-1995"), "t1:movie:heat-1995");
         assert_eq!(Keys::new("").movie("heat-1995"), "movie:heat-1995");
-        assert_eq!(k.meta(), "t1:movies:meta");
+        assert_eq!(k.stamp(), "t1:movies:stamp");
+        assert_eq!(k.page_of(&PageOf::List(MovieList::default(), 3)), "t1:movies:page:3");
+        assert_eq!(k.page_of(&PageOf::Search("heat".into(), 2)), "t1:movies:search:heat:page:2");
+        assert_eq!(k.page_of(&PageOf::Related("heat-1995".into())), "t1:movies:related:heat-1995");
         assert_eq!(k.pages(), "t1:movies:pages");
     }
 }

@@ -19,8 +19,8 @@ pub use breaker::BreakerConfig;
 /// One Redis or a cluster, behind the same commands (for tools and tests that look at the cache).
 pub use client::Connection;
 /// The film entry's codec, for tools that measure the cache's own format.
-pub use entry::{CachedPage, CachedRelated, MovieEntry, decode_movie, decode_page, encode_movie, encode_page};
-pub use keys::Keys;
+pub use entry::{CachedPage, MovieEntry, decode_movie, decode_page, encode_movie};
+pub use keys::{Keys, PageOf};
 /// The film compare-and-set script, for tools that measure it against plain writes.
 pub use scripts::SET_VERSIONED;
 

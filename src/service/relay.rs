@@ -102,7 +102,7 @@ impl MovieService {
         self.inner.stats.cache_log_applied(n as u64);
         // the log keeps one flag: a list may have changed (the listing's order among them)
         if order_changed {
-            self.sweep(super::Changed::ORDER);
+            self.sweep(super::write::Changed::ORDER);
         }
         Ok(n)
     }

@@ -166,9 +166,9 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
         let page = query.page;
         return Err(AppError::NotFound(format!("there is no page {page}: the list ends before it")).into());
     };
-    let next = listing.page.next().filter(|_| listing.has_next).map(|n| format!("/api{}", listing.list.href(n.get())));
+    let next = listing.page.next().filter(|_| listing.has_next).map(|n| format!("/api{}", listing.of.href(n.get())));
     let view = ListView {
-        list: listing.list.key(),
+        list: listing.of.key(),
         page: listing.page.get(),
         total: listing.total,
         slugs: listing.movies.iter().map(|m| m.slug.as_str()).collect(),

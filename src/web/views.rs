@@ -102,7 +102,7 @@ pub struct Feed {
 
 impl Feed {
     pub fn new(listing: Listing, fragment: bool) -> Self {
-        let list = listing.list;
+        let list = listing.of;
         let total_text = format::count(listing.total);
         let end_text = match (listing.total, list.is_default()) {
             (0, true) => "No films yet.".to_owned(),
@@ -121,7 +121,7 @@ impl Feed {
 
     pub fn found(found: Found, fragment: bool) -> Self {
         let total_text = format::count(found.total);
-        let query = &found.query;
+        let query = &found.of;
         let end_text = match found.total {
             0 if query.is_empty() => "Type a title to look for.".to_owned(),
             0 => format!("No film title has words starting with “{}”.", query.text),
