@@ -62,7 +62,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr).await?;
         let bad_tokens = Arc::new(web::bad_tokens(config.bad_tokens_per_minute));
         // without a cache there is no token to check kept pages against: nothing is kept
-        let budget = if config.cache.redis.is_some() { config.cache.rendered_bytes } else { 0 };
+        let budget = if config.cache.redis.is_some() { config.cache.kept_bytes } else { 0 };
         let pages = web::page_cache::PageCacheLayer::new(budget, config.cache.page_ttl, service.clone(), stats.clone());
         if pages.is_on() {
             // a first reader of the token who finds none sets one but keeps nothing under it: set it

@@ -47,8 +47,8 @@ pub struct CacheConfig {
     /// When Redis is left alone after failures.
     pub breaker: BreakerConfig,
     /// Bytes of rendered pages each server keeps in memory in front of Redis (0: none).
-    pub rendered_bytes: usize,
-    /// How long a server trusts the epoch token it knows without asking Redis (0: it asks on
+    pub kept_bytes: usize,
+    /// How long a server trusts the token it knows without asking Redis (0: it asks on
     /// every request; see `cache::lease`). A writer waits at most this long for the servers.
     pub lease: Duration,
 }
@@ -171,7 +171,7 @@ impl Config {
                         .map(|ms| Duration::from_millis(ms.into()))?,
                     ..BreakerConfig::default()
                 },
-                rendered_bytes: number(get("RENDERED_CACHE_KB"), 0, 16 * 1024 * 1024).map(|kb| kb as usize * 1024)?,
+                kept_bytes: number(get("RENDERED_CACHE_KB"), 0, 16 * 1024 * 1024).map(|kb| kb as usize * 1024)?,
                 lease: number(get("CACHE_LEASE_MS"), 0, 60_000).map(|ms| Duration::from_millis(ms.into()))?,
             },
             page_size: number(get("PAGE_SIZE"), 1, 500)?,

@@ -89,11 +89,6 @@ impl Deferred {
         done
     }
 
-    /// Waits for the writes spawned so far (tests and tools use it to let the cache settle).
-    pub async fn settle(&self) {
-        self.drain(Duration::from_secs(30)).await;
-    }
-
     pub fn pending(&self) -> usize {
         self.tracker.len()
     }

@@ -407,7 +407,7 @@ impl TestApp {
 
     /// Waits until every deferred cache write spawned so far has finished.
     pub async fn settle(&self) {
-        self.deferred.settle().await;
+        self.deferred.drain(Duration::from_secs(30)).await;
     }
 
     pub fn stats(&self) -> Snapshot {
