@@ -120,3 +120,28 @@ pub fn anonymous_placeholders(rows: usize) -> String {
 pub fn list(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::LIST_FIELDS;
+
+    #[test]
+    fn the_columns_and_the_list_fields_are_as_the_schema_has_them() {
+        assert_eq!(
+            COLUMNS,
+            "slug, title, release_date, genre, director, mpaa_rating, running_time_min, imdb_rating, imdb_votes, \
+             rotten_tomatoes_rating, us_gross, worldwide_gross, us_dvd_sales, production_budget, distributor, \
+             source, creative_type, version, search_title"
+        );
+        assert_eq!(COLUMN_COUNT, 19);
+        assert_eq!(columns_of("f").split(", ").nth(2), Some("f.release_date"));
+        let mut lists = LIST_FIELDS.to_vec();
+        lists.sort_unstable();
+        let expected =
+            ["director", "genre", "imdb_rating", "imdb_votes", "mpaa_rating", "release_date", "worldwide_gross"];
+        assert_eq!(lists, expected, "the fields the lists filter and sort on, and the related films' fields");
+        assert_eq!(placeholders(2).matches('$').count(), 2 * COLUMN_COUNT);
+        assert!(placeholders(2).ends_with("$37, $38)"));
+    }
+}

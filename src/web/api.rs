@@ -206,3 +206,32 @@ pub async fn delete(State(state): State<AppState>, _: Admin, Path(text): Path<St
     let slug = slug(&text)?;
     if state.service.delete(&slug).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(no_movie(&slug)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn films_read_as_before() {
+        let movie = Movie {
+            version: 7,
+            slug: "heat-1995".into(),
+            director: Some("Michael \"M\" Mann".into()),
+            imdb_rating: Some(8.0),
+            us_gross: Some(67_436_818),
+            ..Movie::new("Heat – é".into(), Date::new(1995, 12, 15).unwrap_or_else(|| unreachable!()))
+        };
+        let expected = concat!(
+            r#"{"version":7,"slug":"heat-1995","title":"Heat – é","release_date":"1995-12-15","genre":null,"#,
+            r#""director":"Michael \"M\" Mann","mpaa_rating":null,"running_time_min":null,"imdb_rating":8.0,"#,
+            r#""imdb_votes":null,"rotten_tomatoes_rating":null,"us_gross":67436818,"worldwide_gross":null,"#,
+            r#""us_dvd_sales":null,"production_budget":null,"distributor":null,"source":null,"creative_type":null"#,
+        );
+        let view = serde_json::to_string(&MovieView::from(&movie)).unwrap_or_default();
+        assert_eq!(view, format!("{expected}}}"));
+        let changed = ["director", "imdb_rating"];
+        let updated = UpdatedView { movie: MovieView::from(&movie), changed: &changed };
+        let updated = serde_json::to_string(&updated).unwrap_or_default();
+        assert_eq!(updated, format!(r#"{expected},"changed":["director","imdb_rating"]}}"#));
+    }
+}
