@@ -11,9 +11,9 @@ use crate::movies::{Date, Movie};
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-/// Declares the film's columns once, each by its `Movie` field (so a column is named as the field
-/// `FromRow` reads it into, and a misspelt one does not compile), and derives from them the
-/// column list, its length, the binding of a film's values, and what a change of a listed field is.
+/// Declares the film's columns once, each by its `Movie` field: a column is named as the field
+/// `FromRow` reads it into, and a misspelt, missing or extra one does not compile. Derives from them
+/// the column list, its length, the binding of a film's values, and which changes move a list.
 macro_rules! film_columns {
     (columns: $($column:ident),+; lists: $($listed:ident),+;) => {
         /// The film columns in one fixed order, used wherever a whole film is read or written.
@@ -31,7 +31,9 @@ macro_rules! film_columns {
 
         /// Binds a film's values in `COLUMNS` order.
         pub fn bind<'q>(q: AnyQuery<'q>, m: &Movie) -> AnyQuery<'q> {
-            $(let q = m.$column.bind_to(q);)+
+            // every field by name, no `..`: a field added to `Movie` and not to the table does not compile
+            let Movie { $($column),+ } = m;
+            $(let q = $column.bind_to(q);)+
             q.bind(crate::movies::search_text(&m.title))
         }
 
