@@ -303,3 +303,64 @@ async fn relays_of_several_servers_never_claim_the_same_rows() {
     left.done().await.unwrap();
     assert_eq!(db.backlog().await.unwrap().pending, 0);
 }
+
+/// Every field, each at a value that tests its type: a whole-number rating, zero and large money,
+/// text that needs quoting in SQL.
+fn full_movie(title: &str) -> NewMovie {
+    NewMovie::from_json(json!({
+        "title": title, "release_date": "1999-02-28", "genre": "Drama", "director": "Jean-Pierre Jeunet",
+        "mpaa_rating": "R", "running_time_min": 1, "imdb_rating": 8.0, "imdb_votes": 0,
+        "rotten_tomatoes_rating": 100, "us_gross": 0, "worldwide_gross": 999_999_999_999i64,
+        "us_dvd_sales": 12, "production_budget": 1_000_000_000_000i64, "distributor": "O'Brien & Co",
+        "source": "Original Screenplay", "creative_type": "Contemporary Fiction",
+    }))
+    .unwrap()
+}
+
+both!(every_field_round_trips_through_every_write, |backend| async move {
+    let test_db = TestDb::new(backend).await;
+    let (db, _) = test_db.connect().await;
+    let read = |slug: &'static str| {
+        let db = db.clone();
+        async move { db.movie(&Slug::parse(slug).unwrap()).await.unwrap().1.unwrap() }
+    };
+    // created with every field, and with none but the two required
+    let (full, _) = db.create(full_movie("Amélie")).await.unwrap();
+    assert_eq!(read("amelie-1999").await, full);
+    let (bare, _) = db.create(new_movie("Bare", "2001-01-01")).await.unwrap();
+    let bare_read = read("bare-2001").await;
+    assert_eq!(bare_read, bare);
+    assert_eq!((bare_read.imdb_rating, bare_read.running_time_min, bare_read.director), (None, None, None));
+
+    // updated: a number to null, null to a number, a date
+    let patch = MoviePatch::from_json(json!({"imdb_rating": null, "us_dvd_sales": null, "release_date": "1999-03-01"}));
+    let updated = db.update(&slug("amelie-1999"), &patch.unwrap()).await.unwrap().unwrap();
+    assert_eq!(updated.changed, ["release_date", "imdb_rating", "us_dvd_sales"]);
+    assert_eq!(read("amelie-1999").await, updated.movie);
+    let patch = MoviePatch::from_json(json!({"imdb_rating": 6.5, "imdb_votes": 3}));
+    let updated = db.update(&slug("bare-2001"), &patch.unwrap()).await.unwrap().unwrap();
+    assert_eq!(read("bare-2001").await, updated.movie);
+
+    // imported: new films are inserted as they are; reading them back and importing them again
+    // finds nothing to change
+    let mut imported = full_movie("Delicatessen").movie;
+    imported.slug = "delicatessen-1999".into();
+    let empty = Movie { slug: "empty-1999".into(), ..Movie::new("Empty".into(), Date::new(1999, 1, 1).unwrap()) };
+    let summary = db.import(vec![imported.clone(), empty.clone()]).await.unwrap();
+    assert_eq!(summary.imported, 2);
+    let (_, both) = db.movies(&["delicatessen-1999", "empty-1999"]).await.unwrap();
+    let without_version = |m: &Movie| Movie { version: 0, ..m.clone() };
+    assert_eq!(both.iter().map(without_version).collect::<Vec<_>>(), [imported.clone(), empty.clone()]);
+    let again = db.import(vec![imported.clone(), empty.clone()]).await.unwrap();
+    assert_eq!((again.imported, again.updated, again.unchanged), (0, 0, 2));
+
+    // a field no list reads changes no list; one a list reads does
+    let lists = db.stamp().await.unwrap().list_version;
+    let resourced = Movie { source: Some("Remake".into()), us_dvd_sales: None, ..imported.clone() };
+    assert_eq!(db.import(vec![resourced.clone()]).await.unwrap().updated, 1);
+    assert_eq!(db.stamp().await.unwrap().list_version, lists, "source and DVD sales are in no list");
+    let redirected = Movie { director: Some("Marc Caro".into()), ..resourced };
+    assert_eq!(db.import(vec![redirected.clone()]).await.unwrap().updated, 1);
+    assert!(db.stamp().await.unwrap().list_version > lists, "the director's other films are a list");
+    assert_eq!(without_version(&read("delicatessen-1999").await), redirected);
+});

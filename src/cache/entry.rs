@@ -3,12 +3,10 @@
 //! is `"v"`, so the compare-and-set script can read the version with a pattern match instead of
 //! decoding JSON.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use crate::db::Stamp;
-use crate::movies::{Date, Movie};
+use crate::movies::Movie;
 
 /// A `movie:{slug}` value, as read.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,85 +21,13 @@ pub enum MovieEntry {
     Unreadable(Option<Vec<u8>>),
 }
 
-/// A film as stored in `movie:{slug}`: borrowed from a `Movie` to write it, owned when read back.
+/// A film as stored in `movie:{slug}`: its version first (as `"v"`, for the compare-and-set
+/// script), then the film's fields by their names. `M` is `&Movie` to write it, `Movie` to read it.
 #[derive(Serialize, Deserialize)]
-struct Stored<'a> {
+struct Stored<M> {
     v: i64,
-    slug: Cow<'a, str>,
-    title: Cow<'a, str>,
-    release_date: Date,
-    genre: Option<Cow<'a, str>>,
-    director: Option<Cow<'a, str>>,
-    mpaa_rating: Option<Cow<'a, str>>,
-    running_time_min: Option<i64>,
-    imdb_rating: Option<f64>,
-    imdb_votes: Option<i64>,
-    rotten_tomatoes_rating: Option<i64>,
-    us_gross: Option<i64>,
-    worldwide_gross: Option<i64>,
-    us_dvd_sales: Option<i64>,
-    production_budget: Option<i64>,
-    distributor: Option<Cow<'a, str>>,
-    source: Option<Cow<'a, str>>,
-    creative_type: Option<Cow<'a, str>>,
-}
-
-fn borrow(text: &Option<String>) -> Option<Cow<'_, str>> {
-    text.as_deref().map(Cow::Borrowed)
-}
-
-fn own(text: Option<Cow<'_, str>>) -> Option<String> {
-    text.map(Cow::into_owned)
-}
-
-impl<'a> From<&'a Movie> for Stored<'a> {
-    fn from(m: &'a Movie) -> Self {
-        Self {
-            v: m.version,
-            slug: Cow::Borrowed(&m.slug),
-            title: Cow::Borrowed(&m.title),
-            release_date: m.release_date,
-            genre: borrow(&m.genre),
-            director: borrow(&m.director),
-            mpaa_rating: borrow(&m.mpaa_rating),
-            running_time_min: m.running_time_min,
-            imdb_rating: m.imdb_rating,
-            imdb_votes: m.imdb_votes,
-            rotten_tomatoes_rating: m.rotten_tomatoes_rating,
-            us_gross: m.us_gross,
-            worldwide_gross: m.worldwide_gross,
-            us_dvd_sales: m.us_dvd_sales,
-            production_budget: m.production_budget,
-            distributor: borrow(&m.distributor),
-            source: borrow(&m.source),
-            creative_type: borrow(&m.creative_type),
-        }
-    }
-}
-
-impl From<Stored<'_>> for Movie {
-    fn from(s: Stored<'_>) -> Self {
-        Self {
-            version: s.v,
-            slug: s.slug.into_owned(),
-            title: s.title.into_owned(),
-            release_date: s.release_date,
-            genre: own(s.genre),
-            director: own(s.director),
-            mpaa_rating: own(s.mpaa_rating),
-            running_time_min: s.running_time_min,
-            imdb_rating: s.imdb_rating,
-            imdb_votes: s.imdb_votes,
-            rotten_tomatoes_rating: s.rotten_tomatoes_rating,
-            us_gross: s.us_gross,
-            worldwide_gross: s.worldwide_gross,
-            us_dvd_sales: s.us_dvd_sales,
-            production_budget: s.production_budget,
-            distributor: own(s.distributor),
-            source: own(s.source),
-            creative_type: own(s.creative_type),
-        }
-    }
+    #[serde(flatten)]
+    movie: M,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -123,7 +49,7 @@ struct StoredStamp {
 }
 
 pub fn encode_movie(movie: &Movie) -> String {
-    serde_json::to_string(&Stored::from(movie)).unwrap_or_default()
+    serde_json::to_string(&Stored { v: movie.version, movie }).unwrap_or_default()
 }
 
 pub fn encode_gone(version: i64) -> String {
@@ -134,8 +60,8 @@ pub fn decode_movie(bytes: Option<&[u8]>) -> MovieEntry {
     let Some(bytes) = bytes else {
         return MovieEntry::Missing;
     };
-    if let Ok(stored) = serde_json::from_slice::<Stored<'_>>(bytes) {
-        return MovieEntry::Movie(Box::new(stored.into()));
+    if let Ok(Stored { v, movie }) = serde_json::from_slice::<Stored<Movie>>(bytes) {
+        return MovieEntry::Movie(Box::new(Movie { version: v, ..movie }));
     }
     match serde_json::from_slice::<Gone>(bytes) {
         Ok(g) if g.gone => MovieEntry::Gone,
@@ -189,6 +115,7 @@ pub fn decode_page(bytes: Option<&[u8]>) -> Option<Result<CachedPage, ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::movies::Date;
 
     fn movie() -> Movie {
         Movie {
@@ -208,6 +135,43 @@ mod tests {
         let stamp = Stamp { version: 9, order_version: 3, list_version: 4, movie_count: 10 };
         assert!(encode_stamp(&stamp).starts_with(r#"{"v":9,"#));
         assert_eq!(decode_stamp(Some(encode_stamp(&stamp).as_bytes())), Some(stamp));
+    }
+
+    /// Every field, a text that needs escaping, a whole-number rating and an empty field: the bytes
+    /// already in Redis must still decode, and what is written must match what older replicas write.
+    fn full_movie() -> Movie {
+        Movie {
+            version: 7,
+            slug: "king-kong-2005".into(),
+            director: Some("Peter \"PJ\" Jackson".into()),
+            mpaa_rating: Some("PG-13".into()),
+            running_time_min: Some(187),
+            imdb_rating: Some(8.0),
+            imdb_votes: Some(132_720),
+            rotten_tomatoes_rating: Some(83),
+            us_gross: Some(218_080_025),
+            worldwide_gross: Some(550_517_357),
+            us_dvd_sales: None,
+            production_budget: Some(207_000_000),
+            distributor: Some("Universal".into()),
+            source: Some("Remake".into()),
+            creative_type: Some("Fantasy".into()),
+            ..Movie::new("King Kong – é".into(), Date::new(2005, 12, 14).unwrap_or_else(|| unreachable!()))
+        }
+    }
+
+    const FULL_MOVIE: &str = concat!(
+        r#"{"v":7,"slug":"king-kong-2005","title":"King Kong – é","release_date":"2005-12-14","genre":null,"#,
+        r#""director":"Peter \"PJ\" Jackson","mpaa_rating":"PG-13","running_time_min":187,"imdb_rating":8.0,"#,
+        r#""imdb_votes":132720,"rotten_tomatoes_rating":83,"us_gross":218080025,"worldwide_gross":550517357,"#,
+        r#""us_dvd_sales":null,"production_budget":207000000,"distributor":"Universal","source":"Remake","#,
+        r#""creative_type":"Fantasy"}"#
+    );
+
+    #[test]
+    fn the_stored_format_is_kept_byte_for_byte() {
+        assert_eq!(encode_movie(&full_movie()), FULL_MOVIE);
+        assert_eq!(decode_movie(Some(FULL_MOVIE.as_bytes())), MovieEntry::Movie(Box::new(full_movie())));
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Db {
                 Some(old) if same_content(old, &movie) => summary.unchanged += 1,
                 Some(old) => {
                     reordered |= old.release_date != movie.release_date;
-                    relisted |= moves_in_lists(old, &movie);
+                    relisted |= rows::moves_in_lists(old, &movie);
                     self.rewrite(&mut tx, &movie).await?;
                     changed.push(movie.slug);
                     summary.updated += 1;
@@ -147,15 +147,4 @@ impl Db {
         .await?;
         Ok(())
     }
-}
-
-/// Whether a new copy of a film may move it in or out of a list, or within one (`LIST_FIELDS`).
-fn moves_in_lists(old: &Movie, new: &Movie) -> bool {
-    old.release_date != new.release_date
-        || old.genre != new.genre
-        || old.mpaa_rating != new.mpaa_rating
-        || old.imdb_rating != new.imdb_rating
-        || old.imdb_votes != new.imdb_votes
-        || old.worldwide_gross != new.worldwide_gross
-        || old.director != new.director
 }

@@ -12,7 +12,8 @@ mod search;
 pub use import::ImportSummary;
 pub use log::{Backlog, Claim, LogEntry};
 pub use related::RelatedSlugs;
-pub use repo::{LIST_FIELDS, Stamp, Updated};
+pub use repo::{Stamp, Updated};
+pub use rows::LIST_FIELDS;
 
 use std::sync::Arc;
 use std::time::Duration;

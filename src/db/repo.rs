@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::anchors::{self, Set};
-use super::rows::{self, COLUMNS};
+use super::rows::{self, COLUMNS, LIST_FIELDS};
 use super::{Db, DbError, Result};
 use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, movie_slug};
 
@@ -28,11 +28,6 @@ impl Stamp {
         if list.is_default() { self.order_version } else { self.list_version }
     }
 }
-
-/// The fields whose change may move a film in or out of a list, or within one: the filtered and
-/// sorted lists, and the related films of a detail page (by director; by genre and decade).
-pub const LIST_FIELDS: [&str; 7] =
-    ["release_date", "genre", "mpaa_rating", "imdb_rating", "imdb_votes", "worldwide_gross", "director"];
 
 /// What an update did.
 #[derive(Debug, Clone)]

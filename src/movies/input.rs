@@ -109,54 +109,109 @@ impl<'de> Deserialize<'de> for Score {
     }
 }
 
-/// A field that may not be null: present means `Some`, whatever its value.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+/// A checked value, and the value it gives the film's field of the same name. A field that may be
+/// set to null is checked as an `Option` (null is `None`).
+trait Checked: Clone {
+    type Field: PartialEq;
+    fn into_field(self) -> Self::Field;
+}
+
+impl Checked for Title {
+    type Field = String;
+    fn into_field(self) -> String {
+        self.0
+    }
+}
+
+impl Checked for IsoDate {
+    type Field = Date;
+    fn into_field(self) -> Date {
+        self.0
+    }
+}
+
+impl Checked for Option<Text> {
+    type Field = Option<String>;
+    fn into_field(self) -> Option<String> {
+        self.and_then(|t| t.0)
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> Checked for Option<Whole<MIN, MAX>> {
+    type Field = Option<i64>;
+    fn into_field(self) -> Option<i64> {
+        self.map(|w| w.0)
+    }
+}
+
+impl Checked for Option<Score> {
+    type Field = Option<f64>;
+    fn into_field(self) -> Option<f64> {
+        self.map(|s| s.0)
+    }
+}
+
+/// A field the body has is `Some`, whatever its value (null too, for a field checked as an
+/// `Option`); one it does not have is `None`, the default.
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
-/// A field that may be set to null: absent is `None`, null is `Some(None)`.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
+/// Declares the fields a client may send once, each by its `Movie` field and the check its value
+/// must pass, and derives from them the body and how it is applied to a film.
+macro_rules! body {
+    ($($field:ident: $checked:ty,)+) => {
+        /// Every field a client may send. `slug` is read as it came: only a new film may have one.
+        #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            #[serde(default, deserialize_with = "given")]
+            slug: Option<Value>,
+            $(
+                #[serde(default, deserialize_with = "given")]
+                $field: Option<$checked>,
+            )+
+        }
+
+        impl Body {
+            /// Sets the fields the body has and names those whose value really changed, in the
+            /// fields' order.
+            fn apply(&self, m: &mut Movie) -> Vec<&'static str> {
+                // every field but the repository's two, no `..`: a field added to `Movie` and not
+                // here does not compile
+                let Movie { version: _, slug: _, $($field: _),+ } = m;
+                let mut changed = Vec::new();
+                $(
+                    if let Some(value) = self.$field.clone().map(Checked::into_field)
+                        && m.$field != value
+                    {
+                        m.$field = value;
+                        changed.push(stringify!($field));
+                    }
+                )+
+                changed
+            }
+        }
+    };
 }
 
-/// Every field a client may send. `slug` is read as it came: only a new film may have one.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    #[serde(default, deserialize_with = "present")]
-    slug: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    title: Option<Title>,
-    #[serde(default, deserialize_with = "present")]
-    release_date: Option<IsoDate>,
-    #[serde(default, deserialize_with = "nullable")]
-    genre: Option<Option<Text>>,
-    #[serde(default, deserialize_with = "nullable")]
-    director: Option<Option<Text>>,
-    #[serde(default, deserialize_with = "nullable")]
-    mpaa_rating: Option<Option<Text>>,
-    #[serde(default, deserialize_with = "nullable")]
-    running_time_min: Option<Option<Whole<1, 1_000>>>,
-    #[serde(default, deserialize_with = "nullable")]
-    imdb_rating: Option<Option<Score>>,
-    #[serde(default, deserialize_with = "nullable")]
-    imdb_votes: Option<Option<Whole<0, 1_000_000_000>>>,
-    #[serde(default, deserialize_with = "nullable")]
-    rotten_tomatoes_rating: Option<Option<Whole<0, 100>>>,
-    #[serde(default, deserialize_with = "nullable")]
-    us_gross: Option<Option<Money>>,
-    #[serde(default, deserialize_with = "nullable")]
-    worldwide_gross: Option<Option<Money>>,
-    #[serde(default, deserialize_with = "nullable")]
-    us_dvd_sales: Option<Option<Money>>,
-    #[serde(default, deserialize_with = "nullable")]
-    production_budget: Option<Option<Money>>,
-    #[serde(default, deserialize_with = "nullable")]
-    distributor: Option<Option<Text>>,
-    #[serde(default, deserialize_with = "nullable")]
-    source: Option<Option<Text>>,
-    #[serde(default, deserialize_with = "nullable")]
-    creative_type: Option<Option<Text>>,
+body! {
+    title: Title,
+    release_date: IsoDate,
+    genre: Option<Text>,
+    director: Option<Text>,
+    mpaa_rating: Option<Text>,
+    running_time_min: Option<Whole<1, 1_000>>,
+    imdb_rating: Option<Score>,
+    imdb_votes: Option<Whole<0, 1_000_000_000>>,
+    rotten_tomatoes_rating: Option<Whole<0, 100>>,
+    us_gross: Option<Money>,
+    worldwide_gross: Option<Money>,
+    us_dvd_sales: Option<Money>,
+    production_budget: Option<Money>,
+    distributor: Option<Text>,
+    source: Option<Text>,
+    creative_type: Option<Text>,
 }
 
 impl Body {
@@ -196,41 +251,7 @@ impl MoviePatch {
 
     /// Applies the patch and names the fields whose value really changed, in the fields' order.
     pub fn apply(&self, m: &mut Movie) -> Vec<&'static str> {
-        fn put<T: PartialEq>(changed: &mut Vec<&'static str>, name: &'static str, slot: &mut T, value: Option<T>) {
-            if let Some(value) = value
-                && *slot != value
-            {
-                *slot = value;
-                changed.push(name);
-            }
-        }
-        let b = &self.body;
-        let text = |v: &Option<Option<Text>>| v.as_ref().map(|t| t.as_ref().and_then(|t| t.0.clone()));
-        let whole = |v: Option<Option<Whole<0, 1_000_000_000_000>>>| v.map(|w| w.map(|w| w.0));
-        let mut changed = Vec::new();
-        let c = &mut changed;
-        put(c, "title", &mut m.title, b.title.as_ref().map(|t| t.0.clone()));
-        put(c, "release_date", &mut m.release_date, b.release_date.map(|d| d.0));
-        put(c, "genre", &mut m.genre, text(&b.genre));
-        put(c, "director", &mut m.director, text(&b.director));
-        put(c, "mpaa_rating", &mut m.mpaa_rating, text(&b.mpaa_rating));
-        put(c, "running_time_min", &mut m.running_time_min, b.running_time_min.map(|v| v.map(|w| w.0)));
-        put(c, "imdb_rating", &mut m.imdb_rating, b.imdb_rating.map(|v| v.map(|s| s.0)));
-        put(c, "imdb_votes", &mut m.imdb_votes, b.imdb_votes.map(|v| v.map(|w| w.0)));
-        put(
-            c,
-            "rotten_tomatoes_rating",
-            &mut m.rotten_tomatoes_rating,
-            b.rotten_tomatoes_rating.map(|v| v.map(|w| w.0)),
-        );
-        put(c, "us_gross", &mut m.us_gross, whole(b.us_gross));
-        put(c, "worldwide_gross", &mut m.worldwide_gross, whole(b.worldwide_gross));
-        put(c, "us_dvd_sales", &mut m.us_dvd_sales, whole(b.us_dvd_sales));
-        put(c, "production_budget", &mut m.production_budget, whole(b.production_budget));
-        put(c, "distributor", &mut m.distributor, text(&b.distributor));
-        put(c, "source", &mut m.source, text(&b.source));
-        put(c, "creative_type", &mut m.creative_type, text(&b.creative_type));
-        changed
+        self.body.apply(m)
     }
 }
 
@@ -245,7 +266,7 @@ impl NewMovie {
         let Some(title) = body.title.clone() else { return Err(FieldError::new("title", "is required")) };
         let Some(date) = body.release_date else { return Err(FieldError::new("release_date", "is required")) };
         let mut movie = Movie::new(title.0, date.0);
-        MoviePatch { body }.apply(&mut movie);
+        body.apply(&mut movie);
         Ok(Self { slug, movie })
     }
 }
@@ -297,6 +318,33 @@ mod tests {
         assert_eq!(says(json!({"release_date": 19951215})), "release_date: expected a date as YYYY-MM-DD");
         assert!(says(json!({"colour": "red"})).starts_with("colour: unknown field"));
         assert_eq!(says(json!({"slug": "other"})), "slug: a film's slug cannot be changed");
+    }
+
+    #[test]
+    fn every_field_is_set_and_named_as_the_film_names_it() {
+        let mut m = Movie::new("Heat".into(), Date::new(1995, 12, 15).unwrap());
+        let body = json!({
+            "title": "Heat II", "release_date": "1996-01-02", "genre": "Action", "director": "Michael Mann",
+            "mpaa_rating": "R", "running_time_min": 170, "imdb_rating": 8.2, "imdb_votes": 3,
+            "rotten_tomatoes_rating": 87, "us_gross": 1, "worldwide_gross": 2, "us_dvd_sales": 3,
+            "production_budget": 4, "distributor": "Warner Bros.", "source": "Original Screenplay",
+            "creative_type": "Contemporary Fiction",
+        });
+        let changed = MoviePatch::from_json(body.clone()).unwrap().apply(&mut m);
+        let mut names: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sorted = changed.clone();
+        names.sort_unstable();
+        sorted.sort_unstable();
+        assert_eq!(sorted, names);
+        assert_eq!(changed[..3], ["title", "release_date", "genre"], "changes come in the fields' order");
+        assert_eq!((m.title.as_str(), m.running_time_min, m.imdb_rating), ("Heat II", Some(170), Some(8.2)));
+        assert_eq!(
+            (m.us_dvd_sales, m.production_budget, m.creative_type.as_deref()),
+            (Some(3), Some(4), Some("Contemporary Fiction"))
+        );
+        let cleared = MoviePatch::from_json(json!({"genre": "", "us_gross": null})).unwrap().apply(&mut m);
+        assert_eq!(cleared, ["genre", "us_gross"], "an empty text is no text");
+        assert_eq!((m.genre, m.us_gross), (None, None));
     }
 
     #[test]

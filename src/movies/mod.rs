@@ -17,10 +17,16 @@ pub use search::normalize as search_text;
 pub use search::{QueryTooLong, SearchQuery};
 pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, movie_slug, slugify};
 
-/// One film as stored. `version` is the catalog version of its last write: it only grows, across
-/// deletes and re-creations too, so the cache can refuse an older copy over a newer one.
-#[derive(Debug, Clone, PartialEq)]
+/// One film as stored: the one declaration of its fields. The database reads it by field name
+/// (`FromRow`); the cache and the API write its fields by their names (serde), each putting the
+/// version where its own format wants it.
+///
+/// `version` is the catalog version of the film's last write: it only grows, across deletes and
+/// re-creations too, so the cache can refuse an older copy over a newer one. It is the catalog's
+/// mark on the film, not one of its facts: serde leaves it out, and it is `0` when read back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Movie {
+    #[serde(skip)]
     pub version: i64,
     pub slug: String,
     pub title: String,

@@ -15,53 +15,19 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::{ApiError, AppError};
 use super::query::ListingQuery;
-use crate::movies::{Date, Movie, MoviePatch, NewMovie, Slug};
+use crate::movies::{Movie, MoviePatch, NewMovie, Slug};
 
-/// A film as API clients read it.
+/// A film as API clients read it: its version, then the film's fields by their names.
 #[derive(Serialize)]
 struct MovieView<'a> {
     version: i64,
-    slug: &'a str,
-    title: &'a str,
-    release_date: Date,
-    genre: Option<&'a str>,
-    director: Option<&'a str>,
-    mpaa_rating: Option<&'a str>,
-    running_time_min: Option<i64>,
-    imdb_rating: Option<f64>,
-    imdb_votes: Option<i64>,
-    rotten_tomatoes_rating: Option<i64>,
-    us_gross: Option<i64>,
-    worldwide_gross: Option<i64>,
-    us_dvd_sales: Option<i64>,
-    production_budget: Option<i64>,
-    distributor: Option<&'a str>,
-    source: Option<&'a str>,
-    creative_type: Option<&'a str>,
+    #[serde(flatten)]
+    movie: &'a Movie,
 }
 
 impl<'a> From<&'a Movie> for MovieView<'a> {
-    fn from(m: &'a Movie) -> Self {
-        Self {
-            version: m.version,
-            slug: &m.slug,
-            title: &m.title,
-            release_date: m.release_date,
-            genre: m.genre.as_deref(),
-            director: m.director.as_deref(),
-            mpaa_rating: m.mpaa_rating.as_deref(),
-            running_time_min: m.running_time_min,
-            imdb_rating: m.imdb_rating,
-            imdb_votes: m.imdb_votes,
-            rotten_tomatoes_rating: m.rotten_tomatoes_rating,
-            us_gross: m.us_gross,
-            worldwide_gross: m.worldwide_gross,
-            us_dvd_sales: m.us_dvd_sales,
-            production_budget: m.production_budget,
-            distributor: m.distributor.as_deref(),
-            source: m.source.as_deref(),
-            creative_type: m.creative_type.as_deref(),
-        }
+    fn from(movie: &'a Movie) -> Self {
+        Self { version: movie.version, movie }
     }
 }
 
@@ -205,4 +171,34 @@ pub async fn update(
 pub async fn delete(State(state): State<AppState>, _: Admin, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     if state.service.delete(&slug).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(no_movie(&slug)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::movies::Date;
+
+    #[test]
+    fn films_read_as_before() {
+        let movie = Movie {
+            version: 7,
+            slug: "heat-1995".into(),
+            director: Some("Michael \"M\" Mann".into()),
+            imdb_rating: Some(8.0),
+            us_gross: Some(67_436_818),
+            ..Movie::new("Heat – é".into(), Date::new(1995, 12, 15).unwrap_or_else(|| unreachable!()))
+        };
+        let expected = concat!(
+            r#"{"version":7,"slug":"heat-1995","title":"Heat – é","release_date":"1995-12-15","genre":null,"#,
+            r#""director":"Michael \"M\" Mann","mpaa_rating":null,"running_time_min":null,"imdb_rating":8.0,"#,
+            r#""imdb_votes":null,"rotten_tomatoes_rating":null,"us_gross":67436818,"worldwide_gross":null,"#,
+            r#""us_dvd_sales":null,"production_budget":null,"distributor":null,"source":null,"creative_type":null"#,
+        );
+        let view = serde_json::to_string(&MovieView::from(&movie)).unwrap_or_default();
+        assert_eq!(view, format!("{expected}}}"));
+        let changed = ["director", "imdb_rating"];
+        let updated = UpdatedView { movie: MovieView::from(&movie), changed: &changed };
+        let updated = serde_json::to_string(&updated).unwrap_or_default();
+        assert_eq!(updated, format!(r#"{expected},"changed":["director","imdb_rating"]}}"#));
+    }
 }
