@@ -128,6 +128,11 @@ impl Cache {
         self.inner.lease.current()
     }
 
+    /// This process's lease id: its field in the token's hash is `lease:{id}`.
+    pub fn lease_id(&self) -> &str {
+        &self.inner.lease.id
+    }
+
     fn lease_length(&self) -> Duration {
         self.inner.config.lease
     }
