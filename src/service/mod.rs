@@ -8,6 +8,7 @@
 //! refreshed before the answer; a page older than the stamp's order version is a miss, so an order
 //! change costs the writer that one write, and the stale page keys are swept after the answer.
 
+pub mod purge;
 mod read_through;
 mod relay;
 mod search;
