@@ -29,6 +29,15 @@ pub async fn open_db(config: &Config, stats: Arc<Stats>) -> anyhow::Result<Db> {
     open(config, stats, false).await
 }
 
+/// The service without a server, for the command line's cache commands: the database (migrated)
+/// and the cache.
+pub async fn open_service(config: &Config) -> anyhow::Result<MovieService> {
+    let stats = Arc::new(Stats::default());
+    let db = open_db(config, stats.clone()).await?;
+    let cache = Cache::new(config.cache.clone(), stats.clone())?;
+    Ok(MovieService::new(db, cache, Deferred::new(stats.clone()), stats, config.page_size))
+}
+
 /// Connects, migrates and, when `load` is set, loads the embedded dataset into an empty catalog,
 /// under the database's setup lock: of several servers started at once on an empty database, one
 /// migrates and loads it while the others wait, then find it done.

@@ -255,6 +255,7 @@ impl Setup {
         // later pairs win
         let env: HashMap<&str, &str> = pairs.into_iter().collect();
         let config = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).expect("valid test config");
+        let command_env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let service = app.service().clone();
@@ -278,7 +279,8 @@ impl Setup {
             prefix,
             cluster,
             redis_nodes,
-            _db: db,
+            command_env,
+            test_db: db,
             stop: Some(stop),
         }
     }
@@ -308,8 +310,10 @@ pub struct TestApp {
     /// Whether the app caches in a Redis Cluster, and the nodes it was given.
     pub cluster: bool,
     redis_nodes: Vec<String>,
+    /// The settings the app runs with, for the command line to run with the same.
+    command_env: Vec<(String, String)>,
     /// Owned by the app so that it is removed when the app is dropped.
-    _db: TestDb,
+    test_db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -417,6 +421,28 @@ impl TestApp {
     /// The app's database, reached as another server would (not through the app's cache).
     pub fn database(&self) -> &Db {
         &self.database
+    }
+
+    /// An operator runs `marquee ARGS` beside the app: the same database, cache and settings.
+    pub async fn run_marquee(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_marquee"));
+        cmd.args(args).envs(self.command_env.iter().map(|(k, v)| (k, v))).env("RUST_LOG", "warn");
+        cmd.output().await.expect("marquee runs")
+    }
+
+    /// An operator changes a film's title with SQL, behind the cache's back: no version, no
+    /// cache log, no new token.
+    pub async fn retitle_by_hand(&self, slug: &str, title: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.test_db.url).await.expect("the database answers");
+        let done = sqlx::query("update movies set title = $1 where slug = $2")
+            .bind(title)
+            .bind(slug)
+            .execute(&mut conn)
+            .await
+            .expect("update");
+        assert_eq!(done.rows_affected(), 1, "{slug} is in the database");
+        let _ = conn.close().await;
     }
 
     /// A key of this app's prefix.

@@ -16,6 +16,7 @@ mod faults;
 mod input;
 mod lists;
 mod pages;
+mod purge;
 mod redis_server;
 mod related;
 mod repository;

@@ -59,6 +59,11 @@ pub(super) struct Lease {
     /// One renewal at a time (the task's, and a writer's for its own server).
     renewing: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Whether this process holds a lease (runs `hold_lease`): only then does a writer renew its
+    /// own. A process that holds none (a command-line tool, a server that keeps no pages) would
+    /// otherwise leave a lease that nothing renews, knowing a token the next write replaces, and
+    /// every writer after it would wait for that lease to run out.
+    holding: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -76,6 +81,7 @@ impl Default for Lease {
             held: Mutex::default(),
             renewing: tokio::sync::Mutex::default(),
             wake: Notify::new(),
+            holding: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -122,6 +128,11 @@ impl Cache {
         self.inner.lease.current()
     }
 
+    /// This process's lease id: its field in the token's hash is `lease:{id}`.
+    pub fn lease_id(&self) -> &str {
+        &self.inner.lease.id
+    }
+
     fn lease_length(&self) -> Duration {
         self.inner.config.lease
     }
@@ -133,6 +144,7 @@ impl Cache {
         if length.is_zero() || !self.is_enabled() {
             return;
         }
+        self.inner.lease.holding.store(true, std::sync::atomic::Ordering::Relaxed);
         let listen = self.listen();
         let renew = async {
             loop {
@@ -198,7 +210,9 @@ impl Cache {
         // every lease granted before the token changed has ended by then
         let deadline = tokio::time::Instant::now() + length;
         self.announce(token).await;
-        let _ = self.renew_lease().await;
+        if self.inner.lease.holding.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = self.renew_lease().await;
+        }
         let mut pause = Duration::from_millis(1);
         loop {
             let mut cmd = redis::cmd("EVAL");

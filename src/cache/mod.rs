@@ -3,6 +3,7 @@
 //! once per burst), and for a moment afterwards Redis is not asked at all, so an outage costs
 //! visitors nothing but the database's time.
 
+mod admin;
 mod batch;
 mod breaker;
 mod client;
@@ -14,6 +15,8 @@ mod scripts;
 mod sweep;
 mod token;
 
+/// What `marquee cache stats` shows of the cache.
+pub use admin::{CacheState, CachedStamp, LeaseState, NodeMemory, TokenState};
 pub use batch::WriteBatch;
 pub use breaker::BreakerConfig;
 /// One Redis or a cluster, behind the same commands (for tools and tests that look at the cache).

@@ -232,6 +232,19 @@ impl Db {
         Ok((stamp, slugs.iter().filter_map(|s| by_slug.remove(*s)).collect()))
     }
 
+    /// Up to `limit` slugs after `after` (`""`: from the first), in slug order: every film in
+    /// batches, each read from the slug's index where the last one ended, so a million films are
+    /// never held at once.
+    pub async fn slugs_after(&self, after: &str, limit: u32) -> Result<Vec<String>> {
+        self.counted();
+        let rows = sqlx::query("select slug from movies where slug > $1 order by slug limit $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get("slug")).collect::<Result<_, _>>()?)
+    }
+
     /// The number of films.
     pub async fn count(&self) -> Result<i64> {
         Ok(self.stamp().await?.movie_count)

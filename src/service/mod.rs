@@ -8,6 +8,7 @@
 
 mod coalesce;
 mod pages;
+pub mod purge;
 mod read;
 mod relay;
 mod write;

@@ -12,6 +12,10 @@ use crate::config::Config;
 use crate::dataset;
 use crate::stats::Stats;
 
+mod cache;
+
+pub use cache::{CacheCommand, PurgeArgs};
+
 /// marquee: a movie catalog served from a Redis cache. Configured by environment variables
 /// (see .env.example).
 #[derive(Parser)]
@@ -33,6 +37,11 @@ pub enum Command {
     Seed {
         #[arg(long, env = "SEED_COUNT")]
         count: u64,
+    },
+    /// Look at the cache, or invalidate it on every server (after the catalog was changed by hand).
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
     },
 }
 
@@ -78,6 +87,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
                 .await?;
             eprintln!("seeded {added} new films of {count} in {:.1} s", started.elapsed().as_secs_f64());
         }
+        Command::Cache { command } => return cache::run(command, config).await,
     }
     Ok(ExitCode::SUCCESS)
 }
