@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::dataset;
 use crate::db::Db;
 use crate::deferred::Deferred;
+use crate::hooks::Hooks;
 use crate::service::MovieService;
 use crate::stats::Stats;
 use crate::web::{self, AppState, Shared};
@@ -22,27 +23,29 @@ const RELAY_EVERY: Duration = Duration::from_secs(1);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// The tests' seams, handed to the database, the cache and the service (see `hooks`).
+    hooks: Hooks,
 }
 
 /// Connects to the database and runs the migrations.
-pub async fn open_db(config: &Config, stats: Arc<Stats>) -> anyhow::Result<Db> {
-    open(config, stats, false).await
+pub async fn open_db(config: &Config, stats: Arc<Stats>, hooks: Hooks) -> anyhow::Result<Db> {
+    open(config, stats, hooks, false).await
 }
 
 /// The service without a server, for the command line's cache commands: the database (migrated)
 /// and the cache.
 pub async fn open_service(config: &Config) -> anyhow::Result<MovieService> {
-    let stats = Arc::new(Stats::default());
-    let db = open_db(config, stats.clone()).await?;
-    let cache = Cache::new(config.cache.clone(), stats.clone())?;
-    Ok(MovieService::new(db, cache, Deferred::new(stats.clone()), stats, config.page_size))
+    let (stats, hooks) = (Arc::new(Stats::default()), Hooks::default());
+    let db = open(config, stats.clone(), hooks.clone(), false).await?;
+    let cache = Cache::new(config.cache.clone(), stats.clone(), hooks.clone())?;
+    Ok(MovieService::new(db, cache, Deferred::new(stats.clone()), stats, config.page_size, hooks))
 }
 
 /// Connects, migrates and, when `load` is set, loads the embedded dataset into an empty catalog,
 /// under the database's setup lock: of several servers started at once on an empty database, one
 /// migrates and loads it while the others wait, then find it done.
-async fn open(config: &Config, stats: Arc<Stats>, load: bool) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url, config.db_max_connections, stats).await?;
+async fn open(config: &Config, stats: Arc<Stats>, hooks: Hooks, load: bool) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, config.db_max_connections, stats, hooks).await?;
     let lock = db.setup_lock().await?;
     db.migrate().await?;
     if load && db.count().await? == 0 {
@@ -63,11 +66,11 @@ impl Application {
     /// cache (Redis may be down: the site serves from the database until it is back) and binds.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         crate::telemetry::prometheus();
-        let stats = Arc::new(Stats::default());
-        let db = open(&config, stats.clone(), config.load_dataset).await?;
-        let cache = Cache::new(config.cache.clone(), stats.clone())?;
+        let (stats, hooks) = (Arc::new(Stats::default()), Hooks::from_env());
+        let db = open(&config, stats.clone(), hooks.clone(), config.load_dataset).await?;
+        let cache = Cache::new(config.cache.clone(), stats.clone(), hooks.clone())?;
         let deferred = Deferred::new(stats.clone());
-        let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size);
+        let service = MovieService::new(db, cache, deferred.clone(), stats.clone(), config.page_size, hooks.clone());
         let listener = TcpListener::bind(config.listen_addr).await?;
         let bad_tokens = Arc::new(web::bad_tokens(config.bad_tokens_per_minute));
         // without a cache there is no token to check kept pages against: nothing is kept
@@ -79,7 +82,8 @@ impl Application {
             service.token().await;
         }
         let config = Arc::new(config);
-        Ok(Self { listener, state: AppState::new(Shared { service, deferred, stats, bad_tokens, config, pages }) })
+        let state = AppState::new(Shared { service, deferred, stats, bad_tokens, config, pages });
+        Ok(Self { listener, state, hooks })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -105,6 +109,11 @@ impl Application {
         &self.state.stats
     }
 
+    /// The seams a test holds (see `hooks`).
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
     /// The cache writes deferred past their responses.
     pub fn deferred(&self) -> &Deferred {
         &self.state.deferred
@@ -115,7 +124,7 @@ impl Application {
     /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = web::app(self.state.clone(), &self.state.config.static_dir);
-        let Self { listener, state } = self;
+        let Self { listener, state, .. } = self;
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);
         // The recorder keeps every histogram sample until it is drained, which otherwise happens

@@ -44,6 +44,9 @@ pub mod movies;
 /// The real dataset (embedded) and synthetic films for load tests.
 pub mod dataset;
 
+/// Seams for the integration tests, injected where a test must hold or break a step.
+pub mod hooks;
+
 /// Counters the service keeps for itself and publishes as Prometheus metrics.
 pub mod stats;
 

@@ -187,7 +187,7 @@ on_each_redis!(two_hundred_cold_requests_share_one_query, |target| async move {
     let app = Arc::new(spawn_app(target).await);
     // the page read is held until every request has had time to arrive and miss
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    app.service.hold_reads(Some(gate.clone()));
+    app.hooks.hold_reads(Some(gate.clone()));
     let before = app.stats();
     let mut tasks = Vec::new();
     for _ in 0..200 {
@@ -196,7 +196,7 @@ on_each_redis!(two_hundred_cold_requests_share_one_query, |target| async move {
     }
     assert!(app.queries_reach(before.db_queries + 1).await, "the first read reached the database");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    app.service.hold_reads(None);
+    app.hooks.hold_reads(None);
     gate.add_permits(1000);
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
@@ -321,7 +321,7 @@ on_each_redis!(held_back_reads_never_overwrite_a_newer_write, |target| async mov
         let evicted = [app.key(&format!("movie:{slug}")), app.key("movies:page:1"), app.key("movies:token")];
         let _: () = redis.unlink(&evicted).await.unwrap();
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        app.service.hold_reads(Some(gate.clone()));
+        app.hooks.hold_reads(Some(gate.clone()));
         let before = app.stats().db_queries;
         let (detail_app, list_app) = (app.client.clone(), app.client.clone());
         let detail_url = app.url(&format!("/movies/{slug}"));
@@ -338,13 +338,20 @@ on_each_redis!(held_back_reads_never_overwrite_a_newer_write, |target| async mov
         let put = app.edit(&slug, &change).await;
         assert_eq!(put.status(), StatusCode::OK);
         // release the old reads and let their deferred writes run
-        app.service.hold_reads(None);
+        app.hooks.hold_reads(None);
         gate.add_permits(1000);
         assert_eq!(detail.await.unwrap(), StatusCode::OK);
         assert_eq!(list.await.unwrap(), StatusCode::OK);
         app.settle().await;
 
-        let db_movie = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap().1.unwrap();
+        let db_movie = app
+            .database()
+            .movies(&[marquee::movies::Slug::parse(&slug).unwrap().as_str()])
+            .await
+            .map(|(stamp, mut found)| (stamp, found.pop()))
+            .unwrap()
+            .1
+            .unwrap();
         let cached: Option<String> = redis.get(app.key(&format!("movie:{slug}"))).await.unwrap();
         if let Some(cached) = cached {
             let cached: serde_json::Value = serde_json::from_str(&cached).unwrap();
@@ -374,7 +381,7 @@ on_each_redis!(held_back_reads_never_overwrite_a_newer_write, |target| async mov
 on_each_redis!(reads_outlive_the_clients_that_hung_up, |target| async move {
     let app = crate::helpers::Setup::new(target).env("DB_MAX_CONNECTIONS", "2").spawn().await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    app.service.hold_reads(Some(gate.clone()));
+    app.hooks.hold_reads(Some(gate.clone()));
     let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
     let before = app.stats().db_queries;
     let mut hung_up = Vec::new();
@@ -386,7 +393,7 @@ on_each_redis!(reads_outlive_the_clients_that_hung_up, |target| async move {
         assert!(t.await.unwrap(), "the client gave up");
     }
     assert!(app.stats().db_queries >= before + 8, "the reads had started");
-    app.service.hold_reads(None);
+    app.hooks.hold_reads(None);
     gate.add_permits(1000);
     // more stranded reads than pool connections would leave this waiting for the pool, then a 503
     let started = std::time::Instant::now();
@@ -438,16 +445,16 @@ on_each_redis!(a_page_written_during_a_sweep_never_lives_outside_the_set, |targe
     // the sweep an order change starts is held in the middle of its batch (on a cluster between
     // its SREM and its UNLINK, where nothing holds the two together but their order)
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    app.service.hold_sweeps(Some(gate.clone()));
+    app.hooks.hold_sweeps(Some(gate.clone()));
     let slug = page_slugs(&app, 2).await[0].clone();
     assert_eq!(app.redate(&slug, "2031-01-01").await.status(), StatusCode::OK);
     for _ in 0..300 {
-        if app.service.sweeps_held() > 0 {
+        if app.hooks.sweeps_held() > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(app.service.sweeps_held(), 1, "the sweep reached the hold");
+    assert_eq!(app.hooks.sweeps_held(), 1, "the sweep reached the hold");
 
     // a reader writes page 1 back meanwhile (the stamp makes the old one a miss)
     assert_eq!(page_slugs(&app, 1).await[0], slug);
@@ -463,7 +470,7 @@ on_each_redis!(a_page_written_during_a_sweep_never_lives_outside_the_set, |targe
     assert!(written, "the page was written back during the sweep");
 
     gate.add_permits(1_000);
-    app.service.hold_sweeps(None);
+    app.hooks.hold_sweeps(None);
     app.settle().await;
     // every page key alive is in the set the next sweep walks
     for key in app.cached_keys("movies:page:*").await {

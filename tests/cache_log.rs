@@ -181,7 +181,11 @@ async fn killed_after_commit(redis: &str, conn: Connection) {
     let (repo, _) = db.connect().await;
     let key = marquee::movies::Slug::parse(&slug).expect("a valid slug");
     let committed = until(Duration::from_secs(10), || async {
-        let (_, movie) = repo.movie(&key).await.expect("the database answers");
+        let (_, movie) = repo
+            .movies(&[key.as_str()])
+            .await
+            .map(|(stamp, mut found)| (stamp, found.pop()))
+            .expect("the database answers");
         movie.filter(|m| m.title == "Died Writing").map(|_| ())
     })
     .await;

@@ -63,7 +63,7 @@ both!(a_title_whose_slugs_are_all_taken_is_a_409, |backend| async move {
 async fn a_request_over_the_time_limit_gets_our_503_and_is_counted() {
     let app = Setup::new(Backend::Sqlite).env("REQUEST_TIMEOUT_SECS", "1").spawn().await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    app.service.hold_reads(Some(gate.clone()));
+    app.hooks.hold_reads(Some(gate.clone()));
     let started = Instant::now();
     let page = app.get("/movies?page=7").await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -74,7 +74,7 @@ async fn a_request_over_the_time_limit_gets_our_503_and_is_counted() {
     assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE);
     let answer: Value = api.json().await.unwrap();
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("too long")), "{answer}");
-    app.service.hold_reads(None);
+    app.hooks.hold_reads(None);
     gate.add_permits(1000);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let timed_out = r#"marquee_http_request_duration_seconds_count{route="/movies",status="503"}"#;
@@ -88,7 +88,7 @@ async fn a_request_over_the_time_limit_gets_our_503_and_is_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_read_is_a_500_and_the_next_request_reads_again() {
     let app = spawn_app(Backend::Sqlite).await;
-    app.service.panic_on_reads(true);
+    app.hooks.panic_on_reads(true);
     let requests = (0..5).map(|_| app.get("/movies?page=4"));
     for answer in futures_util::future::join_all(requests).await {
         assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -98,7 +98,7 @@ async fn a_panicking_read_is_a_500_and_the_next_request_reads_again() {
     }
     let detail = app.get("/api/movies/the-land-girls-1998").await;
     assert_eq!(detail.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    app.service.panic_on_reads(false);
+    app.hooks.panic_on_reads(false);
     let page = app.listing(4).await;
     assert_eq!(page.status, StatusCode::OK, "the read is not poisoned");
     assert_eq!(page.slugs.len(), 24);
@@ -110,12 +110,12 @@ async fn a_panicking_read_is_a_500_and_the_next_request_reads_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_handler_is_a_500_not_a_dropped_connection() {
     let app = spawn_app(Backend::Sqlite).await;
-    app.service.panic_on_reads(true);
+    app.hooks.panic_on_reads(true);
     let r = app.retitle("the-land-girls-1998", "Never Written").await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let answer: Value = r.json().await.unwrap();
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("went wrong")), "{answer}");
-    app.service.panic_on_reads(false);
+    app.hooks.panic_on_reads(false);
     assert_eq!(app.detail("the-land-girls-1998").await.heading.as_deref(), Some("The Land Girls"));
 }
 
@@ -129,7 +129,7 @@ on_each_redis!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |target| asy
     let mut redis = app.redis().await;
     let _: () = redis.set_ex(&key, "{not json", 60).await.unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    app.service.hold_reads(Some(gate.clone()));
+    app.hooks.hold_reads(Some(gate.clone()));
     let before = app.stats().db_queries;
     let (client, url) = (app.client.clone(), app.url(&format!("/movies/{slug}")));
     let reader = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
@@ -137,7 +137,7 @@ on_each_redis!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |target| asy
     let r = app.retitle(slug, "The Land Girls, Retitled").await;
     assert_eq!(r.status(), StatusCode::OK);
     let written: Value = r.json().await.unwrap();
-    app.service.hold_reads(None);
+    app.hooks.hold_reads(None);
     gate.add_permits(100);
     assert_eq!(reader.await.unwrap(), StatusCode::OK);
     app.settle().await;
@@ -155,7 +155,7 @@ on_each_redis!(a_repair_of_an_unreadable_entry_keeps_a_newer_write, |target| asy
 async fn past_the_in_flight_bound_requests_are_refused_fast() {
     let app = Setup::new(Backend::Sqlite).env("MAX_IN_FLIGHT", "2").spawn().await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    app.service.hold_reads(Some(gate.clone()));
+    app.hooks.hold_reads(Some(gate.clone()));
     let before = app.stats().db_queries;
     let held: Vec<_> = [3, 4]
         .into_iter()
@@ -176,7 +176,7 @@ async fn past_the_in_flight_bound_requests_are_refused_fast() {
     let answer: Value = api.json().await.unwrap();
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("busy")), "{answer}");
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "liveness is outside the bound");
-    app.service.hold_reads(None);
+    app.hooks.hold_reads(None);
     gate.add_permits(100);
     for request in held {
         assert_eq!(request.await.unwrap(), StatusCode::OK);

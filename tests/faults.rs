@@ -309,7 +309,12 @@ async fn corrupted_entry(app: &TestApp, spoil: Spoil) {
     let value: String = redis::cmd("GET").arg(spoiled).query_async(&mut conn).await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&value).unwrap_or_else(|e| panic!("{spoil:?}: {value}: {e}"));
     if spoiled == &movie_key {
-        let (_, movie) = app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.unwrap();
+        let (_, movie) = app
+            .database()
+            .movies(&[marquee::movies::Slug::parse(&slug).unwrap().as_str()])
+            .await
+            .map(|(stamp, mut found)| (stamp, found.pop()))
+            .unwrap();
         let movie = movie.expect("the film exists");
         assert_eq!(json["slug"], slug.as_str(), "{spoil:?}: {value}");
         assert_eq!(json["title"], movie.title.as_str(), "{spoil:?}: {value}");
@@ -447,7 +452,7 @@ async fn sigterm_during_load_finishes_requests_and_cache_writes() {
 
     // films of page 30, read straight from the database file, for cold detail pages
     let stats = Arc::new(marquee::stats::Stats::default());
-    let db = marquee::db::Db::connect(&db_url, 1, stats).await.expect("the database file opens");
+    let db = marquee::db::Db::connect(&db_url, 1, stats, Default::default()).await.expect("the database file opens");
     let (_, movies) = db.page(marquee::movies::PageNumber::new(30).expect("page"), 24).await.expect("page 30");
     db.close().await;
     let details: Vec<String> = movies.iter().take(12).map(|f| f.slug.clone()).collect();
@@ -552,8 +557,12 @@ on_each_redis!(writes_racing_reads, |target| async move {
     let want_title = format!("Race {last}");
     let want_date = format!("2100-{:02}-01", 1 + last % 12);
     // the database
-    let (db_meta, db_movie) =
-        app.database().movie(&marquee::movies::Slug::parse(&slug).unwrap()).await.expect("database read");
+    let (db_meta, db_movie) = app
+        .database()
+        .movies(&[marquee::movies::Slug::parse(&slug).unwrap().as_str()])
+        .await
+        .map(|(stamp, mut found)| (stamp, found.pop()))
+        .expect("database read");
     let db_movie = db_movie.expect("the film exists");
     assert_eq!((db_movie.title.as_str(), db_movie.release_date.to_string()), (want_title.as_str(), want_date.clone()));
     // Redis

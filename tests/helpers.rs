@@ -11,6 +11,7 @@ use marquee::cache::Connection;
 use marquee::config::Config;
 use marquee::db::Db;
 use marquee::deferred::Deferred;
+use marquee::hooks::Hooks;
 use marquee::service::MovieService;
 use marquee::stats::{Snapshot, Stats};
 use redis::{AsyncCommands, ScanOptions};
@@ -156,9 +157,14 @@ impl TestDb {
 
     /// The repository on this database, migrated.
     pub async fn connect(&self) -> (Db, std::sync::Arc<Stats>) {
+        self.connect_with(&Hooks::default()).await
+    }
+
+    /// `connect`, with seams the test holds.
+    pub async fn connect_with(&self, hooks: &Hooks) -> (Db, std::sync::Arc<Stats>) {
         let stats = std::sync::Arc::new(Stats::default());
         let config = config(&[("DATABASE_URL", &self.url)]);
-        (marquee::app::open_db(&config, stats.clone()).await.expect("database opens"), stats)
+        (marquee::app::open_db(&config, stats.clone(), hooks.clone()).await.expect("database opens"), stats)
     }
 }
 
@@ -258,7 +264,7 @@ impl Setup {
         let command_env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let service = app.service().clone();
+        let (service, hooks) = (app.service().clone(), app.hooks().clone());
         let router = app.router();
         let (stats, deferred) = (app.stats().clone(), app.deferred().clone());
         let (database, _) = db.connect().await;
@@ -273,6 +279,7 @@ impl Setup {
             client,
             router,
             service,
+            hooks,
             stats,
             deferred,
             database,
@@ -302,6 +309,8 @@ pub struct TestApp {
     /// The same application's router, for requests that need no socket.
     router: axum::Router,
     pub service: MovieService,
+    /// The app's seams: hold its database reads or sweeps, make its reads panic.
+    pub hooks: Hooks,
     stats: std::sync::Arc<Stats>,
     deferred: Deferred,
     /// A pool of the test's own on the app's database: what another server would see and write.

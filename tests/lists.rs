@@ -243,7 +243,7 @@ on_each_redis!(held_back_reads_never_leave_a_filtered_list_stale, |target| async
         // evicted, with the token (so the page kept in memory is not used either)
         let _: () = redis.unlink(&[app.key(key), app.key("movies:token")]).await.unwrap();
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        app.service.hold_reads(Some(gate.clone()));
+        app.hooks.hold_reads(Some(gate.clone()));
         let before = app.stats().db_queries;
         let (client, full) = (app.client.clone(), app.url(url));
         let held = tokio::spawn(async move { client.get(full).send().await.unwrap().status() });
@@ -252,7 +252,7 @@ on_each_redis!(held_back_reads_never_leave_a_filtered_list_stale, |target| async
         let moved = before_slugs[23].clone();
         let put = app.edit(&moved, &json!({"imdb_votes": 5_000_000 + round})).await;
         assert_eq!(put.status(), StatusCode::OK);
-        app.service.hold_reads(None);
+        app.hooks.hold_reads(None);
         gate.add_permits(1000);
         assert_eq!(held.await.unwrap(), StatusCode::OK);
         app.settle().await;

@@ -55,7 +55,14 @@ both!(imported_quirks_are_repaired, |backend| async move {
     let (_t, db) = loaded(backend).await;
     let get = |s: &'static str| {
         let db = db.clone();
-        async move { db.movie(&slug(s)).await.unwrap().1.unwrap_or_else(|| panic!("{s} is missing")) }
+        async move {
+            db.movies(&[slug(s).as_str()])
+                .await
+                .map(|(stamp, mut found)| (stamp, found.pop()))
+                .unwrap()
+                .1
+                .unwrap_or_else(|| panic!("{s} is missing"))
+        }
     };
     // numeric titles become text
     assert_eq!(get("300-2007").await.title, "300");
@@ -119,16 +126,17 @@ both!(deep_pages_through_anchors_match_the_full_order, |backend| async move {
 
 both!(a_deep_page_read_while_the_order_keeps_moving_rebuilds_its_anchors_once, |backend| async move {
     let test_db = TestDb::new(backend).await;
-    let (db, stats) = test_db.connect().await;
+    let hooks = marquee::hooks::Hooks::default();
+    let (db, stats) = test_db.connect_with(&hooks).await;
     db.import(dataset::parse(dataset::MOVIES_JSON).unwrap().movies).await.unwrap();
     let expected = expected_order();
     let size = 7u32;
     db.page(page(300), size).await.unwrap(); // anchors built
     // every page query is now followed by an order change, as under a flood of writes
-    db.reorder_on_reads(true);
+    hooks.reorder_on_reads(true);
     let before = stats.snapshot().db_queries;
     let read = tokio::time::timeout(std::time::Duration::from_secs(10), db.page(page(300), size)).await;
-    db.reorder_on_reads(false);
+    hooks.reorder_on_reads(false);
     let (_, movies) = read.expect("the deep page is answered instead of rebuilding without end").unwrap();
     let from = 299 * size as usize;
     assert_eq!(movies.iter().map(|f| f.slug.clone()).collect::<Vec<_>>(), expected[from..from + size as usize]);
@@ -171,18 +179,40 @@ both!(create_update_delete_report_what_changed, |backend| async move {
     let updated = db.update(&slug("king-kong-2031"), &patch).await.unwrap().unwrap();
     assert_eq!(updated.changed, ["genre"]);
     assert!(updated.movie.version > created.version);
-    let stored: Movie = db.movie(&slug("king-kong-2031")).await.unwrap().1.unwrap();
+    let stored: Movie = db
+        .movies(&[slug("king-kong-2031").as_str()])
+        .await
+        .map(|(stamp, mut found)| (stamp, found.pop()))
+        .unwrap()
+        .1
+        .unwrap();
     assert_eq!(stored.genre.as_deref(), Some("Adventure"));
     assert_eq!(stored, updated.movie);
     // a patch that changes nothing writes nothing
     let same = db.update(&slug("king-kong-2031"), &patch).await.unwrap().unwrap();
     assert!(same.changed.is_empty());
-    assert_eq!(db.movie(&slug("king-kong-2031")).await.unwrap().1.unwrap().version, updated.movie.version);
+    assert_eq!(
+        db.movies(&[slug("king-kong-2031").as_str()])
+            .await
+            .map(|(stamp, mut found)| (stamp, found.pop()))
+            .unwrap()
+            .1
+            .unwrap()
+            .version,
+        updated.movie.version
+    );
     assert!(db.update(&slug("no-such-film-1999"), &patch).await.unwrap().is_none());
 
     let gone = db.delete(&slug("king-kong-2031")).await.unwrap().unwrap();
     assert!(gone.version > updated.movie.version);
-    assert!(db.movie(&slug("king-kong-2031")).await.unwrap().1.is_none());
+    assert!(
+        db.movies(&[slug("king-kong-2031").as_str()])
+            .await
+            .map(|(stamp, mut found)| (stamp, found.pop()))
+            .unwrap()
+            .1
+            .is_none()
+    );
     assert!(db.delete(&slug("king-kong-2031")).await.unwrap().is_none());
     assert_eq!(db.count().await.unwrap(), before.movie_count + 1);
     // versions only grow, across a delete and a re-creation
@@ -322,7 +352,14 @@ both!(every_field_round_trips_through_every_write, |backend| async move {
     let (db, _) = test_db.connect().await;
     let read = |slug: &'static str| {
         let db = db.clone();
-        async move { db.movie(&Slug::parse(slug).unwrap()).await.unwrap().1.unwrap() }
+        async move {
+            db.movies(&[Slug::parse(slug).unwrap().as_str()])
+                .await
+                .map(|(stamp, mut found)| (stamp, found.pop()))
+                .unwrap()
+                .1
+                .unwrap()
+        }
     };
     // created with every field, and with none but the two required
     let (full, _) = db.create(full_movie("Amélie")).await.unwrap();

@@ -33,6 +33,7 @@ use std::time::Duration;
 use redis::RedisError;
 
 use crate::config::CacheConfig;
+use crate::hooks::Hooks;
 use crate::stats::{Outcome, Stats};
 use client::Client;
 use scripts::Scripts;
@@ -82,15 +83,13 @@ struct Inner {
     stats: Arc<Stats>,
     token_reads: Arc<token::TokenReads>,
     lease: lease::Lease,
-    #[cfg(feature = "test-hooks")]
-    sweep_hold: std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>,
-    #[cfg(feature = "test-hooks")]
-    sweeps_held: std::sync::atomic::AtomicU64,
+    /// The tests' seams (see `hooks`): a sweep held halfway.
+    hooks: Hooks,
 }
 
 impl Cache {
     /// Sets up the client without connecting: Redis may come up later, or never (`REDIS_URL=off`).
-    pub fn new(config: CacheConfig, stats: Arc<Stats>) -> Result<Self, RedisError> {
+    pub fn new(config: CacheConfig, stats: Arc<Stats>, hooks: Hooks) -> Result<Self, RedisError> {
         let client = Client::new(&config, stats.clone())?;
         let keys = Keys::new(&config.prefix);
         Ok(Self {
@@ -102,10 +101,7 @@ impl Cache {
                 stats,
                 token_reads: Arc::default(),
                 lease: lease::Lease::default(),
-                #[cfg(feature = "test-hooks")]
-                sweep_hold: std::sync::RwLock::default(),
-                #[cfg(feature = "test-hooks")]
-                sweeps_held: std::sync::atomic::AtomicU64::default(),
+                hooks,
             }),
         })
     }

@@ -67,40 +67,13 @@ impl Cache {
         let client = &self.inner.client;
         if client.is_cluster() {
             client.call(1, |mut c| async move { srem.query_async::<()>(&mut c).await }).await?;
-            self.held_between_srem_and_unlink().await;
+            self.inner.hooks.in_sweep().await;
             client.call(1, |mut c| async move { unlink.query_async::<()>(&mut c).await }).await
         } else {
-            self.held_between_srem_and_unlink().await;
+            self.inner.hooks.in_sweep().await;
             let mut multi = redis::pipe();
             multi.atomic().add_command(srem).ignore().add_command(unlink).ignore();
             client.call(2, |mut c| async move { multi.query_async::<()>(&mut c).await }).await
         }
-    }
-
-    /// Test hook: a sweep waits here (on a cluster, after a batch's SREM and before its UNLINK;
-    /// on one Redis, before the batch's MULTI) while a test holds sweeps; nothing without the hooks.
-    async fn held_between_srem_and_unlink(&self) {
-        #[cfg(feature = "test-hooks")]
-        {
-            let gate = self.inner.sweep_hold.read().ok().and_then(|g| g.clone());
-            if let Some(gate) = gate {
-                self.inner.sweeps_held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let _ = gate.acquire().await.map(tokio::sync::SemaphorePermit::forget);
-            }
-        }
-    }
-
-    /// Test hook: every sweep batch waits for a permit of `gate` (`None` lets them through).
-    #[cfg(feature = "test-hooks")]
-    pub fn hold_sweeps(&self, gate: Option<std::sync::Arc<tokio::sync::Semaphore>>) {
-        if let Ok(mut hold) = self.inner.sweep_hold.write() {
-            *hold = gate;
-        }
-    }
-
-    /// Test hook: how many sweep batches have reached the hold.
-    #[cfg(feature = "test-hooks")]
-    pub fn sweeps_held(&self) -> u64 {
-        self.inner.sweeps_held.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

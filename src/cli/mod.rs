@@ -54,7 +54,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
             app.run(app::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            app::open_db(&config, Arc::new(Stats::default())).await?;
+            app::open_db(&config, Arc::new(Stats::default()), Default::default()).await?;
             eprintln!("migrations are up to date");
         }
         Command::Import { file } => {
@@ -66,7 +66,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
                     return Ok(ExitCode::from(2));
                 }
             };
-            let db = app::open_db(&config, Arc::new(Stats::default())).await?;
+            let db = app::open_db(&config, Arc::new(Stats::default()), Default::default()).await?;
             let rejected = data.rejected.len();
             let summary = db.import(data.movies).await?;
             for r in &data.rejected {
@@ -78,7 +78,7 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
             );
         }
         Command::Seed { count } => {
-            let db = app::open_db(&config, Arc::new(Stats::default())).await?;
+            let db = app::open_db(&config, Arc::new(Stats::default()), Default::default()).await?;
             let started = Instant::now();
             let added = db
                 .seed(dataset::synthetic(1, count), |n| {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+use crate::hooks::Hooks;
 use crate::stats::Stats;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +72,9 @@ pub struct Db {
     stats: Arc<Stats>,
     /// Whether writes are recorded in the cache log (see `log`).
     log_writes: Arc<std::sync::atomic::AtomicBool>,
-    #[cfg(feature = "test-hooks")]
-    hold: Arc<std::sync::RwLock<Option<Arc<tokio::sync::Semaphore>>>>,
-    #[cfg(feature = "test-hooks")]
-    panic_on_reads: Arc<std::sync::atomic::AtomicBool>,
-    #[cfg(feature = "test-hooks")]
-    reorder_on_reads: Arc<std::sync::atomic::AtomicBool>,
+    /// The tests' seams (see `hooks`): a deep page read while the order keeps moving, a write
+    /// whose read of its row panics.
+    hooks: Hooks,
 }
 
 const SETUP_LOCK: &str = "select pg_advisory_lock(hashtext(current_schema() || ':marquee setup'))";
@@ -98,7 +96,7 @@ impl SetupLock {
 
 impl Db {
     /// Opens the pool. A SQLite file is created when missing.
-    pub async fn connect(url: &str, max_connections: u32, stats: Arc<Stats>) -> Result<Self> {
+    pub async fn connect(url: &str, max_connections: u32, stats: Arc<Stats>, hooks: Hooks) -> Result<Self> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         let url = match backend {
@@ -130,12 +128,7 @@ impl Db {
             anchors: Arc::default(),
             stats,
             log_writes: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            #[cfg(feature = "test-hooks")]
-            hold: Arc::default(),
-            #[cfg(feature = "test-hooks")]
-            panic_on_reads: Arc::default(),
-            #[cfg(feature = "test-hooks")]
-            reorder_on_reads: Arc::default(),
+            hooks,
         })
     }
 
@@ -181,61 +174,14 @@ impl Db {
         self.stats.db_query();
     }
 
-    /// Test hook: holds every read of pages and films after it returns, until `gate` gives a
-    /// permit (`None` lets reads through again).
-    #[cfg(feature = "test-hooks")]
-    pub fn hold_reads(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
-        if let Ok(mut hold) = self.hold.write() {
-            *hold = gate;
-        }
-    }
-
-    /// Test hook: every read of pages and films (and an update's read of its row) panics while
-    /// `on`, as a bug of ours would.
-    #[cfg(feature = "test-hooks")]
-    pub fn panic_on_reads(&self, on: bool) {
-        self.panic_on_reads.store(on, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Test hook: after every listing page query, the order version moves on, as if writers
-    /// reordered the catalog while each page is read.
-    #[cfg(feature = "test-hooks")]
-    pub fn reorder_on_reads(&self, on: bool) {
-        self.reorder_on_reads.store(on, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Where a page query is followed by an order change when a test asks; nothing at all
     /// without the test hooks.
     async fn reorder_if_asked(&self) -> Result<()> {
-        #[cfg(feature = "test-hooks")]
-        if self.reorder_on_reads.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.hooks.reorders() {
             sqlx::query("update catalog set order_version = order_version + 1 where id = 1")
                 .execute(&self.pool)
                 .await?;
         }
         Ok(())
-    }
-
-    /// Where a read panics when a test asks; nothing at all without the test hooks.
-    fn panic_if_asked(&self) {
-        #[cfg(feature = "test-hooks")]
-        {
-            #[expect(clippy::panic, reason = "the test hook stands for a bug of ours")]
-            if self.panic_on_reads.load(std::sync::atomic::Ordering::Relaxed) {
-                panic!("test hook: this read panics");
-            }
-        }
-    }
-
-    /// Where a held read waits (or a read panics); nothing at all without the test hooks.
-    async fn after_read(&self) {
-        self.panic_if_asked();
-        #[cfg(feature = "test-hooks")]
-        {
-            let gate = self.hold.read().ok().and_then(|g| g.clone());
-            if let Some(gate) = gate {
-                let _ = gate.acquire().await.map(tokio::sync::SemaphorePermit::forget);
-            }
-        }
     }
 }

@@ -51,7 +51,6 @@ impl Db {
                 _ => {}
             }
         }
-        self.after_read().await;
         Ok((stamp, related))
     }
 }

@@ -48,7 +48,6 @@ impl Db {
             .await?;
         let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
         let (stamp, movies) = stamp_and_movies(&found)?;
-        self.after_read().await;
         Ok((stamp, total.unwrap_or(0), movies))
     }
 

@@ -207,7 +207,7 @@ mod tests {
     fn coalesce() -> Coalesce<u32, u32> {
         let config = Config::from_lookup(|name| (name == "REDIS_URL").then(|| "off".to_owned())).unwrap();
         let stats = Arc::new(Stats::default());
-        let cache = Cache::new(config.cache, stats.clone()).unwrap();
+        let cache = Cache::new(config.cache, stats.clone(), crate::hooks::Hooks::default()).unwrap();
         Coalesce::new(cache, Deferred::new(stats.clone()), stats)
     }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::cache::{Cache, PageOf};
 use crate::db::{Backlog, Db, DbError};
 use crate::deferred::Deferred;
+use crate::hooks::Hooks;
 use crate::stats::Stats;
 use coalesce::Coalesce;
 use read::{Films, Rows};
@@ -83,28 +84,15 @@ struct Inner {
     pages: Coalesce<PageOf, Rows>,
     /// Database reads of films by slug under way, keyed by the slugs read, comma-joined.
     films: Coalesce<String, Films>,
-    /// Test hook (`MARQUEE_TEST_STALL_AFTER_COMMIT`): a write stops for good after its commit.
-    #[cfg(feature = "test-hooks")]
-    stall_after_commit: bool,
+    /// The tests' seams (see `hooks`): a read held or panicking, a write stopped after its commit.
+    hooks: Hooks,
 }
 
 impl MovieService {
-    pub fn new(db: Db, cache: Cache, deferred: Deferred, stats: Arc<Stats>, page_size: u32) -> Self {
+    pub fn new(db: Db, cache: Cache, deferred: Deferred, stats: Arc<Stats>, page_size: u32, hooks: Hooks) -> Self {
         let pages = Coalesce::new(cache.clone(), deferred.clone(), stats.clone());
         let films = Coalesce::new(cache.clone(), deferred.clone(), stats.clone());
-        Self {
-            inner: Arc::new(Inner {
-                db,
-                cache,
-                deferred,
-                stats,
-                page_size,
-                pages,
-                films,
-                #[cfg(feature = "test-hooks")]
-                stall_after_commit: std::env::var_os("MARQUEE_TEST_STALL_AFTER_COMMIT").is_some(),
-            }),
-        }
+        Self { inner: Arc::new(Inner { db, cache, deferred, stats, page_size, pages, films, hooks }) }
     }
 
     /// The cache's token (see `Cache::token`): `None` without one, or without Redis.
@@ -154,32 +142,5 @@ impl MovieService {
     /// Closes the database pool (at shutdown, after the last request).
     pub async fn close(&self) {
         self.inner.db.close().await;
-    }
-
-    /// Test hook: reads panic while `on` (see `Db::panic_on_reads`).
-    #[cfg(feature = "test-hooks")]
-    pub fn panic_on_reads(&self, on: bool) {
-        self.inner.db.panic_on_reads(on);
-    }
-
-    /// Test hook: every page sweep batch waits for a permit of `gate` between its SREM and its
-    /// UNLINK (see `Cache::hold_sweeps`).
-    #[cfg(feature = "test-hooks")]
-    pub fn hold_sweeps(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
-        self.inner.cache.hold_sweeps(gate);
-    }
-
-    /// Test hook: how many sweep batches have waited at the hold.
-    #[cfg(feature = "test-hooks")]
-    pub fn sweeps_held(&self) -> u64 {
-        self.inner.cache.sweeps_held()
-    }
-
-    /// Test hook: holds every database read of pages and films after it returns, until the
-    /// semaphore gives a permit, so a test can replay a read that fetched an old row and is
-    /// written back after a newer write.
-    #[cfg(feature = "test-hooks")]
-    pub fn hold_reads(&self, gate: Option<Arc<tokio::sync::Semaphore>>) {
-        self.inner.db.hold_reads(gate);
     }
 }

@@ -54,11 +54,12 @@ impl MovieService {
     /// there, and empty).
     pub async fn list_page(&self, list: &MovieList, page: PageNumber) -> Result<Option<Listing>> {
         let of = PageOf::List(*list, page.get());
-        let (db, size, list) = (self.inner.db.clone(), self.inner.page_size, *list);
+        let (db, hooks, size, list) = (self.inner.db.clone(), self.inner.hooks.clone(), self.inner.page_size, *list);
         let load = || {
-            let (db, of) = (db.clone(), of.clone());
+            let (db, hooks, of) = (db.clone(), hooks.clone(), of.clone());
             async move {
                 let (stamp, total, movies) = db.list_page(&list, page, size).await?;
+                hooks.after_read().await;
                 let slugs = movies.iter().map(|m| m.slug.clone()).collect();
                 Ok(Rows::loaded(of, stamp, total, slugs, Some(movies)))
             }
@@ -77,11 +78,12 @@ impl MovieService {
             return Ok(self.page(query.clone(), page, none));
         }
         let of = PageOf::Search(query.key(), page.get());
-        let (db, size) = (self.inner.db.clone(), self.inner.page_size);
+        let (db, hooks, size) = (self.inner.db.clone(), self.inner.hooks.clone(), self.inner.page_size);
         let load = || {
-            let (db, of, query) = (db.clone(), of.clone(), query.clone());
+            let (db, hooks, of, query) = (db.clone(), hooks.clone(), of.clone(), query.clone());
             async move {
                 let (stamp, total, movies) = db.search(&query, page, size).await?;
+                hooks.after_read().await;
                 let slugs = movies.iter().map(|m| m.slug.clone()).collect();
                 Ok(Rows::loaded(of, stamp, total, slugs, Some(movies)))
             }
@@ -119,11 +121,12 @@ impl MovieService {
         };
         let Some(movie) = movie else { return Ok(None) };
         let of = PageOf::Related(movie.slug.clone());
-        let db = self.inner.db.clone();
+        let (db, hooks) = (self.inner.db.clone(), self.inner.hooks.clone());
         let load = || {
-            let (db, of, film) = (db.clone(), of.clone(), movie.clone());
+            let (db, hooks, of, film) = (db.clone(), hooks.clone(), of.clone(), movie.clone());
             async move {
                 let (stamp, related) = db.related(&film, RELATED).await?;
+                hooks.after_read().await;
                 let by_director = i64::try_from(related.director.len()).unwrap_or(i64::MAX);
                 let slugs = related.director.into_iter().chain(related.genre).collect();
                 Ok(Rows::loaded(of, stamp, by_director, slugs, None))

@@ -87,7 +87,7 @@ impl MovieService {
         let mut purged = Purged::default();
         match what {
             Purge::Film(slug) => {
-                purged.in_database = Some(db.movie(slug).await?.1.is_some());
+                purged.in_database = Some(!db.movies(&[slug.as_str()]).await?.1.is_empty());
                 purged.keys_removed = cache.unlink_films(&[slug.to_string()]).await?;
                 purged.films = 1;
             }

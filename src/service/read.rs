@@ -220,10 +220,11 @@ impl MovieService {
     /// `read_movies`, or `LookAgain` when a read of these films was released since `ticket`.
     async fn load_movies(&self, wanted: &[(String, Option<Vec<u8>>)], ticket: Option<Ticket>) -> Result<Got<Films>> {
         let key = wanted.iter().map(|(slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
-        let (db, wanted) = (self.inner.db.clone(), wanted.to_vec());
+        let (db, hooks, wanted) = (self.inner.db.clone(), self.inner.hooks.clone(), wanted.to_vec());
         let load = move || async move {
             let slugs: Vec<&str> = wanted.iter().map(|(s, _)| s.as_str()).collect();
             let (stamp, movies) = db.movies(&slugs).await?;
+            hooks.after_read().await;
             let mut batch = WriteBatch::default();
             for (slug, seen) in wanted {
                 match movies.iter().find(|m| m.slug == slug) {

@@ -110,7 +110,7 @@ impl MovieService {
     /// Writes the films `slugs` name as they are now (a "gone" marker for those with none), and
     /// the stamp, with the compare-and-set of every write.
     async fn apply_latest(&self, slugs: Vec<&str>, order_changed: bool) -> Result<()> {
-        let (stamp, movies) = self.inner.db.latest(&slugs).await?;
+        let (stamp, movies) = self.inner.db.movies(&slugs).await?;
         let mut batch = WriteBatch::default();
         for slug in &slugs {
             match movies.iter().find(|m| m.slug == *slug) {
