@@ -94,10 +94,10 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// The router this application serves (without the page tier in front of it), for sending it
-    /// requests without a socket.
-    pub fn router(&self) -> axum::Router {
-        web::router(self.state.clone(), &self.state.config.static_dir)
+    /// What this application serves (every layer and the router), for sending it requests
+    /// without a socket.
+    pub fn app(&self) -> web::App {
+        web::app(self.state.clone(), &self.state.config.static_dir)
     }
 
     pub fn service(&self) -> &MovieService {
@@ -123,7 +123,7 @@ impl Application {
     /// (bounded by the request timeout), waits for pending cache writes (bounded by
     /// SHUTDOWN_TIMEOUT_SECS) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = web::app(self.state.clone(), &self.state.config.static_dir);
+        let app = self.app();
         let Self { listener, state, .. } = self;
         // in-flight requests are bounded by the request timeout; a second more to send the answers
         let drain = state.config.request_timeout + Duration::from_secs(1);

@@ -265,7 +265,7 @@ impl Setup {
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let (service, hooks) = (app.service().clone(), app.hooks().clone());
-        let router = app.router();
+        let router = app.app();
         let (stats, deferred) = (app.stats().clone(), app.deferred().clone());
         let (database, _) = db.connect().await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -306,8 +306,8 @@ pub async fn redis_tier_app(target: impl Into<Target>) -> TestApp {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    /// The same application's router, for requests that need no socket.
-    router: axum::Router,
+    /// The same application as it is served, for requests that need no socket.
+    router: marquee::web::App,
     pub service: MovieService,
     /// The app's seams: hold its database reads or sweeps, make its reads panic.
     pub hooks: Hooks,
@@ -353,7 +353,7 @@ impl TestApp {
         self.client.request(method, self.url(path)).bearer_auth(TOKEN)
     }
 
-    /// Sends `request` straight to the router (no socket, no HTTP server loop).
+    /// Sends `request` straight to the application (no socket, no HTTP server loop).
     pub async fn oneshot(&self, request: axum::http::Request<axum::body::Body>) -> axum::response::Response {
         use tower::ServiceExt;
         self.router.clone().oneshot(request).await.expect("the router answers")

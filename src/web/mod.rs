@@ -1,4 +1,4 @@
-//! HTTP: the router and every middleware, put together in one place.
+//! HTTP: the router and every middleware, put together in one place (`app`).
 
 mod api;
 mod envelope;
@@ -12,6 +12,7 @@ mod query;
 pub mod views;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
@@ -23,9 +24,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::timeout::TimeoutLayer;
+use tower_http::LatencyUnit;
 use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestId, PropagateRequestIdLayer, RequestId, SetRequestId, SetRequestIdLayer,
+};
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Config;
 use crate::deferred::Deferred;
@@ -74,14 +81,65 @@ pub fn bad_tokens(per_minute: u32) -> api::BadTokens {
     api::BadTokens::dashmap(governor::Quota::per_minute(n))
 }
 
-/// What the server serves: the page tier in front of the router and its middleware.
-pub type App = page_cache::PageCache<Router>;
-
+/// What the server serves: the router behind every middleware, outermost first:
+///
+/// 1. the request id (the client's `x-request-id`, or a per-process counter), echoed on the answer;
+/// 2. the security headers, on every answer whose handler set none of its own;
+/// 3. the page tier (`page_cache`): a page kept in memory is answered here, with nothing below run;
+/// 4. the router; then, around each route: the trace span `request` (id, method, path: no query
+///    string and no headers, so the admin token never reaches a log), our own middleware
+///    (`envelope`: a body declared too large, the deferred cache writes, the panic catcher, the
+///    latency metric), the time limit (our 503 with `Retry-After`), compression, the body limit
+///    the extractors read; around pages and the API only, the bound on requests in flight.
 pub fn app(state: AppState, static_dir: &std::path::Path) -> App {
-    ServiceBuilder::new().layer(state.pages.clone()).service(router(state, static_dir))
+    let [frame, referrer, sniff, csp] =
+        SECURITY.map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(RequestIds))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(frame)
+        .layer(referrer)
+        .layer(sniff)
+        .layer(csp)
+        .layer(state.pages.clone())
+        .service(router(state, static_dir))
 }
 
-/// Every route and every middleware but the page tier (see `service`).
+/// What `app` builds.
+pub type App =
+    SetRequestId<PropagateRequestId<Secured<Secured<Secured<Secured<page_cache::PageCache<Router>>>>>>, RequestIds>;
+type Secured<S> = SetResponseHeader<S, HeaderValue>;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// The headers every answer carries, unless its handler set its own.
+const SECURITY: [(header::HeaderName, HeaderValue); 4] = [
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")),
+    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+];
+
+/// Request ids: a per-process counter, cheap and unique enough to follow one request in the logs.
+#[derive(Clone, Copy)]
+pub struct RequestIds;
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(0);
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(HeaderValue::from(REQUEST_IDS.fetch_add(1, Relaxed) + 1)))
+    }
+}
+
+/// The span every request's logs are in: its id, method and path.
+fn span(req: &Request) -> tracing::Span {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+}
+
+/// Every route and every middleware below the page tier (see `app`).
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     // A missing file gets the site's 404 page, and is not cached: only what was found is immutable
     // (the templates name app.css and app.js with a hash of their content, htmx with its version).
@@ -93,11 +151,20 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
             found.then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
         },
     ));
-    // Outermost first: compression, then what every request passes through (see `envelope`), and
-    // the body limit the extractors read.
+    // (see `app`)
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(span)
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG).latency_unit(LatencyUnit::Micros))
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(());
     let middleware = ServiceBuilder::new()
-        .layer(CompressionLayer::new())
+        .layer(trace)
         .layer(middleware::from_fn_with_state(state.clone(), envelope::envelope))
+        .layer(HandleErrorLayer::new(timed_out))
+        .layer(TimeoutLayer::new(state.config.request_timeout))
+        .layer(CompressionLayer::new())
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     // Past MAX_IN_FLIGHT requests at once, a fast refusal instead of a queue for everyone. The
     // operators' endpoints added after it stay outside the bound: a busy server is not a dead one.
@@ -121,6 +188,14 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .merge(statics)
         .layer(middleware)
         .with_state(state)
+}
+
+/// A request over the time limit: the site's own 503 (page, or JSON under `/api/`), with
+/// `Retry-After`.
+async fn timed_out(uri: axum::http::Uri, _: tower::BoxError) -> Response {
+    let mut response = error_for(uri.path(), AppError::TimedOut);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A request refused because MAX_IN_FLIGHT requests are already being served: the site's own 503

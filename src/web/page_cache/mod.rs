@@ -138,7 +138,6 @@ impl PageCacheLayer {
         // the compression layer marks every page it could compress, compressed or not
         response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
         envelope::record(page.route, &response, start);
-        envelope::finish(&mut response, envelope::request_id(req));
         Some(response)
     }
 
