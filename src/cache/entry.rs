@@ -22,12 +22,12 @@ pub enum MovieEntry {
 }
 
 /// A film as stored in `movie:{slug}`: its version first (as `"v"`, for the compare-and-set
-/// script), then the film's fields by their names. `M` is `&Movie` to write it, `Movie` to read it.
-#[derive(Serialize, Deserialize)]
-struct Stored<M> {
+/// script), then the film's fields by their names.
+#[derive(Serialize)]
+struct Stored<'a> {
     v: i64,
     #[serde(flatten)]
-    movie: M,
+    movie: &'a Movie,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,13 +60,25 @@ pub fn decode_movie(bytes: Option<&[u8]>) -> MovieEntry {
     let Some(bytes) = bytes else {
         return MovieEntry::Missing;
     };
-    if let Ok(Stored { v, movie }) = serde_json::from_slice::<Stored<Movie>>(bytes) {
+    // the film's fields by their names (serde passes `"v"` over), and its version where the
+    // compare-and-set script reads it: decoding through `Stored`'s flatten would buffer every value
+    // first (a tenth of a warm page's time from Redis, measured)
+    if let Some(v) = leading_version(bytes)
+        && let Ok(movie) = serde_json::from_slice::<Movie>(bytes)
+    {
         return MovieEntry::Movie(Box::new(Movie { version: v, ..movie }));
     }
     match serde_json::from_slice::<Gone>(bytes) {
         Ok(g) if g.gone => MovieEntry::Gone,
         _ => MovieEntry::Unreadable(Some(bytes.to_vec())),
     }
+}
+
+/// The version a value starts with (`{"v":N,`), read as the compare-and-set script reads it.
+fn leading_version(bytes: &[u8]) -> Option<i64> {
+    let rest = bytes.strip_prefix(br#"{"v":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()
 }
 
 pub fn encode_stamp(stamp: &Stamp) -> String {

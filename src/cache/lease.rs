@@ -30,19 +30,19 @@ use super::client::Connection;
 use super::{Cache, CacheError};
 use crate::config::RedisTarget;
 
-/// KEYS[1] the epoch hash; ARGV token, only-if-none ("1"). Sets the token (noting when the hash
+/// KEYS[1] the token's hash; ARGV token, only-if-none ("1"). Sets the token (noting when the hash
 /// was made, when it was). Returns 1 when set.
 pub const SET_TOKEN: &str =
     concat!(include_str!("lua/now.lua"), include_str!("lua/born.lua"), include_str!("lua/set_token.lua"));
 
-/// KEYS[1] the epoch hash; ARGV server id, the token it knows, lease ms, a fresh token (set when
+/// KEYS[1] the token's hash; ARGV server id, the token it knows, lease ms, a fresh token (set when
 /// there is none). Returns {current token, 1} when the lease is granted, {current token, 0} when
 /// the server must learn the current token first.
 fn renew_script() -> String {
     concat!(include_str!("lua/now.lua"), include_str!("lua/born.lua"), include_str!("lua/renew.lua")).to_owned()
 }
 
-/// KEYS[1] the epoch hash; ARGV the token a writer set, lease ms. Returns 1 when no server can
+/// KEYS[1] the token's hash; ARGV the token a writer set, lease ms. Returns 1 when no server can
 /// still trust an older token (every unexpired lease renewed with that token or the current one,
 /// and the hash older than a lease), 0 when some may, -1 when the hash is gone (then nobody can
 /// tell: the writer waits a whole lease). Drops leases a minute past their end.
