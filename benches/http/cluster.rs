@@ -2,7 +2,7 @@
 //! 3-master Redis Cluster on loopback (ports 7141–7143, started by `.ci/redis-cluster` and stopped
 //! when the bench exits, unless it was already running), in the same run: warm listing and detail,
 //! Redis commands and round trips per request, RSS, the commands and key lookups each master
-//! serves under load (is the meta key a hot key?), and three servers against one. The million-film
+//! serves under load (is the stamp key a hot key?), and three servers against one. The million-film
 //! part times an order change on the cluster too (`fill_pages`, `until_swept`).
 
 use std::net::SocketAddr;
@@ -211,7 +211,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, rows: &mut Vec<Row>) -> Re
             .other(format!("single: {}", mib(single.peak_rss().unwrap_or(0) as f64))),
     );
 
-    // what each master serves under the warm listing's load: is the meta key a hot key?
+    // what each master serves under the warm listing's load: is the stamp key a hot key?
     let mut nodes = masters().await?;
     let meta = owner(&mut nodes, &format!("{prefix}movies:stamp")).await;
     // 8 connections: below saturation, so that every listing reaches Redis (no timeouts, no back-off)
@@ -236,7 +236,7 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, rows: &mut Vec<Row>) -> Re
         .collect();
     let busiest = deltas.iter().map(|d| d.0).fold(0.0, f64::max);
     rows.push(
-        Row::new(scope, "each master under the warm listing, 8 connections (meta key's node marked)")
+        Row::new(scope, "each master under the warm listing, 8 connections (stamp key's node marked)")
             .ours(shares.join(" · "))
             .other(format!(
                 "{:.2} commands, {:.1} key lookups per listing ({} r/s, {timeouts:.0} Redis timeouts)",

@@ -77,6 +77,6 @@ due), --secs per run, the rate breaker and the old rule alternating on two serve
 Redis; database queries and Redis timeouts from /metrics, added up over the rounds, per 1,000 pages answered \
 200 and per timeout.
 - Invalidation: PUT /api/movies/{slug} changing release_date, timed by the client end to end (database write, \
-film and meta keys, sweep of the page keys). The plain design (SCAN MATCH prefix:movies:page:* COUNT 100 + UNLINK) \
+film and stamp keys, sweep of the page keys). The plain design (SCAN MATCH prefix:movies:page:* COUNT 100 + UNLINK) \
 and marquee's own sweep (SSCAN of the page-key set COUNT 100 + UNLINK/SREM) are also timed from the bench, \
 on the same keyspace, alternating.";

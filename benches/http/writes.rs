@@ -1,5 +1,5 @@
 //! Writes: a PUT that changes a film's release_date, timed end to end (the database write, the
-//! film and meta keys, the sweep of the page keys), and the two sweeps alone timed from the bench
+//! film and stamp keys, the sweep of the page keys), and the two sweeps alone timed from the bench
 //! (marquee's set of page keys against the plain design's SCAN). The million-film part reuses
 //! the helpers.
 
