@@ -149,6 +149,20 @@ on_each_redis!(warm_detail_is_one_get, |target| async move {
     assert_eq!(cost(before, app.stats()), (1, 1, 0));
 });
 
+// A page past a list's end is a 404 like any; asked again, its answer comes from Redis (the empty
+// page, with the list's count), not from a database query.
+on_each_redis!(a_page_past_the_end_is_read_once, |target| async move {
+    let app = redis_tier_app(target).await;
+    for path in ["/movies?page=999", "/movies?genre=drama&sort=votes&page=999", "/search?q=heat&page=99"] {
+        assert_eq!(app.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+        app.settle().await;
+        let before = app.stats();
+        assert_eq!(app.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+        // the page's GET and the stamp's
+        assert_eq!(cost(before, app.stats()), (2, 2, 0), "{path}: from Redis");
+    }
+});
+
 on_each_redis!(partial_miss_is_one_query_and_the_page_stays_whole, |target| async move {
     let app = redis_tier_app(target).await;
     let full = page_slugs(&app, 4).await;

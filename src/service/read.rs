@@ -58,8 +58,9 @@ pub(super) struct Known {
 }
 
 impl Rows {
-    /// A page read at `stamp`, and the cache write that stores it, its films and the stamp (none for
-    /// a page past the end, which holds no film).
+    /// A page read at `stamp`, and the cache write that stores it, its films and the stamp. A page
+    /// past the end is stored too, empty, with the list's count: asked again, it is answered as
+    /// "past the end" from Redis instead of the database.
     pub fn loaded(
         of: PageOf,
         stamp: Stamp,
@@ -67,22 +68,18 @@ impl Rows {
         slugs: Vec<String>,
         movies: Option<Vec<Movie>>,
     ) -> Loaded<Self> {
-        let past_end = slugs.is_empty() && matches!(of, PageOf::List(_, n) | PageOf::Search(_, n) if n > 1);
-        let write = (!past_end).then(|| {
-            let mut batch = WriteBatch::default();
-            let named: Vec<&str> = slugs.iter().map(String::as_str).collect();
-            let count = match &of {
-                PageOf::List(list, _) if list.is_default() => None,
-                _ => Some(count),
-            };
-            batch.page(of.clone(), &named, version_for(&of, &stamp), count);
-            for movie in movies.iter().flatten() {
-                batch.movie(movie, None);
-            }
-            batch.stamp(stamp);
-            batch
-        });
-        Loaded { value: Self { count, slugs, movies }, write }
+        let mut batch = WriteBatch::default();
+        let named: Vec<&str> = slugs.iter().map(String::as_str).collect();
+        let stored_count = match &of {
+            PageOf::List(list, _) if list.is_default() => None,
+            _ => Some(count),
+        };
+        batch.page(of.clone(), &named, version_for(&of, &stamp), stored_count);
+        for movie in movies.iter().flatten() {
+            batch.movie(movie, None);
+        }
+        batch.stamp(stamp);
+        Loaded { value: Self { count, slugs, movies }, write: Some(batch) }
     }
 }
 
