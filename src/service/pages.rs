@@ -4,6 +4,7 @@
 use super::read::{Known, Rows, SlugPage};
 use super::{MovieService, Result};
 use crate::cache::{MovieEntry, PageOf};
+use crate::db::{Db, DbError, Stamp};
 use crate::movies::{Movie, MovieList, PageNumber, SearchQuery, Slug};
 
 /// One page of a list or of a search, as shown.
@@ -53,18 +54,9 @@ impl MovieService {
     /// Page `page` of `list`; `None` past the end (the first page of a list with no films is
     /// there, and empty).
     pub async fn list_page(&self, list: &MovieList, page: PageNumber) -> Result<Option<Listing>> {
-        let of = PageOf::List(*list, page.get());
-        let (db, hooks, size, list) = (self.inner.db.clone(), self.inner.hooks.clone(), self.inner.page_size, *list);
-        let load = || {
-            let (db, hooks, of) = (db.clone(), hooks.clone(), of.clone());
-            async move {
-                let (stamp, total, movies) = db.list_page(&list, page, size).await?;
-                hooks.after_read().await;
-                let slugs = movies.iter().map(|m| m.slug.clone()).collect();
-                Ok(Rows::loaded(of, stamp, total, slugs, Some(movies)))
-            }
-        };
-        let read = self.slug_page(&of, None, true, load).await?;
+        let (size, list) = (self.inner.page_size, *list);
+        let of = PageOf::List(list, page.get());
+        let read = self.films_page(of, move |db| async move { db.list_page(&list, page, size).await }).await?;
         Ok(self.page(list, page, read))
     }
 
@@ -77,19 +69,34 @@ impl MovieService {
             let none = SlugPage { slugs: Vec::new(), movies: Vec::new(), count: 0, cached: false };
             return Ok(self.page(query.clone(), page, none));
         }
+        let (size, asked) = (self.inner.page_size, query.clone());
         let of = PageOf::Search(query.key(), page.get());
-        let (db, hooks, size) = (self.inner.db.clone(), self.inner.hooks.clone(), self.inner.page_size);
+        let read = self
+            .films_page(of, move |db| {
+                let asked = asked.clone();
+                async move { db.search(&asked, page, size).await }
+            })
+            .await?;
+        Ok(self.page(query.clone(), page, read))
+    }
+
+    /// A page whose database read (`read`) gives its films, a list's or a search's, through the one
+    /// slug-page read.
+    async fn films_page<F>(&self, of: PageOf, read: impl Fn(Db) -> F) -> Result<SlugPage>
+    where
+        F: Future<Output = Result<(Stamp, i64, Vec<Movie>), DbError>> + Send + 'static,
+    {
+        let (db, hooks) = (self.inner.db.clone(), self.inner.hooks.clone());
         let load = || {
-            let (db, hooks, of, query) = (db.clone(), hooks.clone(), of.clone(), query.clone());
+            let (reading, hooks, of) = (read(db.clone()), hooks.clone(), of.clone());
             async move {
-                let (stamp, total, movies) = db.search(&query, page, size).await?;
+                let (stamp, total, movies) = reading.await?;
                 hooks.after_read().await;
                 let slugs = movies.iter().map(|m| m.slug.clone()).collect();
                 Ok(Rows::loaded(of, stamp, total, slugs, Some(movies)))
             }
         };
-        let read = self.slug_page(&of, None, true, load).await?;
-        Ok(self.page(query.clone(), page, read))
+        self.slug_page(&of, None, true, load).await
     }
 
     /// The page as shown; `None` for a page past the end.
