@@ -97,6 +97,14 @@ on_each_redis!(a_kept_page_costs_no_round_trip_until_a_write, |target| async mov
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     kept_pages_then_a_write(&app, &slugs, 0, "Kept No More").await;
+    // what the tier holds is on /metrics: the listing and the film page kept again after the write
+    let (_, metrics) = app.get_text("/metrics").await;
+    let gauge = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in /metrics"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_default()
+    };
+    assert!(gauge("marquee_cache_kept_pages ") >= 1.0, "{metrics}");
+    assert!(gauge("marquee_cache_kept_bytes ") > 1000.0, "a page and its gzipped copy");
 });
 
 // Without a lease (`CACHE_LEASE_MS=0`) a kept page is checked against the token on every

@@ -47,6 +47,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let recorder = crate::telemetry::prometheus();
     state.stats.publish();
     metrics::gauge!("marquee_deferred_writes_tracked").set(state.deferred.pending() as f64);
+    // what the page tier holds, against RENDERED_CACHE_KB
+    let (pages, bytes) = state.pages.size();
+    metrics::gauge!("marquee_cache_kept_pages").set(pages as f64);
+    metrics::gauge!("marquee_cache_kept_bytes").set(bytes as f64);
     let text = recorder.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
