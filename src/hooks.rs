@@ -42,13 +42,17 @@ impl Hooks {
     /// After a database read of pages or films for a request, before its result is used: a read
     /// panics while a test asks, and waits while a test holds reads.
     pub async fn after_read(&self) {
-        self.before_write();
+        self.panic_if_asked();
         #[cfg(feature = "test-hooks")]
         pass(&self.seams.hold_reads).await;
     }
 
     /// Before a write reads its row: it panics while a test makes reads panic, as a bug would.
     pub fn before_write(&self) {
+        self.panic_if_asked();
+    }
+
+    fn panic_if_asked(&self) {
         #[cfg(feature = "test-hooks")]
         {
             #[expect(clippy::panic, reason = "the seam stands for a bug of ours")]

@@ -347,6 +347,10 @@ impl Store {
     }
 
     pub fn learn(&self, name: &[u8]) {
+        // a name learnt before (the usual case) takes no write lock: every page answer comes here
+        if self.is_known(name) {
+            return;
+        }
         if let Ok(mut known) = self.known.write() {
             if known.len() >= PAGES_KNOWN {
                 known.clear();
