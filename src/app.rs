@@ -17,9 +17,6 @@ use crate::service::MovieService;
 use crate::stats::Stats;
 use crate::web::{self, AppState, Shared};
 
-/// How often each server's relay looks at the cache log.
-const RELAY_EVERY: Duration = Duration::from_secs(1);
-
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -76,6 +73,13 @@ impl Application {
         // without a cache there is no token to check kept pages against: nothing is kept
         let budget = if config.cache.redis.is_some() { config.cache.kept_bytes } else { 0 };
         let pages = web::page_cache::PageCacheLayer::new(budget, config.cache.page_ttl, service.clone(), stats.clone());
+        if service.caches() {
+            // the relay's first look at the cache log, so that the first requests may use Redis
+            // (until it has looked, nothing is read from it: see `cache::trust`)
+            if let Err(e) = service.relay_tick().await {
+                tracing::warn!(error = %e, "cache log: not applied yet; Redis unused until it is");
+            }
+        }
         if pages.is_on() {
             // a first reader of the token who finds none sets one but keeps nothing under it: set it
             // now, so that the first pages asked for can be kept (Redis down: nothing, at once)
@@ -137,7 +141,7 @@ impl Application {
             }
         });
         // what Redis did not learn of committed writes, applied from the database's cache log
-        let relay = state.service.caches().then(|| tokio::spawn(state.service.clone().relay(RELAY_EVERY)));
+        let relay = state.service.caches().then(|| tokio::spawn(state.service.clone().relay()));
         // the lease that lets kept pages be answered with no round trip (see `cache::lease`)
         let lease = state.pages.is_on().then(|| tokio::spawn(state.service.hold_lease()));
         crate::server::serve(listener, app, shutdown, drain).await;

@@ -297,3 +297,182 @@ async fn an_import_from_the_command_line_reaches_every_server_once() {
     }
     assert_eq!(applied, 1.0, "the one row was applied once, by one of the two relays");
 }
+
+/// Reads the film's page on every server, again and again for `span`, and fails on any answer
+/// that is not `title`: what a visitor sees after the writer was answered, through the fault and
+/// after it ends (`meanwhile` runs once, halfway).
+async fn always<F: Future<Output = ()>>(servers: &[&Server], slug: &str, title: &str, span: Duration, meanwhile: F) {
+    let reads = async {
+        let (started, mut reads) = (Instant::now(), 0);
+        while started.elapsed() < span {
+            for (i, s) in servers.iter().enumerate() {
+                let seen = detail(s, slug).await.heading;
+                assert_eq!(
+                    seen.as_deref(),
+                    Some(title),
+                    "server {i}, read {reads}, {:?} after the answer",
+                    started.elapsed()
+                );
+                reads += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        reads
+    };
+    let halfway = async {
+        tokio::time::sleep(span / 2).await;
+        meanwhile.await;
+    };
+    let (reads, ()) = tokio::join!(reads, halfway);
+    eprintln!("{reads} reads over {span:?} all showed {title:?}");
+}
+
+// Redis unreachable from the writer at the moment of its write (the others reach it): every
+// server's pages show the write from the writer's answer on, kept pages included, through the
+// partition and after it heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_its_server_could_not_tell_redis_is_on_every_page_at_its_answer() {
+    let redis = RedisServer::start().await;
+    let mut proxy = Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let cut_off = Server::spawn(&db.url, &format!("redis://127.0.0.1:{}", proxy.port), &prefix, ENV);
+    let other = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    cut_off.wait_up(Duration::from_secs(90)).await;
+    other.wait_up(Duration::from_secs(90)).await;
+    let conn = single(&redis.url()).await;
+    let (slug, _) = warm_film(&other, &conn, &prefix).await;
+    // both servers keep the page in memory under the current token
+    for s in [&cut_off, &other] {
+        let _ = detail(s, &slug).await;
+        let _ = detail(s, &slug).await;
+    }
+
+    proxy.down().await;
+    let started = Instant::now();
+    assert_eq!(retitle(&cut_off, &slug, "Said In The Dark").await, StatusCode::OK);
+    eprintln!("the write was answered {:?} after it was sent", started.elapsed());
+    always(&[&cut_off, &other], &slug, "Said In The Dark", Duration::from_secs(4), proxy.up()).await;
+    everywhere(&[&cut_off, &other], &conn, &prefix, &slug, "Said In The Dark").await;
+}
+
+// Redis frozen (SIGSTOP) for every server while a write is made, then thawed with the old copy
+// and the old token: nothing shows the old title after the writer's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_made_while_redis_is_frozen_is_never_undone_when_it_thaws() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let conn = single(&redis.url()).await;
+    let (slug, old) = warm_film(&server, &conn, &prefix).await;
+    let _ = detail(&server, &slug).await;
+
+    redis.pause();
+    assert_eq!(retitle(&server, &slug, "Written While Frozen").await, StatusCode::OK);
+    always(&[&server], &slug, "Written While Frozen", Duration::from_secs(4), async { redis.resume() }).await;
+    assert_ne!(cached_title(&conn, &prefix, &slug).await, Some(old), "the relay taught Redis");
+    everywhere(&[&server], &conn, &prefix, &slug, "Written While Frozen").await;
+}
+
+// An unannounced failover leaves the site on a read-only replica holding the old copy: every
+// write (UNLINK too) is refused. The write is shown at once and stays shown; once the replica is
+// promoted the log teaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_redis_is_not_trusted_until_it_takes_writes_again() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let mut conn = single(&redis.url()).await;
+    let (slug, old) = warm_film(&server, &conn, &prefix).await;
+    let _ = detail(&server, &slug).await;
+
+    // a replica of a master that is gone: it keeps serving what it holds, and refuses writes
+    let master = crate::redis_server::free_port().to_string();
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&master).query_async(&mut conn).await.expect("replicaof");
+    let refused: redis::RedisResult<()> = redis::cmd("SET").arg("probe").arg("x").query_async(&mut conn).await;
+    assert!(refused.is_err_and(|e| e.code() == Some("READONLY")), "Redis refuses writes now");
+
+    assert_eq!(retitle(&server, &slug, "Read Only Failover").await, StatusCode::OK);
+    assert_eq!(cached_title(&conn, &prefix, &slug).await, Some(old), "the replica still holds the old copy");
+    let promote = async {
+        let _: () =
+            redis::cmd("REPLICAOF").arg("NO").arg("ONE").query_async(&mut conn.clone()).await.expect("promoted");
+    };
+    always(&[&server], &slug, "Read Only Failover", Duration::from_secs(4), promote).await;
+    everywhere(&[&server], &conn, &prefix, &slug, "Read Only Failover").await;
+}
+
+// Redis out of memory while a search is cached: a new title is found by the search at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_cached_before_a_refused_write_finds_the_new_title() {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let mut conn = single(&redis.url()).await;
+    let (slug, _) = warm_film(&server, &conn, &prefix).await;
+    let found = |html: &str| crate::helpers::card_slugs(html).contains(&slug);
+    for _ in 0..3 {
+        let (status, html) = server.get_text("/search?q=zanzibarian").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!found(&html), "no film is called that yet");
+    }
+    let config = |k: &str, v: &str| redis::cmd("CONFIG").arg("SET").arg(k).arg(v).clone();
+    let _: () = config("maxmemory-policy", "noeviction").query_async(&mut conn).await.expect("config");
+    let _: () = config("maxmemory", "1").query_async(&mut conn).await.expect("config");
+
+    assert_eq!(retitle(&server, &slug, "The Zanzibarian").await, StatusCode::OK);
+    for _ in 0..5 {
+        let (_, html) = server.get_text("/search?q=zanzibarian").await;
+        assert!(found(&html), "the search finds the new title");
+    }
+    let _: () = config("maxmemory", "0").query_async(&mut conn).await.expect("config");
+}
+
+// Redis forgot its scripts (a restart, a failover, SCRIPT FLUSH): the write's new token is set
+// after the film's new copy, never before it (a server that learnt the token in between would keep
+// pages rendered from the old copy under it). Seen with MONITOR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_set_after_the_keys_when_redis_forgot_its_scripts() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let mut conn = single(&redis.url()).await;
+    let (slug, _) = warm_film(&server, &conn, &prefix).await;
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.expect("script flush");
+
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"MONITOR\r\n").await.expect("monitor");
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    assert_eq!(lines.next_line().await.expect("read").as_deref(), Some("+OK"));
+    assert_eq!(retitle(&server, &slug, "Scripts Forgotten").await, StatusCode::OK);
+
+    let (film, token) =
+        (format!("\"SET\" \"{prefix}movie:{slug}\""), format!("\"HSET\" \"{prefix}movies:token\" \"token\""));
+    let (mut film_at, mut token_at) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    while (film_at.is_none() || token_at.is_none()) && Instant::now() < deadline {
+        let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(1), lines.next_line()).await else {
+            continue;
+        };
+        n += 1;
+        if film_at.is_none() && line.contains(&film) {
+            film_at = Some(n);
+        }
+        if token_at.is_none() && line.contains(&token) {
+            token_at = Some(n);
+        }
+    }
+    let (film_at, token_at) = (film_at.expect("the film was written"), token_at.expect("a token was set"));
+    assert!(film_at < token_at, "the token (line {token_at}) was set before the film's copy (line {film_at})");
+}

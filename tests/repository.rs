@@ -248,11 +248,14 @@ both!(films_stored_before_search_are_found_after_the_next_start, |backend| async
 });
 
 /// Every row of the cache log, oldest first: (slug, version, order changed).
-async fn logged(db: &Db) -> Vec<(Option<String>, i64, bool)> {
-    let claim = db.claim(std::time::Duration::ZERO, 100_000).await.unwrap();
-    let rows = claim.entries.iter().map(|e| (e.slug.clone(), e.version, e.order_changed)).collect();
-    claim.release().await.unwrap();
-    rows
+async fn logged(db: &TestDb) -> Vec<(Option<String>, i64, bool)> {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let rows = sqlx::query("select slug, version, order_changed from cache_log order by id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.get("slug"), r.get("version"), r.get::<i64, _>("order_changed") != 0)).collect()
 }
 
 both!(writes_log_what_the_cache_must_learn_in_their_own_transaction, |backend| async move {
@@ -262,24 +265,33 @@ both!(writes_log_what_the_cache_must_learn_in_their_own_transaction, |backend| a
     db.set_cache_log(false);
     db.import(dataset::parse(dataset::MOVIES_JSON).unwrap().movies).await.unwrap();
     db.set_cache_log(true);
-    assert_eq!(logged(&db).await, []);
+    assert_eq!(logged(&test_db).await, []);
     let kong = || Some("king-kong-2031".to_owned());
 
     let (created, _) = db.create(new_movie("King Kong", "2031-05-01")).await.unwrap();
-    assert_eq!(logged(&db).await, [(kong(), created.version, true)]);
+    assert_eq!(logged(&test_db).await, [(kong(), created.version, true)]);
     let backlog = db.backlog().await.unwrap();
-    assert_eq!(backlog.pending, 1);
+    assert_eq!((backlog.pending, backlog.overdue), (1, 0), "the writer's own, within its grace");
     assert!(backlog.oldest.is_some_and(|age| age < std::time::Duration::from_secs(60)), "{backlog:?}");
+    assert!(db.claim(10).await.unwrap().entries.is_empty(), "no relay claims it within the writer's grace");
+    // a writer that could not tell the cache hands its rows to the relays at once
+    db.hand_over(created.version).await.unwrap();
+    assert_eq!(db.backlog().await.unwrap().overdue, 1);
+    assert!(db.logged(created.version).await.unwrap());
+    let claim = db.claim(10).await.unwrap();
+    assert_eq!(claim.entries.len(), 1);
+    claim.release().await.unwrap();
     // the writer told the cache: its rows are done
     db.applied(created.version).await.unwrap();
-    assert_eq!(logged(&db).await, []);
-    assert_eq!(db.backlog().await.unwrap(), marquee::db::Backlog { pending: 0, oldest: None });
+    assert_eq!(logged(&test_db).await, []);
+    assert!(!db.logged(created.version).await.unwrap());
+    assert_eq!(db.backlog().await.unwrap(), marquee::db::Backlog { pending: 0, overdue: 0, oldest: None });
 
     // a write that fails writes no row either (one transaction)
     let mut taken = new_movie("Other", "2000-01-01");
     taken.slug = Some(slug("king-kong-2031"));
     assert!(db.create(taken).await.is_err());
-    assert_eq!(logged(&db).await, []);
+    assert_eq!(logged(&test_db).await, []);
     // an update says whether a list may have changed (a date, a genre, a rating, a director…; a
     // running time moves a film in no list); one that changes nothing logs nothing
     let runtime = MoviePatch::from_json(json!({"running_time_min": 101})).unwrap();
@@ -291,14 +303,14 @@ both!(writes_log_what_the_cache_must_learn_in_their_own_transaction, |backend| a
     let v2 = db.update(&slug("king-kong-2031"), &date).await.unwrap().unwrap().stamp.version;
     let v3 = db.delete(&slug("king-kong-2031")).await.unwrap().unwrap().version;
     let rows = [(kong(), v0, false), (kong(), v1, true), (kong(), v2, true), (kong(), v3, true)];
-    assert_eq!(logged(&db).await, rows);
+    assert_eq!(logged(&test_db).await, rows);
 
     // an import logs each film it changed, once, at its one version
     let mut movies = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
     movies[7].running_time_min = Some(99);
     let changed = movies[7].slug.clone();
     assert_eq!(db.import(movies).await.unwrap().updated, 1);
-    let rows = logged(&db).await;
+    let rows = logged(&test_db).await;
     assert_eq!(rows.len(), 5);
     assert_eq!((rows[4].0.as_deref(), rows[4].2), (Some(changed.as_str()), false));
 
@@ -315,19 +327,19 @@ async fn relays_of_several_servers_never_claim_the_same_rows() {
     let (db, _) = test_db.connect().await;
     let (other, _) = test_db.connect().await;
     for year in 2031..2034 {
-        db.create(new_movie("King Kong", &format!("{year}-05-01"))).await.unwrap();
+        let (_, stamp) = db.create(new_movie("King Kong", &format!("{year}-05-01"))).await.unwrap();
+        db.hand_over(stamp.version).await.unwrap();
     }
-    let zero = std::time::Duration::ZERO;
     // one relay holds two rows while it applies them; another, meanwhile, gets only the third
-    let first = db.claim(zero, 2).await.unwrap();
-    let second = other.claim(zero, 10).await.unwrap();
+    let first = db.claim(2).await.unwrap();
+    let second = other.claim(10).await.unwrap();
     assert_eq!(first.entries.len(), 2);
     assert_eq!(second.entries.len(), 1);
     assert!(first.entries.iter().all(|e| e.id != second.entries[0].id));
     // the second failed to apply: its row is free again; the first's are done and gone
     second.release().await.unwrap();
     first.done().await.unwrap();
-    let left = other.claim(zero, 10).await.unwrap();
+    let left = other.claim(10).await.unwrap();
     assert_eq!(left.entries.len(), 1);
     assert_eq!(left.entries[0].slug.as_deref(), Some("king-kong-2033"));
     left.done().await.unwrap();

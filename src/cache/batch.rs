@@ -70,18 +70,35 @@ pub(super) fn jitter(ttl: Duration) -> u64 {
     fastrand::u64(secs - secs / 10..=secs)
 }
 
-/// One compare-and-set of one key: sent as EVALSHA, or as EVAL when Redis has forgotten the
-/// script (a restart, a failover, a node added to the cluster), which also teaches it again.
+/// One compare-and-set of one key, or the new token: sent as EVALSHA, or as EVAL when Redis has
+/// forgotten the script (a restart, a failover, a node added to the cluster), which also teaches
+/// it again.
 struct Put {
     key: String,
-    args: (Vec<u8>, i64, u64, &'static str, Vec<u8>),
+    args: Args,
+}
+
+enum Args {
+    /// value, version, ttl, replacing, the bytes it replaces
+    Versioned(Vec<u8>, i64, u64, &'static str, Vec<u8>),
+    /// the token, only if there is none
+    Token(String, bool),
 }
 
 impl Put {
+    fn token(key: String, token: &str, only_if_none: bool) -> Self {
+        Self { key, args: Args::Token(token.to_owned(), only_if_none) }
+    }
+
     fn cmd(&self, sha_or_source: &str, eval: &str) -> Cmd {
-        let (value, version, ttl, replacing, seen) = &self.args;
         let mut cmd = redis::cmd(eval);
-        cmd.arg(sha_or_source).arg(1).arg(&self.key).arg(value).arg(version).arg(ttl).arg(*replacing).arg(seen);
+        cmd.arg(sha_or_source).arg(1).arg(&self.key);
+        match &self.args {
+            Args::Versioned(value, version, ttl, replacing, seen) => {
+                cmd.arg(value).arg(version).arg(ttl).arg(*replacing).arg(seen)
+            }
+            Args::Token(token, only_if_none) => cmd.arg(token).arg(if *only_if_none { "1" } else { "0" }),
+        };
         cmd
     }
 }
@@ -91,6 +108,7 @@ impl Cache {
     /// then the page's entry in the set of page keys the sweep walks (always after the page
     /// itself: see `sweep`).
     pub async fn write(&self, batch: &WriteBatch) -> Result<(), CacheError> {
+        self.trusted()?;
         self.send(batch, None).await
     }
 
@@ -111,7 +129,7 @@ impl Cache {
         let sent = self.send(batch, Some((key.clone(), token.clone()))).await;
         let token = match &sent {
             Ok(()) => Some(token),
-            Err(CacheError::Off | CacheError::BackingOff) => None,
+            Err(CacheError::Off | CacheError::BackingOff | CacheError::Unconfirmed) => None,
             Err(_) => {
                 let token = fastrand::u64(..).to_string();
                 let set = set_token(key, &token, false);
@@ -131,7 +149,7 @@ impl Cache {
         let keys = &self.inner.keys;
         let listed = batch.page.as_ref().and_then(|(of, ..)| Some(self.listed(keys.listed_in(of)?, keys.page_of(of))));
         let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(token.is_some());
-        let token = token.map(|(key, token)| set_token(key, &token, false));
+        let token = token.map(|(key, token)| Put::token(key, &token, false));
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
         let results: Vec<i64> = self
             .inner
@@ -150,11 +168,11 @@ impl Cache {
                     }
                     // after every key of the batch has been written
                     if let Some(token) = &token {
-                        token.query_async::<()>(&mut c.clone()).await?;
+                        put_one(c.clone(), token, &sha).await?;
                     }
                     Ok(results)
                 } else {
-                    put_pipelined(c, &puts, listed, token, &sha).await
+                    put_pipelined(c, &puts, listed, token.as_ref(), &sha).await
                 }
             })
             .await?;
@@ -164,26 +182,22 @@ impl Cache {
         Ok(())
     }
 
-    /// UNLINKs the film keys of `batch` (and the stamp, when `with_stamp`), and the token:
-    /// what a writer does when Redis refuses to take a newer copy (out of memory, read-only), so
-    /// that the older copy is not read meanwhile, nor any page rendered from it. UNLINK needs no
-    /// memory. Without the stamp every cached page is a miss, so an order change is not hidden
-    /// behind old pages either.
-    pub async fn remove(&self, batch: &WriteBatch, with_stamp: bool) -> Result<(), CacheError> {
+    /// UNLINKs the film keys of `batch`, the stamp and the token: what a writer does when Redis
+    /// refuses to take a newer copy (out of memory, read-only), so that the older copy is not read
+    /// meanwhile, nor any page rendered from it. UNLINK needs no memory. Without the stamp every
+    /// cached page (a list's, a search's, related films) is a miss, so a change of what a page
+    /// holds is not hidden behind old pages either.
+    pub async fn remove(&self, batch: &WriteBatch) -> Result<(), CacheError> {
         let keys = &self.inner.keys;
         let mut names: Vec<String> = batch.movies.iter().map(|m| keys.movie(&m.slug)).collect();
-        if with_stamp {
-            names.push(keys.stamp());
-        }
+        names.push(keys.stamp());
         let unlink = |names: Vec<String>| async move {
             self.inner
                 .client
                 .call(1, |mut c| async move { redis::cmd("UNLINK").arg(&names).query_async::<()>(&mut c).await })
                 .await
         };
-        if !names.is_empty() {
-            unlink(names).await?;
-        }
+        unlink(names).await?;
         // after the keys (on a cluster they may live on other nodes): a reader who finds no token
         // sets a new one and renders from what it reads next, which must not be the older copy.
         // The leases went with the hash: the writer then outlasts them (`outlast_leases`).
@@ -195,7 +209,7 @@ impl Cache {
         let mut puts = Vec::with_capacity(batch.movies.len() + 2);
         if let Some(stamp) = &batch.stamp {
             let value = entry::encode_stamp(stamp).into_bytes();
-            let args = (value, stamp.version, jitter(config.movie_ttl), "0", Vec::new());
+            let args = Args::Versioned(value, stamp.version, jitter(config.movie_ttl), "0", Vec::new());
             puts.push(Put { key: keys.stamp(), args });
         }
         for m in &batch.movies {
@@ -204,11 +218,11 @@ impl Cache {
             let seen = m.replacing.clone().unwrap_or_default();
             puts.push(Put {
                 key: keys.movie(&m.slug),
-                args: (m.value.clone().into_bytes(), m.version, ttl, replacing, seen),
+                args: Args::Versioned(m.value.clone().into_bytes(), m.version, ttl, replacing, seen),
             });
         }
         if let Some((of, value, version)) = &batch.page {
-            let args = (value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
+            let args = Args::Versioned(value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
             puts.push(Put { key: keys.page_of(of), args });
         }
         puts
@@ -227,11 +241,9 @@ impl Cache {
 }
 
 /// Sets the token (`only_if_none`: unless there is one), with the hash's birth time when
-/// it is new (see `lease`).
+/// it is new (see `lease`), on its own: sent with the script's source.
 pub(super) fn set_token(key: String, token: &str, only_if_none: bool) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(super::lease::SET_TOKEN).arg(1).arg(key).arg(token).arg(if only_if_none { "1" } else { "0" });
-    cmd
+    Put::token(key, token, only_if_none).cmd(scripts::SET_VERSIONED, "EVAL")
 }
 
 fn is_noscript(e: &RedisError) -> bool {
@@ -251,7 +263,7 @@ async fn put_pipelined(
     mut c: Connection,
     puts: &[Put],
     listed: Option<[Cmd; 2]>,
-    token: Option<Cmd>,
+    token: Option<&Put>,
     sha: &str,
 ) -> Result<Vec<i64>, RedisError> {
     let pipeline = |eval: &str, script: &str| {
@@ -259,8 +271,12 @@ async fn put_pipelined(
         for p in puts {
             pipe.add_command(p.cmd(script, eval));
         }
-        for cmd in listed.iter().flatten().chain(&token) {
+        for cmd in listed.iter().flatten() {
             pipe.add_command(cmd.clone()).ignore();
+        }
+        // last, and by the same script as the keys: if Redis forgot it, this fails with them
+        if let Some(token) = token {
+            pipe.add_command(token.cmd(script, eval)).ignore();
         }
         pipe
     };

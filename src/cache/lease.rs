@@ -30,11 +30,6 @@ use super::client::Connection;
 use super::{Cache, CacheError};
 use crate::config::RedisTarget;
 
-/// KEYS[1] the token's hash; ARGV token, only-if-none ("1"). Sets the token (noting when the hash
-/// was made, when it was). Returns 1 when set.
-pub const SET_TOKEN: &str =
-    concat!(include_str!("lua/now.lua"), include_str!("lua/born.lua"), include_str!("lua/set_token.lua"));
-
 /// KEYS[1] the token's hash; ARGV server id, the token it knows, lease ms, a fresh token (set when
 /// there is none). Returns {current token, 1} when the lease is granted, {current token, 0} when
 /// the server must learn the current token first.
@@ -123,8 +118,11 @@ impl Lease {
 }
 
 impl Cache {
-    /// The token this server knows, while its lease runs.
+    /// The token this server knows, while its lease runs (and Redis is trusted: see `trust`).
     pub fn leased_token(&self) -> Option<u64> {
+        if !self.is_trusted() {
+            return None;
+        }
         self.inner.lease.current()
     }
 

@@ -14,6 +14,7 @@ mod read;
 mod scripts;
 mod sweep;
 mod token;
+mod trust;
 
 /// What `marquee cache stats` shows of the cache.
 pub use admin::{CacheState, CachedStamp, LeaseState, NodeMemory, TokenState};
@@ -26,6 +27,7 @@ pub use entry::{CachedPage, MovieEntry, decode_movie, decode_page, encode_movie}
 pub use keys::{Keys, PageOf};
 /// The film compare-and-set script, for tools that measure it against plain writes.
 pub use scripts::SET_VERSIONED;
+pub use trust::{CONFIRMED_FOR, Look};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,10 @@ pub enum CacheError {
     Off,
     #[error("cache is backing off after an error")]
     BackingOff,
+    /// Redis may lack a write the database has (see `trust`): it is not read until the relay has
+    /// applied the cache log.
+    #[error("cache not trusted until the cache log is applied")]
+    Unconfirmed,
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
@@ -63,7 +69,7 @@ impl Outcome {
     pub fn of<T>(result: &Result<T, CacheError>) -> Self {
         match result {
             Ok(_) => Self::Written,
-            Err(CacheError::Off | CacheError::BackingOff) => Self::Skipped,
+            Err(CacheError::Off | CacheError::BackingOff | CacheError::Unconfirmed) => Self::Skipped,
             Err(_) => Self::Failed,
         }
     }
@@ -83,6 +89,7 @@ struct Inner {
     stats: Arc<Stats>,
     token_reads: Arc<token::TokenReads>,
     lease: lease::Lease,
+    trust: trust::Trust,
     /// The tests' seams (see `hooks`): a sweep held halfway.
     hooks: Hooks,
 }
@@ -101,6 +108,7 @@ impl Cache {
                 stats,
                 token_reads: Arc::default(),
                 lease: lease::Lease::default(),
+                trust: trust::Trust::default(),
                 hooks,
             }),
         })

@@ -1,5 +1,6 @@
 //! Reads: a page of slugs (GET), the films it names with the catalog stamp (ONE MGET), a film's
-//! page (ONE MGET), one film (GET). Whatever is missing, expired or unreadable comes back as a miss.
+//! page (ONE MGET), one film (GET). Whatever is missing, expired or unreadable comes back as a miss;
+//! while Redis is not trusted (see `trust`), nothing is read.
 
 use redis::Cmd;
 
@@ -15,6 +16,7 @@ impl Cache {
     /// another type) is a miss too. Whether the page is still current is for the caller to tell,
     /// from the stamp.
     pub async fn page(&self, of: &PageOf) -> Result<Option<CachedPage>, CacheError> {
+        self.trusted()?;
         let key = self.inner.keys.page_of(of);
         let get = |mut c: Connection| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
         let raw = match self.inner.client.call(1, get).await {
@@ -51,6 +53,7 @@ impl Cache {
         if slugs.is_empty() && !with_stamp {
             return Ok((None, Vec::new()));
         }
+        self.trusted()?;
         let keys = &self.inner.keys;
         let stamp = with_stamp.then(|| keys.stamp());
         let names: Vec<String> = stamp.into_iter().chain(slugs.iter().map(|s| keys.movie(s))).collect();
@@ -65,6 +68,7 @@ impl Cache {
 
     /// A film's page in one MGET: the stamp, the film, and the page of its related films' slugs.
     pub async fn detail(&self, slug: &str) -> Result<(Option<Stamp>, MovieEntry, Option<CachedPage>), CacheError> {
+        self.trusted()?;
         let keys = &self.inner.keys;
         let related = PageOf::Related(slug.to_owned());
         let names = [keys.stamp(), keys.movie(slug), keys.page_of(&related)];
@@ -80,6 +84,7 @@ impl Cache {
 
     /// GET of one film key (a key of another type reads as a corrupt entry, to be overwritten).
     pub async fn movie(&self, slug: &str) -> Result<MovieEntry, CacheError> {
+        self.trusted()?;
         let key = self.inner.keys.movie(slug);
         let get = |mut c: Connection| async move { Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
         let entry = match self.inner.client.call(1, get).await {

@@ -5,6 +5,14 @@
 
 use redis::Script;
 
+/// Two forms, in one script so that Redis holds both or neither: a writer sends a batch's keys and
+/// its new token in one pipeline of EVALSHAs, and when Redis has forgotten its scripts (a restart,
+/// a failover, `SCRIPT FLUSH`) they fail together and are sent again with the source, the token
+/// last; the token can never be set before the keys it announces.
+///
+/// KEYS[1] the token's hash; ARGV token, only-if-none ("1"): sets the token (noting when the hash
+/// was made, when it was: see `lease`). Returns 1 when set.
+///
 /// KEYS[1] a versioned key (a film, the stamp or a page); ARGV value, version, ttl seconds,
 /// replacing ("1": the reader found the unreadable bytes ARGV[5] there), ARGV[5]. Refused when
 /// the key holds a newer version, unless it still holds exactly the unreadable bytes the reader
@@ -12,7 +20,14 @@ use redis::Script;
 /// string, or whose version cannot be read, is overwritten. Returns 1 when written, 0 when
 /// refused. A page read before an order change may still be written after it: its version is
 /// older than the stamp's, so readers take it for a miss.
-pub const SET_VERSIONED: &str = include_str!("lua/set_versioned.lua");
+pub const SET_VERSIONED: &str = concat!(
+    "if #ARGV == 2 then\n",
+    include_str!("lua/now.lua"),
+    include_str!("lua/born.lua"),
+    include_str!("lua/set_token.lua"),
+    "end\n",
+    include_str!("lua/set_versioned.lua")
+);
 
 pub struct Scripts {
     pub set_versioned: Script,

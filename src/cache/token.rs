@@ -23,10 +23,13 @@ pub(super) struct TokenReads {
 
 impl Cache {
     /// The current token, read after this call began (or known, while this server's lease runs): `None` when there is none, it is unreadable,
-    /// or Redis did not answer. A reader who finds none sets one (unless another did first) for
+    /// Redis did not answer, or is not trusted (see `trust`). A reader who finds none sets one (unless another did first) for
     /// the readers after it, and keeps nothing it renders itself: its reads may have begun before
     /// a write that removed it.
     pub async fn token(&self) -> Option<u64> {
+        if !self.is_trusted() {
+            return None;
+        }
         // while this server's lease runs, the token it knows is the current one
         if let Some(token) = self.inner.lease.current() {
             return Some(token);

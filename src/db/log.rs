@@ -28,11 +28,18 @@ pub struct LogEntry {
     pub order_changed: bool,
 }
 
+/// Rows younger than this are still their writer's to apply (it does so before it answers);
+/// older ones are overdue: any relay applies them, and until then no server trusts Redis (see
+/// `cache::trust`). A writer that could not apply its rows hands them over at once (`hand_over`).
+pub const GRACE: Duration = Duration::from_secs(2);
+
 /// How far behind the cache is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Backlog {
     /// Rows not applied yet.
     pub pending: i64,
+    /// Rows past the writer's grace (or handed over by their writer).
+    pub overdue: i64,
     /// The age of the oldest of them, by the database's clock.
     pub oldest: Option<Duration>,
 }
@@ -111,18 +118,47 @@ impl Db {
     /// How many rows wait, and the age of the oldest. Not counted as a query of the site's: every
     /// server polls it about once a second.
     pub async fn backlog(&self) -> Result<Backlog> {
-        let sql = format!("select count(*) as n, min(created_at) as oldest, {} as now from cache_log", self.now_ms());
-        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        let now = self.now_ms();
+        let sql = format!(
+            "select count(*) as n, count(case when created_at <= {now} - $1 then 1 end) as overdue, \
+             min(created_at) as oldest, {now} as now from cache_log"
+        );
+        let grace = i64::try_from(GRACE.as_millis()).unwrap_or(i64::MAX);
+        let row = sqlx::query(&sql).bind(grace).fetch_one(&self.pool).await?;
         let pending: i64 = row.try_get("n")?;
+        let overdue: i64 = row.try_get("overdue")?;
         let oldest: Option<i64> = row.try_get("oldest")?;
         let now: i64 = row.try_get("now")?;
         let oldest = oldest.map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0)));
-        Ok(Backlog { pending, oldest })
+        Ok(Backlog { pending, overdue, oldest })
     }
 
-    /// Claims up to `limit` rows older than `grace` (younger ones are still their writer's to
-    /// apply), oldest first. Rows another relay holds are skipped.
-    pub async fn claim(&self, grace: Duration, limit: usize) -> Result<Claim> {
+    /// The writer of the write at catalog `version` could not apply its rows: they are overdue from
+    /// now on (backdated past the grace), for the relays of every server to apply at once.
+    pub async fn hand_over(&self, version: i64) -> Result<()> {
+        let grace = i64::try_from(GRACE.as_millis()).unwrap_or(i64::MAX);
+        self.counted();
+        sqlx::query("update cache_log set created_at = created_at - $1 where version = $2")
+            .bind(grace)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether rows of the write at catalog `version` are still in the log.
+    pub async fn logged(&self, version: i64) -> Result<bool> {
+        let row = sqlx::query("select count(*) as n from cache_log where version = $1")
+            .bind(version)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Claims up to `limit` overdue rows (see `GRACE`), oldest first. Rows another relay holds
+    /// are skipped.
+    pub async fn claim(&self, limit: usize) -> Result<Claim> {
+        let grace = GRACE;
         let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
         let sql = format!(
             "select id, slug, version, order_changed from cache_log where created_at <= {} - $1 \

@@ -10,7 +10,7 @@ mod rows;
 mod search;
 
 pub use import::ImportSummary;
-pub use log::{Backlog, Claim, LogEntry};
+pub use log::{Backlog, Claim, GRACE, LogEntry};
 pub use related::RelatedSlugs;
 pub use repo::{Stamp, Updated};
 pub use rows::LIST_FIELDS;

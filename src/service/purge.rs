@@ -126,7 +126,7 @@ impl MovieService {
             }
             // as a writer does: without the hash, no server trusts a token it knew
             (None, Err(e)) if e.is_refusal() => {
-                cache.remove(&WriteBatch::default(), false).await?;
+                cache.remove(&WriteBatch::default()).await?;
                 cache.outlast_leases().await;
                 true
             }

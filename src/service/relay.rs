@@ -1,13 +1,17 @@
 //! The cache log's relay, which every server runs: what a write committed but Redis did not learn
 //! (an outage, a partition between its server and Redis, a crash between the commit and the cache
 //! write, a bulk import by the command line) is applied from the database's own record, at start
-//! and then about once a second, until Redis takes it.
+//! and then twice a second, until Redis takes it.
 //!
-//! A pass claims the oldest rows (those past the writer's own grace), reads the films they name
-//! as they are NOW, and writes them with the same compare-and-set as every write, so a pass that
-//! runs late never puts an older copy over a newer one; then it deletes the rows. When Redis
-//! refuses the write (out of memory, read-only), the older copies are removed and the rows stay
-//! for the next pass.
+//! A pass claims the oldest overdue rows (those past the writer's own grace, or handed over by a
+//! writer that could not apply them), reads the films they name as they are NOW, and writes them
+//! with the same compare-and-set as every write, so a pass that runs late never puts an older copy
+//! over a newer one; then it deletes the rows. When Redis refuses the write (out of memory,
+//! read-only), the older copies are removed and the rows stay for the next pass.
+//!
+//! Each tick is also this server's look at the log (see `cache::trust`): one that finds nothing
+//! overdue, or applies all of it, lets the server trust Redis for a while; one that finds rows it
+//! cannot apply withdraws that trust until they are applied.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,17 +21,18 @@ use anyhow::Result;
 use super::MovieService;
 use crate::cache::WriteBatch;
 
-/// Rows younger than this are still their writer's to apply (it does so before it answers).
-const GRACE: Duration = Duration::from_secs(2);
+/// How often each server's relay looks at the cache log: a few times per `CONFIRMED_FOR`, so
+/// that a slow tick does not let this server's trust in Redis run out.
+pub const EVERY: Duration = Duration::from_millis(500);
 /// Rows applied per pass (one database read and one Redis batch).
 const PER_PASS: usize = 500;
 /// Passes per tick at most, so a large backlog (a bulk import) drains at once, not a pass a second.
 const PASSES_PER_TICK: usize = 20;
 
 impl MovieService {
-    /// Runs the relay until the task is dropped: a tick at once, then every `every`.
-    pub async fn relay(self, every: Duration) {
-        let mut ticks = tokio::time::interval(every);
+    /// Runs the relay until the task is dropped: a tick at once, then every `EVERY`.
+    pub async fn relay(self) {
+        let mut ticks = tokio::time::interval(EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_error = None::<String>;
         loop {
@@ -50,24 +55,29 @@ impl MovieService {
     }
 
     /// One tick: the backlog measured (for `/metrics` and `/readyz`), rows past every TTL pruned,
-    /// then passes until nothing old enough is left. Returns the rows applied.
+    /// then passes until nothing overdue is left; then this server trusts Redis again (see
+    /// `cache::trust`). Returns the rows applied.
     pub async fn relay_tick(&self) -> Result<usize> {
-        let db = &self.inner.db;
+        let (db, cache) = (&self.inner.db, &self.inner.cache);
+        let look = cache.look();
         let backlog = db.backlog().await?;
         self.inner.stats.cache_log(backlog);
-        if backlog.pending == 0 {
+        if backlog.overdue == 0 {
+            cache.confirm(look);
             return Ok(0);
         }
+        // Redis may lack what these rows teach it: nothing is read from it until they are applied
+        cache.distrust();
         // a row older than the longest TTL can fix nothing: every key it names has expired since
-        let config = self.inner.cache.config();
-        let expired = config.movie_ttl.max(config.page_ttl) + GRACE;
+        let config = cache.config();
+        let expired = config.movie_ttl.max(config.page_ttl) + crate::db::GRACE;
         if backlog.oldest.is_some_and(|age| age > expired) {
             let pruned = db.prune(expired).await?;
             tracing::info!(pruned, "cache log: dropped rows older than every TTL");
         }
         // a server that cannot reach Redis claims nothing: a claim held while its writes time out
         // would keep the rows from the relays of the servers that can
-        self.inner.cache.ping().await.map_err(|e| anyhow::anyhow!("redis unreachable from this server: {e}"))?;
+        cache.ping().await.map_err(|e| anyhow::anyhow!("redis unreachable from this server: {e}"))?;
         let mut applied = 0;
         for _ in 0..PASSES_PER_TICK {
             let n = self.relay_pass().await?;
@@ -76,7 +86,13 @@ impl MovieService {
                 break;
             }
         }
-        self.inner.stats.cache_log(db.backlog().await?);
+        let look = cache.look();
+        let backlog = db.backlog().await?;
+        self.inner.stats.cache_log(backlog);
+        // rows another server's relay holds are not applied yet: trust waits for them
+        if backlog.overdue == 0 {
+            cache.confirm(look);
+        }
         Ok(applied)
     }
 
@@ -84,7 +100,7 @@ impl MovieService {
     /// for the next pass of any server.
     async fn relay_pass(&self) -> Result<usize> {
         let db = &self.inner.db;
-        let claim = db.claim(GRACE, PER_PASS).await?;
+        let claim = db.claim(PER_PASS).await?;
         let n = claim.entries.len();
         if n == 0 {
             claim.done().await?;
@@ -92,7 +108,7 @@ impl MovieService {
         }
         let order_changed = claim.entries.iter().any(|e| e.order_changed);
         let slugs: BTreeSet<&str> = claim.entries.iter().filter_map(|e| e.slug.as_deref()).collect();
-        if let Err(e) = self.apply_latest(slugs.into_iter().collect(), order_changed).await {
+        if let Err(e) = self.apply_latest(slugs.into_iter().collect()).await {
             if let Err(release) = claim.release().await {
                 tracing::warn!(error = %release, "cache log: a claim was not released");
             }
@@ -109,7 +125,7 @@ impl MovieService {
 
     /// Writes the films `slugs` name as they are now (a "gone" marker for those with none), and
     /// the stamp, with the compare-and-set of every write.
-    async fn apply_latest(&self, slugs: Vec<&str>, order_changed: bool) -> Result<()> {
+    async fn apply_latest(&self, slugs: Vec<&str>) -> Result<()> {
         let (stamp, movies) = self.inner.db.movies(&slugs).await?;
         let mut batch = WriteBatch::default();
         for slug in &slugs {
@@ -119,7 +135,7 @@ impl MovieService {
             }
         }
         batch.stamp(stamp);
-        self.tell_cache(&batch, order_changed).await?;
+        self.tell_cache(&batch).await?;
         Ok(())
     }
 }

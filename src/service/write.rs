@@ -1,10 +1,12 @@
 //! Writes: the database first, then, before the writer is answered, the film's key and the stamp
 //! (the new stamp makes every older page a miss: one write, whatever the number of pages cached)
 //! and a new token, and the wait until no server answers a page kept under the old one. The stale
-//! page keys are swept after the answer. What Redis did not take, the cache log's relay applies.
+//! page keys are swept after the answer. What Redis did not take, the cache log's relay applies,
+//! and the writer is answered only once it has, or once no server trusts Redis any more (see
+//! `cache::trust`).
 
 use super::{MovieService, Result};
-use crate::cache::{CacheError, WriteBatch};
+use crate::cache::{CONFIRMED_FOR, CacheError, WriteBatch};
 use crate::db::{LIST_FIELDS, Updated};
 use crate::movies::{Movie, MoviePatch, NewMovie, Slug};
 use crate::stats::Outcome;
@@ -66,8 +68,7 @@ impl MovieService {
     /// made stale and refresh the film and stamp keys before the writer gets its answer (the new
     /// stamp makes every older page a miss: one write, whatever the number of pages cached), then
     /// mark the write's log rows done; when the order changed, sweep the stale page keys after the
-    /// answer. When Redis does not take it, the rows stay in the log and the relay of whichever
-    /// server reaches Redis first applies them (see `relay`).
+    /// answer. When Redis does not take it, see `handed_over`.
     async fn after_write(&self, batch: WriteBatch, version: i64, changed: Changed) {
         // page reads carry films too, so both kinds of read under way are stale now
         self.inner.films.forget_all();
@@ -77,7 +78,7 @@ impl MovieService {
         if !self.inner.cache.is_enabled() {
             return;
         }
-        match self.tell_cache(&batch, changed.lists).await {
+        match self.tell_cache(&batch).await {
             Ok(()) => {
                 if let Err(e) = self.inner.db.applied(version).await {
                     tracing::warn!(version, error = %e, "cache log not marked done; its relay applies it again");
@@ -85,23 +86,46 @@ impl MovieService {
                 self.sweep(changed);
             }
             Err(e) => {
-                tracing::warn!(version, error = %e, "cache not refreshed after a write; the cache log's relay will");
+                tracing::warn!(version, error = %e, "cache not refreshed after a write; handed to the cache log's relay");
+                self.handed_over(version).await;
             }
         }
     }
 
+    /// Redis did not take the write at `version` (unreachable from here, stopped, refusing writes,
+    /// or only part of it written): Redis may go on answering the older copies, on every server,
+    /// and under the current token their kept pages too. So this server stops trusting Redis, the
+    /// write's log rows are handed to the relays at once, and the writer waits until they are
+    /// applied (a relay that reaches Redis writes them, sets a new token and waits for every
+    /// lease), or for `CONFIRMED_FOR`: by then every server has looked at the log since the
+    /// hand-over and stopped trusting Redis until the rows are applied, or its trust has run out.
+    async fn handed_over(&self, version: i64) {
+        let (db, cache) = (&self.inner.db, &self.inner.cache);
+        cache.distrust();
+        if let Err(e) = db.hand_over(version).await {
+            tracing::warn!(version, error = %e, "cache log rows not handed over; the relays take them after the grace");
+        }
+        let deadline = tokio::time::Instant::now() + CONFIRMED_FOR;
+        while tokio::time::Instant::now() < deadline {
+            if matches!(db.logged(version).await, Ok(false)) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     /// Writes `batch`; when Redis answers but refuses it (out of memory, read-only), UNLINKs the
-    /// keys it would have replaced (and the stamp when the order changed), so that reads go to
-    /// the database instead of finding the older copy. Then waits until no server answers a page
+    /// keys it would have replaced and the stamp, so that reads go to the database instead of
+    /// finding the older copy. Then waits until no server answers a page
     /// kept under the token before this write (see `cache::lease`). Err: the cache has not learnt
     /// it yet.
-    pub(super) async fn tell_cache(&self, batch: &WriteBatch, listing_changed: bool) -> Result<(), CacheError> {
+    pub(super) async fn tell_cache(&self, batch: &WriteBatch) -> Result<(), CacheError> {
         let cache = &self.inner.cache;
         let (written, token) = cache.apply(batch).await;
         if let Err(e) = &written
             && e.is_refusal()
         {
-            match cache.remove(batch, listing_changed).await {
+            match cache.remove(batch).await {
                 Ok(()) => {
                     tracing::warn!(error = %e, "redis refused a newer copy; the older one was removed");
                     // the token's hash went with the keys, and the leases with it
