@@ -598,3 +598,53 @@ async fn the_front_answers_a_kept_page_as_the_full_path_does() {
     assert_eq!(app.listing(2).await.titles[0], "Fronted No More");
     assert_eq!(app.detail(&slugs[0]).await.heading.as_deref(), Some("Fronted No More"));
 }
+
+/// A film page read from the database while `write` runs, its read held at the database until
+/// `write` has been answered and `then` has run: what its write-back leaves in Redis.
+async fn read_held_across(app: &TestApp, slug: &str, write: impl Future<Output = ()>, then: impl Future<Output = ()>) {
+    let mut redis = app.redis().await;
+    app.settle().await;
+    let _: () = redis.unlink(&[app.key(&format!("movie:{slug}"))]).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.hooks.hold_reads(Some(gate.clone()));
+    let before = app.stats().db_queries;
+    let (client, url) = (app.client.clone(), app.url(&format!("/movies/{slug}")));
+    let read = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    assert!(app.queries_reach(before + 1).await, "the read reached the database");
+    write.await;
+    then.await;
+    app.hooks.hold_reads(None);
+    gate.add_permits(1000);
+    let _ = read.await.unwrap();
+    app.settle().await;
+}
+
+// A read of a film that began before its delete, whose write-back reaches Redis only after the
+// delete's "gone" marker expired (its bytes held on a stalled path): the film stays gone.
+on_each_redis!(a_write_back_held_past_a_deletes_marker_never_brings_the_film_back, |target| async move {
+    let app = Setup::new(target).env("CACHE_LEASE_MS", "0").env("NEGATIVE_TTL_SECS", "2").spawn().await;
+    let slug = page_slugs(&app, 1).await[2].clone();
+    let delete = async { assert_eq!(app.remove(&slug).await.status(), StatusCode::NO_CONTENT) };
+    // the marker has expired
+    let expire = tokio::time::sleep(Duration::from_millis(2500));
+    read_held_across(&app, &slug, delete, expire).await;
+    let cached: Option<String> = app.redis().await.get(app.key(&format!("movie:{slug}"))).await.unwrap();
+    assert!(cached.as_deref().is_none_or(|c| !c.contains("\"title\"")), "the deleted film came back: {cached:?}");
+    assert_eq!(app.get(&format!("/movies/{slug}")).await.status(), StatusCode::NOT_FOUND);
+});
+
+// The same with an update whose newer copy Redis evicted before the older read's write-back
+// landed: on one Redis the stamp says the read is older than the catalog, and it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_older_than_an_evicted_newer_copy_is_refused() {
+    let app = Setup::new(crate::helpers::Backend::Sqlite).env("CACHE_LEASE_MS", "0").spawn().await;
+    let slug = page_slugs(&app, 1).await[3].clone();
+    let update = async { assert_eq!(app.retitle(&slug, "Evicted Newer").await.status(), StatusCode::OK) };
+    let evict = async {
+        let _: () = app.redis().await.unlink(&[app.key(&format!("movie:{slug}"))]).await.unwrap();
+    };
+    read_held_across(&app, &slug, update, evict).await;
+    let cached: Option<String> = app.redis().await.get(app.key(&format!("movie:{slug}"))).await.unwrap();
+    assert!(cached.as_deref().is_none_or(|c| c.contains("Evicted Newer")), "the older copy landed: {cached:?}");
+    assert_eq!(app.detail(&slug).await.heading.as_deref(), Some("Evicted Newer"));
+}

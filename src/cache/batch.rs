@@ -33,6 +33,8 @@ pub struct WriteBatch {
     /// The page, its value and its version.
     page: Option<(PageOf, String, i64)>,
     stamp: Option<Stamp>,
+    /// When the rows were read (Unix ms): when the stamp was set, unless said (`read_at`).
+    read_at: u64,
 }
 
 impl WriteBatch {
@@ -54,8 +56,16 @@ impl WriteBatch {
         self.page = Some((of, entry::encode_page(slugs, version, count), version));
     }
 
+    /// The catalog's stamp the batch's rows were read with (or written at), just read.
     pub fn stamp(&mut self, stamp: Stamp) {
         self.stamp = Some(stamp);
+        self.read_at = unix_ms(std::time::SystemTime::now());
+    }
+
+    /// The read of the batch's rows began at `at`: what a film's empty key judges it by (see
+    /// `Empty`).
+    pub fn read_at(&mut self, at: std::time::SystemTime) {
+        self.read_at = unix_ms(at);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,8 +91,25 @@ struct Put {
 enum Args {
     /// value, version, ttl, replacing, the bytes it replaces
     Versioned(Vec<u8>, i64, u64, &'static str, Vec<u8>),
+    /// a film's: the same, and what may refuse it when its key is empty
+    Film(Vec<u8>, i64, u64, &'static str, Vec<u8>, Empty),
     /// the token, only if there is none
     Token(String, bool),
+}
+
+/// When a film's key is empty, it may have held something newer than the rows a batch carries (a
+/// "gone" marker that expired, a newer copy evicted, while the batch's bytes sat on a stalled
+/// connection): the write is refused when its rows were read before the stamp Redis holds (one
+/// Redis: the script reads the stamp too; a cluster's scripts touch one key), or longer ago than
+/// a marker is sure to live. Hosts' clocks must agree within that.
+#[derive(Clone)]
+struct Empty {
+    /// The stamp's key, on one Redis.
+    stamp: Option<String>,
+    /// The catalog version the rows were read at.
+    read_version: i64,
+    read_at: u64,
+    max_age_ms: u64,
 }
 
 impl Put {
@@ -92,11 +119,24 @@ impl Put {
 
     fn cmd(&self, sha_or_source: &str, eval: &str) -> Cmd {
         let mut cmd = redis::cmd(eval);
-        cmd.arg(sha_or_source).arg(1).arg(&self.key);
+        cmd.arg(sha_or_source);
+        match &self.args {
+            Args::Film(.., Empty { stamp: Some(stamp), .. }) => cmd.arg(2).arg(&self.key).arg(stamp),
+            _ => cmd.arg(1).arg(&self.key),
+        };
         match &self.args {
             Args::Versioned(value, version, ttl, replacing, seen) => {
                 cmd.arg(value).arg(version).arg(ttl).arg(*replacing).arg(seen)
             }
+            Args::Film(value, version, ttl, replacing, seen, empty) => cmd
+                .arg(value)
+                .arg(version)
+                .arg(ttl)
+                .arg(*replacing)
+                .arg(seen)
+                .arg(empty.read_version)
+                .arg(empty.read_at)
+                .arg(empty.max_age_ms),
             Args::Token(token, only_if_none) => cmd.arg(token).arg(if *only_if_none { "1" } else { "0" }),
         };
         cmd
@@ -205,7 +245,14 @@ impl Cache {
     }
 
     fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
-        let super::Inner { keys, config, .. } = &*self.inner;
+        let super::Inner { keys, config, client, .. } = &*self.inner;
+        // a marker lives at least 90% of its TTL (see `jitter`): half of that, for the clocks
+        let empty = batch.stamp.map(|stamp| Empty {
+            stamp: (!client.is_cluster()).then(|| keys.stamp()),
+            read_version: stamp.version,
+            read_at: batch.read_at,
+            max_age_ms: u64::try_from(config.negative_ttl.as_millis() * 9 / 20).unwrap_or(u64::MAX),
+        });
         let mut puts = Vec::with_capacity(batch.movies.len() + 2);
         if let Some(stamp) = &batch.stamp {
             let value = entry::encode_stamp(stamp).into_bytes();
@@ -216,10 +263,12 @@ impl Cache {
             let ttl = jitter(if m.gone { config.negative_ttl } else { config.movie_ttl });
             let replacing = if m.replacing.is_some() { "1" } else { "0" };
             let seen = m.replacing.clone().unwrap_or_default();
-            puts.push(Put {
-                key: keys.movie(&m.slug),
-                args: Args::Versioned(m.value.clone().into_bytes(), m.version, ttl, replacing, seen),
-            });
+            let value = m.value.clone().into_bytes();
+            let args = match &empty {
+                Some(empty) => Args::Film(value, m.version, ttl, replacing, seen, empty.clone()),
+                None => Args::Versioned(value, m.version, ttl, replacing, seen),
+            };
+            puts.push(Put { key: keys.movie(&m.slug), args });
         }
         if let Some((of, value, version)) = &batch.page {
             let args = Args::Versioned(value.clone().into_bytes(), *version, jitter(config.page_ttl), "0", Vec::new());
@@ -238,6 +287,11 @@ impl Cache {
         expire.arg(&set).arg(config.page_ttl.as_secs() * 2);
         [sadd, expire]
     }
+}
+
+fn unix_ms(at: std::time::SystemTime) -> u64 {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sets the token (`only_if_none`: unless there is one), with the hash's birth time when

@@ -19,7 +19,10 @@ use redis::Script;
 /// saw (which may look like a newer version: `{"v":99999999,` cut short). A value that is not a
 /// string, or whose version cannot be read, is overwritten. Returns 1 when written, 0 when
 /// refused. A page read before an order change may still be written after it: its version is
-/// older than the stamp's, so readers take it for a miss.
+/// older than the stamp's, so readers take it for a miss. A film's write also carries ARGV[6] the
+/// catalog version its rows were read at, ARGV[7] when that read began (Unix ms), ARGV[8] the
+/// oldest such a read may be, and on one Redis KEYS[2] the stamp: when the film's key is empty it
+/// is refused if older than that, or than the stamp (see `batch::Empty`).
 pub const SET_VERSIONED: &str = concat!(
     "if #ARGV == 2 then\n",
     include_str!("lua/now.lua"),

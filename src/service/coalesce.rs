@@ -138,7 +138,12 @@ where
     fn start(&self, key: K, id: u64, load: impl Future<Output = Result<Loaded<V>>> + Send + 'static) -> Flight<V> {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let Loaded { value, write } = load.await?;
+            // a write-back's rows are as old as the moment their read began (see `WriteBatch::read_at`)
+            let began = std::time::SystemTime::now();
+            let Loaded { value, mut write } = load.await?;
+            if let Some(write) = &mut write {
+                write.read_at(began);
+            }
             if write.is_none() {
                 this.release(&key, id);
             }
