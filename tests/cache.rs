@@ -648,3 +648,36 @@ async fn a_write_back_older_than_an_evicted_newer_copy_is_refused() {
     assert!(cached.as_deref().is_none_or(|c| c.contains("Evicted Newer")), "the older copy landed: {cached:?}");
     assert_eq!(app.detail(&slug).await.heading.as_deref(), Some("Evicted Newer"));
 }
+
+// A request that reaches this server after another server's write was answered does not share a
+// database read this server began before that write (this server's own writes forget such reads;
+// another's cannot).
+on_each_redis!(a_read_begun_before_another_servers_write_is_not_shared_with_later_requests, |target| async move {
+    let app = spawn_app(target).await;
+    let other = app.another_server().await;
+    let slug = page_slugs(&app, 1).await[4].clone();
+    let key = app.key(&format!("movie:{slug}"));
+    let mut redis = app.redis().await;
+    app.settle().await;
+    let _: () = redis.unlink(std::slice::from_ref(&key)).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.hooks.hold_reads(Some(gate.clone()));
+    let before = app.stats().db_queries;
+    let (client, url) = (app.client.clone(), app.url(&format!("/movies/{slug}")));
+    let first = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    assert!(app.queries_reach(before + 1).await, "the first read reached the database");
+
+    let patch = marquee::movies::MoviePatch::from_json(json!({"title": "Changed Elsewhere"})).unwrap();
+    let changed = other.update(&marquee::movies::Slug::parse(&slug).unwrap(), &patch).await.unwrap();
+    assert!(changed.is_some(), "the other server's write was answered");
+    // its new copy gone from Redis (evicted), so the next request here misses too
+    let _: () = redis.unlink(&[key]).await.unwrap();
+    let (client, url) = (app.client.clone(), app.url(&format!("/movies/{slug}")));
+    let later = tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.hooks.hold_reads(None);
+    gate.add_permits(1000);
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    let later = crate::support::html::Detail::parse(StatusCode::OK, later.await.unwrap());
+    assert_eq!(later.heading.as_deref(), Some("Changed Elsewhere"), "a request after the write saw it");
+});

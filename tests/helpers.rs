@@ -432,6 +432,14 @@ impl TestApp {
         &self.database
     }
 
+    /// Another server's service on the app's database and cache (no requests of its own): its
+    /// writes reach the database and Redis as any server's do, but not this app's memory.
+    pub async fn another_server(&self) -> MovieService {
+        let env: HashMap<&str, &str> = self.command_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let config = Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).expect("valid test config");
+        marquee::app::open_service(&config).await.expect("another server's service")
+    }
+
     /// An operator runs `marquee ARGS` beside the app: the same database, cache and settings.
     pub async fn run_marquee(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_marquee"));

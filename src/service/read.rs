@@ -98,7 +98,7 @@ impl MovieService {
     where
         F: Future<Output = Result<Loaded<Rows>>> + Send + 'static,
     {
-        let mut ticket = Some(self.inner.pages.ticket());
+        let mut ticket = self.inner.pages.ticket();
         loop {
             let found = match known.take() {
                 Some(Known { stamp, page: Some(page) }) if redis => self.cached_page(of, page, Some(stamp)).await?,
@@ -112,9 +112,9 @@ impl MovieService {
             if let Some(page) = found {
                 return Ok(page);
             }
-            match self.inner.pages.get_or_load(of, ticket.take(), &load).await? {
+            match self.inner.pages.get_or_load(of, ticket, &load).await? {
                 Got::Read(rows) => return self.loaded_page(&rows, redis).await,
-                Got::LookAgain => {}
+                Got::LookAgain => ticket = ticket.always_read(),
             }
         }
     }
@@ -207,15 +207,14 @@ impl MovieService {
     /// the response (a "gone" marker for a slug with no film).
     pub(super) async fn read_movies(&self, wanted: Vec<(String, Option<Vec<u8>>)>) -> Result<Arc<Films>> {
         loop {
-            // without a ticket a read always runs
-            if let Got::Read(read) = self.load_movies(&wanted, None).await? {
+            if let Got::Read(read) = self.load_movies(&wanted, self.inner.films.ticket().always_read()).await? {
                 return Ok(read);
             }
         }
     }
 
     /// `read_movies`, or `LookAgain` when a read of these films was released since `ticket`.
-    async fn load_movies(&self, wanted: &[(String, Option<Vec<u8>>)], ticket: Option<Ticket>) -> Result<Got<Films>> {
+    async fn load_movies(&self, wanted: &[(String, Option<Vec<u8>>)], ticket: Ticket) -> Result<Got<Films>> {
         let key = wanted.iter().map(|(slug, _)| slug.as_str()).collect::<Vec<_>>().join(",");
         let (db, hooks, wanted) = (self.inner.db.clone(), self.inner.hooks.clone(), wanted.to_vec());
         let load = move || async move {
@@ -238,7 +237,7 @@ impl MovieService {
     /// One film; `None` when there is no film with that slug. Its key's GET, or one database read
     /// shared with concurrent requests for it.
     pub async fn movie(&self, slug: &crate::movies::Slug) -> Result<Option<Movie>> {
-        let mut ticket = Some(self.inner.films.ticket());
+        let mut ticket = self.inner.films.ticket();
         loop {
             let seen = match self.inner.cache.movie(slug.as_str()).await {
                 Ok(MovieEntry::Movie(m)) => return Ok(Some(*m)),
@@ -246,9 +245,10 @@ impl MovieService {
                 Ok(MovieEntry::Missing) | Err(_) => None,
                 Ok(MovieEntry::Unreadable(seen)) => seen,
             };
-            if let Got::Read(read) = self.load_movies(&[(slug.to_string(), seen)], ticket.take()).await? {
+            if let Got::Read(read) = self.load_movies(&[(slug.to_string(), seen)], ticket).await? {
                 return Ok(read.movies.first().cloned());
             }
+            ticket = ticket.always_read();
         }
     }
 }
