@@ -155,11 +155,12 @@ where
                 let current = flights.get(key).filter(|e| e.flight.peek().is_none() || e.made.elapsed() < FRESH_FOR);
                 match current {
                     Some(e) if joinable(e, &ticket, token) => Step::Join(e.flight.clone(), e.id),
-                    // without a lease: the token, read after this request arrived (once)
-                    Some(e) if !asked && token.is_none() && e.token.is_some() => Step::ReadToken,
                     None if ticket.releases.is_some_and(|seen| seen != state.releases.load(Relaxed)) => {
                         return Ok(Got::LookAgain);
                     }
+                    // without a lease: the token, read after this request arrived (once), to join
+                    // a read by, or to begin one under for the requests after it
+                    Some(Entry { token: Some(_), .. }) | None if !asked && token.is_none() => Step::ReadToken,
                     // none, or one begun before this request arrived under another token: the next
                     current => {
                         let after = current.map(|e| e.flight.clone());
