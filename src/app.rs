@@ -79,6 +79,7 @@ impl Application {
             if let Err(e) = service.relay_tick().await {
                 tracing::warn!(error = %e, "cache log: not applied yet; Redis unused until it is");
             }
+            service.take_lease().await;
         }
         if pages.is_on() {
             // a first reader of the token who finds none sets one but keeps nothing under it: set it
@@ -142,8 +143,9 @@ impl Application {
         });
         // what Redis did not learn of committed writes, applied from the database's cache log
         let relay = state.service.caches().then(|| tokio::spawn(state.service.clone().relay()));
-        // the lease that lets kept pages be answered with no round trip (see `cache::lease`)
-        let lease = state.pages.is_on().then(|| tokio::spawn(state.service.hold_lease()));
+        // the lease that lets kept pages be answered, and reads be shared, with no round trip to
+        // learn the token (see `cache::lease`)
+        let lease = state.service.caches().then(|| tokio::spawn(state.service.hold_lease()));
         crate::server::serve(listener, app, shutdown, drain).await;
         upkeep.abort();
         if let Some(lease) = lease {

@@ -476,3 +476,45 @@ async fn the_token_is_set_after_the_keys_when_redis_forgot_its_scripts() {
     let (film_at, token_at) = (film_at.expect("the film was written"), token_at.expect("a token was set"));
     assert!(film_at < token_at, "the token (line {token_at}) was set before the film's copy (line {film_at})");
 }
+
+// Redis restarted from a snapshot older than an acknowledged write (it had taken the write, then
+// lost it): within 5 s every page shows the write again, and goes on showing it; Redis holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost() {
+    let mut redis = RedisServer::start_with_snapshots().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
+    for s in &servers {
+        s.wait_up(Duration::from_secs(90)).await;
+    }
+    let conn = single(&redis.url()).await;
+    let (slug, old) = warm_film(&servers[0], &conn, &prefix).await;
+    for s in &servers {
+        let _ = detail(s, &slug).await;
+        let _ = detail(s, &slug).await;
+    }
+    let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
+
+    assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
+    assert_eq!(cached_title(&conn, &prefix, &slug).await.as_deref(), Some("After The Snapshot"), "Redis took it");
+    redis.kill();
+    redis.restart().await;
+    let conn = single(&redis.url()).await;
+    assert_eq!(cached_title(&conn, &prefix, &slug).await, Some(old), "the snapshot's older copy is back");
+
+    let started = Instant::now();
+    let refs: Vec<&Server> = servers.iter().collect();
+    let repaired = until(Duration::from_secs(5), || async {
+        for s in &refs {
+            if detail(s, &slug).await.heading.as_deref() != Some("After The Snapshot") {
+                return None;
+            }
+        }
+        (cached_title(&conn, &prefix, &slug).await.as_deref() == Some("After The Snapshot")).then_some(())
+    })
+    .await;
+    assert!(repaired.is_some(), "not repaired within 5 s");
+    eprintln!("repaired {:?} after Redis came back", started.elapsed());
+    always(&refs, &slug, "After The Snapshot", Duration::from_secs(3), async {}).await;
+}

@@ -21,12 +21,24 @@ pub fn signal(pid: u32, signal: &str) {
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where its snapshot is kept (`SAVE`), loaded again at each start; none: nothing persisted.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Self {
-        let mut server = Self { port: free_port(), child: None };
+        let mut server = Self { port: free_port(), child: None, dir: None };
+        server.restart().await;
+        server
+    }
+
+    /// `start`, with a snapshot only when asked (`SAVE`), loaded again whenever it restarts: a
+    /// restart then goes back to the last snapshot.
+    pub async fn start_with_snapshots() -> Self {
+        let dir = std::env::temp_dir().join(crate::helpers::unique("marquee_redis_"));
+        std::fs::create_dir_all(&dir).expect("a snapshot directory");
+        let mut server = Self { port: free_port(), child: None, dir: Some(dir) };
         server.restart().await;
         server
     }
@@ -42,9 +54,14 @@ impl RedisServer {
     /// Starts the server (again) on its port, with nothing persisted, and waits for PING.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
-        let child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .args(["--daemonize", "no", "--loglevel", "warning"]);
+        if let Some(dir) = &self.dir {
+            command.arg("--dir").arg(dir);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -124,5 +141,8 @@ impl Drop for RedisServer {
             let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
         }
         self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

@@ -247,11 +247,11 @@ both!(films_stored_before_search_are_found_after_the_next_start, |backend| async
     assert_eq!(titled, db.count().await.unwrap(), "every film has its search title");
 });
 
-/// Every row of the cache log, oldest first: (slug, version, order changed).
+/// Every row of the cache log not applied yet, oldest first: (slug, version, order changed).
 async fn logged(db: &TestDb) -> Vec<(Option<String>, i64, bool)> {
     use sqlx::{Connection, Row};
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
-    let rows = sqlx::query("select slug, version, order_changed from cache_log order by id")
+    let rows = sqlx::query("select slug, version, order_changed from cache_log where applied_at is null order by id")
         .fetch_all(&mut conn)
         .await
         .unwrap();
@@ -285,7 +285,16 @@ both!(writes_log_what_the_cache_must_learn_in_their_own_transaction, |backend| a
     db.applied(created.version).await.unwrap();
     assert_eq!(logged(&test_db).await, []);
     assert!(!db.logged(created.version).await.unwrap());
-    assert_eq!(db.backlog().await.unwrap(), marquee::db::Backlog { pending: 0, overdue: 0, oldest: None });
+    let taken = Some(created.version);
+    assert_eq!(
+        db.backlog().await.unwrap(),
+        marquee::db::Backlog { pending: 0, overdue: 0, oldest: None, applied: taken }
+    );
+    // kept, to be applied again if Redis loses it
+    assert_eq!(db.reopen().await.unwrap(), 1);
+    assert_eq!(logged(&test_db).await, [(kong(), created.version, true)]);
+    assert_eq!(db.backlog().await.unwrap().overdue, 1, "at once");
+    db.applied(created.version).await.unwrap();
 
     // a write that fails writes no row either (one transaction)
     let mut taken = new_movie("Other", "2000-01-01");
@@ -314,10 +323,10 @@ both!(writes_log_what_the_cache_must_learn_in_their_own_transaction, |backend| a
     assert_eq!(rows.len(), 5);
     assert_eq!((rows[4].0.as_deref(), rows[4].2), (Some(changed.as_str()), false));
 
-    // rows past the longest TTL are pruned unapplied; younger ones stay
+    // rows past the longest TTL are pruned, applied (the first) or not; younger ones stay
     assert_eq!(db.prune(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert_eq!(db.prune(std::time::Duration::from_millis(5)).await.unwrap(), 5);
+    assert_eq!(db.prune(std::time::Duration::from_millis(5)).await.unwrap(), 6);
     assert_eq!(db.backlog().await.unwrap().pending, 0);
 });
 

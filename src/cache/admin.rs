@@ -106,6 +106,15 @@ impl Cache {
         Ok(self.inner.client.call(1, unlink).await? > 0)
     }
 
+    /// The stamp Redis holds (`None`: none, or unreadable), trusted or not: how a relay tells
+    /// that Redis went back in time.
+    pub async fn stamp(&self) -> Result<Option<Stamp>, CacheError> {
+        let key = self.inner.keys.stamp();
+        let get = |mut c: Connection| async move { redis::Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
+        let raw = self.inner.client.call_coordination(get).await?;
+        Ok(super::entry::decode_stamp(raw.as_deref()))
+    }
+
     /// The token's hash: the current token, its age, and each server's lease.
     pub async fn token_state(&self) -> Result<TokenState, CacheError> {
         let key = self.inner.keys.token();

@@ -135,6 +135,16 @@ impl Cache {
         self.inner.config.lease
     }
 
+    /// Takes this server's lease now (before it serves: the first requests then know the token),
+    /// for `hold_lease` to renew.
+    pub async fn take_lease(&self) {
+        if self.lease_length().is_zero() || !self.is_enabled() {
+            return;
+        }
+        self.inner.lease.holding.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.renew_lease().await;
+    }
+
     /// Holds this server's lease until the task is dropped: renewals every quarter of its length,
     /// and at once when a writer announces a new token.
     pub async fn hold_lease(self) {

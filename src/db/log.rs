@@ -3,9 +3,11 @@
 //! the process that made it could not tell Redis (an outage, a partition, a crash after the commit).
 //!
 //! A write records one row per film it changed (or one with no film when only the order moved),
-//! all at the write's catalog version, which no other write shares. The writer deletes its rows
-//! once Redis took the change (`applied`); the relay every server runs claims what is left
-//! (`claim`), applies it and deletes it (`Claim::done`). On PostgreSQL a claim holds its rows
+//! all at the write's catalog version, which no other write shares. The writer marks its rows
+//! applied once Redis took the change (`applied`); the relay every server runs claims what is left
+//! (`claim`), applies it and marks it (`Claim::done`). Applied rows are kept until the longest TTL
+//! has passed (`prune`), so that a Redis that lost writes it had taken can be taught them again
+//! (`reopen`). On PostgreSQL a claim holds its rows
 //! locked (`FOR UPDATE SKIP LOCKED`) until it is done, so relays of several servers never apply a
 //! row at the same time; SQLite has one process, which claims without locks.
 
@@ -42,6 +44,8 @@ pub struct Backlog {
     pub overdue: i64,
     /// The age of the oldest of them, by the database's clock.
     pub oldest: Option<Duration>,
+    /// The newest catalog version Redis took (of the rows kept).
+    pub applied: Option<i64>,
 }
 
 /// Rows claimed by one relay, until it says they are done (or drops the claim: they stay).
@@ -111,7 +115,9 @@ impl Db {
             return Ok(());
         }
         self.counted();
-        sqlx::query("delete from cache_log where version = $1").bind(version).execute(&self.pool).await?;
+        let sql =
+            format!("update cache_log set applied_at = {} where version = $1 and applied_at is null", self.now_ms());
+        sqlx::query(&sql).bind(version).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -120,17 +126,20 @@ impl Db {
     pub async fn backlog(&self) -> Result<Backlog> {
         let now = self.now_ms();
         let sql = format!(
-            "select count(*) as n, count(case when created_at <= {now} - $1 then 1 end) as overdue, \
-             min(created_at) as oldest, {now} as now from cache_log"
+            "select (select count(*) from cache_log where applied_at is null) as n, \
+             (select count(*) from cache_log where applied_at is null and created_at <= {now} - $1) as overdue, \
+             (select min(created_at) from cache_log where applied_at is null) as oldest, \
+             (select max(version) from cache_log where applied_at is not null) as applied, {now} as now"
         );
         let grace = i64::try_from(GRACE.as_millis()).unwrap_or(i64::MAX);
         let row = sqlx::query(&sql).bind(grace).fetch_one(&self.pool).await?;
         let pending: i64 = row.try_get("n")?;
         let overdue: i64 = row.try_get("overdue")?;
+        let applied: Option<i64> = row.try_get("applied")?;
         let oldest: Option<i64> = row.try_get("oldest")?;
         let now: i64 = row.try_get("now")?;
         let oldest = oldest.map(|t| Duration::from_millis(u64::try_from(now - t).unwrap_or(0)));
-        Ok(Backlog { pending, overdue, oldest })
+        Ok(Backlog { pending, overdue, oldest, applied })
     }
 
     /// The writer of the write at catalog `version` could not apply its rows: they are overdue from
@@ -138,7 +147,7 @@ impl Db {
     pub async fn hand_over(&self, version: i64) -> Result<()> {
         let grace = i64::try_from(GRACE.as_millis()).unwrap_or(i64::MAX);
         self.counted();
-        sqlx::query("update cache_log set created_at = created_at - $1 where version = $2")
+        sqlx::query("update cache_log set created_at = created_at - $1 where version = $2 and applied_at is null")
             .bind(grace)
             .bind(version)
             .execute(&self.pool)
@@ -146,9 +155,9 @@ impl Db {
         Ok(())
     }
 
-    /// Whether rows of the write at catalog `version` are still in the log.
+    /// Whether rows of the write at catalog `version` are still to be applied.
     pub async fn logged(&self, version: i64) -> Result<bool> {
-        let row = sqlx::query("select count(*) as n from cache_log where version = $1")
+        let row = sqlx::query("select count(*) as n from cache_log where version = $1 and applied_at is null")
             .bind(version)
             .fetch_one(&self.pool)
             .await?;
@@ -161,8 +170,8 @@ impl Db {
         let grace = GRACE;
         let lock = if self.backend == Backend::Postgres { "for update skip locked" } else { "" };
         let sql = format!(
-            "select id, slug, version, order_changed from cache_log where created_at <= {} - $1 \
-             order by id limit $2 {lock}",
+            "select id, slug, version, order_changed from cache_log \
+             where applied_at is null and created_at <= {} - $1 order by id limit $2 {lock}",
             self.now_ms()
         );
         let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
@@ -189,8 +198,16 @@ impl Db {
         Ok(Claim { entries, tx, db: self.clone() })
     }
 
-    /// Deletes rows older than `age` unapplied: every key they could have fixed has expired since
-    /// (their age is past the longest TTL), so the log stays small through any outage.
+    /// Redis lost writes it had taken: every kept row is to be applied again, at once (overdue).
+    /// Returns how many.
+    pub async fn reopen(&self) -> Result<u64> {
+        let grace = i64::try_from(GRACE.as_millis()).unwrap_or(i64::MAX);
+        let sql = "update cache_log set applied_at = null, created_at = created_at - $1 where applied_at is not null";
+        Ok(sqlx::query(sql).bind(grace).execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Deletes rows older than `age`, applied or not: every key they could have fixed has expired
+    /// since (their age is past the longest TTL), so the log stays small through any outage.
     pub async fn prune(&self, age: Duration) -> Result<u64> {
         let sql = format!("delete from cache_log where created_at < {} - $1", self.now_ms());
         let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
@@ -208,7 +225,7 @@ impl Claim {
         Ok(())
     }
 
-    /// The claimed rows were applied: deletes them (and releases their locks).
+    /// The claimed rows were applied: marks them (and releases their locks).
     pub async fn done(self) -> Result<()> {
         let Self { entries, tx, db } = self;
         if entries.is_empty() {
@@ -217,7 +234,11 @@ impl Claim {
             }
             return Ok(());
         }
-        let sql = format!("delete from cache_log where id in ({})", super::rows::list(1, entries.len()));
+        let sql = format!(
+            "update cache_log set applied_at = {} where id in ({})",
+            db.now_ms(),
+            super::rows::list(1, entries.len())
+        );
         let mut q = sqlx::query(&sql);
         for e in &entries {
             q = q.bind(e.id);

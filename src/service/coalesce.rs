@@ -158,9 +158,8 @@ where
                     None if ticket.releases.is_some_and(|seen| seen != state.releases.load(Relaxed)) => {
                         return Ok(Got::LookAgain);
                     }
-                    // without a lease: the token, read after this request arrived (once), to join
-                    // a read by, or to begin one under for the requests after it
-                    Some(Entry { token: Some(_), .. }) | None if !asked && token.is_none() => Step::ReadToken,
+                    // without a lease: the token, read after this request arrived (once)
+                    Some(Entry { token: Some(_), .. }) if !asked && token.is_none() => Step::ReadToken,
                     // none, or one begun before this request arrived under another token: the next
                     current => {
                         let after = current.map(|e| e.flight.clone());

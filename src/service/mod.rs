@@ -105,6 +105,11 @@ impl MovieService {
         self.inner.cache.leased_token()
     }
 
+    /// Takes this server's cache lease, before it serves (see `cache::lease`).
+    pub async fn take_lease(&self) {
+        self.inner.cache.take_lease().await;
+    }
+
     /// Holds this server's cache lease until the task is dropped (see `cache::lease`).
     pub fn hold_lease(&self) -> impl Future<Output = ()> + Send + 'static {
         self.inner.cache.clone().hold_lease()

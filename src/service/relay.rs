@@ -60,21 +60,21 @@ impl MovieService {
     pub async fn relay_tick(&self) -> Result<usize> {
         let (db, cache) = (&self.inner.db, &self.inner.cache);
         let look = cache.look();
-        let backlog = db.backlog().await?;
+        let mut backlog = db.backlog().await?;
         self.inner.stats.cache_log(backlog);
+        // a row older than the longest TTL can fix nothing: every key it names has expired since
+        let config = cache.config();
+        let expired = config.movie_ttl.max(config.page_ttl) + crate::db::GRACE;
+        db.prune(expired).await?;
+        if self.went_back_in_time(backlog).await? {
+            backlog = db.backlog().await?;
+        }
         if backlog.overdue == 0 {
             cache.confirm(look);
             return Ok(0);
         }
         // Redis may lack what these rows teach it: nothing is read from it until they are applied
         cache.distrust();
-        // a row older than the longest TTL can fix nothing: every key it names has expired since
-        let config = cache.config();
-        let expired = config.movie_ttl.max(config.page_ttl) + crate::db::GRACE;
-        if backlog.oldest.is_some_and(|age| age > expired) {
-            let pruned = db.prune(expired).await?;
-            tracing::info!(pruned, "cache log: dropped rows older than every TTL");
-        }
         // a server that cannot reach Redis claims nothing: a claim held while its writes time out
         // would keep the rows from the relays of the servers that can
         cache.ping().await.map_err(|e| anyhow::anyhow!("redis unreachable from this server: {e}"))?;
@@ -96,7 +96,27 @@ impl MovieService {
         Ok(applied)
     }
 
-    /// Claims, applies and deletes up to `PER_PASS` rows. On an error the rows stay, released
+    /// Whether Redis lost writes it had taken (restarted from an older snapshot, a replica
+    /// promoted before it received them): its stamp is older than the newest write the log says
+    /// it took. Then every kept row is to be applied again, and Redis is not trusted until it is.
+    async fn went_back_in_time(&self, backlog: crate::db::Backlog) -> Result<bool> {
+        let Some(applied) = backlog.applied else { return Ok(false) };
+        let Ok(Some(stamp)) = self.inner.cache.stamp().await else { return Ok(false) };
+        if stamp.version >= applied {
+            return Ok(false);
+        }
+        self.inner.cache.distrust();
+        let reopened = self.inner.db.reopen().await?;
+        tracing::warn!(
+            redis = stamp.version,
+            taken = applied,
+            reopened,
+            "redis went back in time: it lost writes it had taken; applying the cache log's kept rows again"
+        );
+        Ok(true)
+    }
+
+    /// Claims, applies and marks up to `PER_PASS` rows. On an error the rows stay, released
     /// for the next pass of any server.
     async fn relay_pass(&self) -> Result<usize> {
         let db = &self.inner.db;
