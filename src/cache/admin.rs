@@ -115,6 +115,27 @@ impl Cache {
         Ok(super::entry::decode_stamp(raw.as_deref()))
     }
 
+    /// Whether Redis — the one, or any master of a cluster — restarted or was replaced (a new
+    /// `run_id`, a new replication ID: a failover) since this server last asked: it may have come
+    /// back with less than it had taken (an older snapshot, a replica that had not received every
+    /// write). The first call answers `false`.
+    pub async fn replaced(&self) -> Result<bool, CacheError> {
+        let info = |mut c: Connection| async move {
+            redis::cmd("INFO").arg("server").arg("replication").query_async::<Value>(&mut c).await
+        };
+        let reply = self.inner.client.call_coordination(info).await?;
+        let mut nodes: Vec<String> = match reply {
+            Value::Map(nodes) => nodes.into_iter().map(|(_, reply)| identity(reply)).collect(),
+            reply => vec![identity(reply)],
+        };
+        nodes.sort();
+        let now = nodes.join(" ");
+        let Ok(mut seen) = self.inner.seen_redis.lock() else { return Ok(false) };
+        let replaced = seen.as_ref().is_some_and(|before| *before != now);
+        *seen = Some(now);
+        Ok(replaced)
+    }
+
     /// The token's hash: the current token, its age, and each server's lease.
     pub async fn token_state(&self) -> Result<TokenState, CacheError> {
         let key = self.inner.keys.token();
@@ -212,6 +233,15 @@ fn token_state(now: u64, fields: Vec<(String, String)>) -> TokenState {
         .collect();
     state.leases.sort_by(|a, b| a.server.cmp(&b.server));
     state
+}
+
+/// A node's `run_id` and replication ID, from its `INFO server replication`.
+fn identity(reply: Value) -> String {
+    let text = redis::from_redis_value::<String>(reply).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).unwrap_or("").trim()
+    };
+    format!("{}/{}", field("run_id"), field("master_replid"))
 }
 
 /// The two lines of `INFO memory` the stats show.

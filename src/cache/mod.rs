@@ -90,6 +90,8 @@ struct Inner {
     token_reads: Arc<token::TokenReads>,
     lease: lease::Lease,
     trust: trust::Trust,
+    /// What Redis was when last asked (see `admin::replaced`).
+    seen_redis: std::sync::Mutex<Option<String>>,
     /// The tests' seams (see `hooks`): a sweep held halfway.
     hooks: Hooks,
 }
@@ -109,6 +111,7 @@ impl Cache {
                 token_reads: Arc::default(),
                 lease: lease::Lease::default(),
                 trust: trust::Trust::default(),
+                seen_redis: std::sync::Mutex::default(),
                 hooks,
             }),
         })

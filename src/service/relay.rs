@@ -96,22 +96,27 @@ impl MovieService {
         Ok(applied)
     }
 
-    /// Whether Redis lost writes it had taken (restarted from an older snapshot, a replica
-    /// promoted before it received them): its stamp is older than the newest write the log says
-    /// it took. Then every kept row is to be applied again, and Redis is not trusted until it is.
+    /// Whether Redis may have lost writes it had taken: its stamp is older than the newest write
+    /// the log says it took, or it restarted or failed over since the last tick (an older snapshot,
+    /// a replica that had not received every write). Then every kept row is to be applied again,
+    /// and Redis is not trusted until it is.
     async fn went_back_in_time(&self, backlog: crate::db::Backlog) -> Result<bool> {
+        let cache = &self.inner.cache;
+        let replaced = cache.replaced().await.unwrap_or(false);
         let Some(applied) = backlog.applied else { return Ok(false) };
-        let Ok(Some(stamp)) = self.inner.cache.stamp().await else { return Ok(false) };
-        if stamp.version >= applied {
+        let stamp = cache.stamp().await.ok().flatten().map(|s| s.version);
+        let older = stamp.is_some_and(|v| v < applied);
+        if !older && !replaced {
             return Ok(false);
         }
-        self.inner.cache.distrust();
+        cache.distrust();
         let reopened = self.inner.db.reopen().await?;
         tracing::warn!(
-            redis = stamp.version,
+            stamp,
             taken = applied,
+            replaced,
             reopened,
-            "redis went back in time: it lost writes it had taken; applying the cache log's kept rows again"
+            "redis may have lost writes it had taken; applying the cache log's kept rows again"
         );
         Ok(true)
     }
