@@ -498,12 +498,27 @@ async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost()
 
     assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
     assert_eq!(cached_title(&conn, &prefix, &slug).await.as_deref(), Some("After The Snapshot"), "Redis took it");
+    // the servers frozen meanwhile, so that what Redis came back with can be seen
+    for s in &servers {
+        s.freeze(true);
+    }
     redis.kill();
     redis.restart().await;
     let conn = single(&redis.url()).await;
     assert_eq!(cached_title(&conn, &prefix, &slug).await, Some(old), "the snapshot's older copy is back");
+    for s in &servers {
+        s.freeze(false);
+    }
 
+    // the servers reconnect (their first calls after the restart fail, and are read around)
     let started = Instant::now();
+    let (_, page3) = servers[0].get_text("/movies?page=3").await;
+    let other = crate::helpers::card_slugs(&page3)[0].clone();
+    while started.elapsed() < Duration::from_millis(300) {
+        for s in &servers {
+            let _ = detail(s, &other).await;
+        }
+    }
     let refs: Vec<&Server> = servers.iter().collect();
     let repaired = until(Duration::from_secs(5), || async {
         for s in &refs {

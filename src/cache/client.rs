@@ -73,6 +73,8 @@ pub struct Client {
     breaker: Breaker,
     last_log: AtomicU64,
     suppressed: AtomicU64,
+    /// Connections lost so far (refused, reset, dropped): Redis may have restarted (see `trust`).
+    lost: AtomicU64,
 }
 
 impl Client {
@@ -117,6 +119,7 @@ impl Client {
             breaker: Breaker::new(config.breaker),
             last_log: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         })
     }
 
@@ -126,6 +129,11 @@ impl Client {
 
     pub fn is_cluster(&self) -> bool {
         self.cluster.is_some()
+    }
+
+    /// How many times a connection to Redis was lost (refused, reset, dropped).
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Relaxed)
     }
 
     fn connection(&self) -> Option<Connection> {
@@ -201,7 +209,12 @@ impl Client {
                 self.breaker.record(self.now_ms(), true, probe);
                 return Err(CacheError::Redis(e));
             }
-            Ok(Err(e)) => CacheError::Redis(e),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+                    self.lost.fetch_add(1, Relaxed);
+                }
+                CacheError::Redis(e)
+            }
             Err(_) => CacheError::Timeout(self.timeout),
         };
         self.failed(&result, probe);

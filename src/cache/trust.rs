@@ -10,6 +10,10 @@
 //! token, and the pages it keeps under that token — only until `CONFIRMED_FOR` after the start of
 //! its relay's last pass that found no row overdue (see `service::relay`), by its own monotonic
 //! clock. A server whose relay cannot reach the database stops trusting Redis when that runs out.
+//!
+//! A lost connection (refused, reset) also ends trust until the next look: Redis may have
+//! restarted from an older snapshot, which that look checks for (see `service::relay`) before
+//! anything is read from it again. A timeout alone does not: a frozen Redis loses nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -30,6 +34,8 @@ struct State {
     /// Raised by every `distrust`: a look begun before it confirms nothing.
     generation: u64,
     until: Option<Instant>,
+    /// The client's count of lost connections when the confirming look began.
+    lost: u64,
 }
 
 /// A look at the cache log, begun: confirms trust from its start if nothing overdue was found and
@@ -38,13 +44,14 @@ struct State {
 pub struct Look {
     began: Instant,
     generation: u64,
+    lost: u64,
 }
 
 impl Cache {
     /// Call before reading the cache log.
     pub fn look(&self) -> Look {
         let generation = self.inner.trust.state.lock().map(|s| s.generation).unwrap_or(u64::MAX);
-        Look { began: Instant::now(), generation }
+        Look { began: Instant::now(), generation, lost: self.inner.client.lost() }
     }
 
     /// The look found nothing overdue in the cache log: Redis may be trusted until `CONFIRMED_FOR`
@@ -55,6 +62,7 @@ impl Cache {
         {
             let until = look.began + CONFIRMED_FOR;
             state.until = Some(state.until.map_or(until, |u| u.max(until)));
+            state.lost = look.lost;
         }
     }
 
@@ -68,7 +76,8 @@ impl Cache {
     }
 
     pub fn is_trusted(&self) -> bool {
-        self.inner.trust.state.lock().ok().and_then(|s| s.until).is_some_and(|until| Instant::now() < until)
+        let Ok(state) = self.inner.trust.state.lock() else { return false };
+        state.lost == self.inner.client.lost() && state.until.is_some_and(|until| Instant::now() < until)
     }
 
     /// `Err(Unconfirmed)` while Redis is not trusted.
@@ -98,7 +107,7 @@ mod tests {
         let look = cache.look();
         cache.confirm(look);
         assert!(cache.is_trusted());
-        let old = Look { began: Instant::now() - CONFIRMED_FOR, generation: look.generation };
+        let old = Look { began: Instant::now() - CONFIRMED_FOR, ..look };
         cache.distrust();
         cache.confirm(Look { generation: old.generation + 1, ..old });
         assert!(!cache.is_trusted(), "a look as old as the confirmation's length confirms nothing");
