@@ -13,6 +13,7 @@ mod cache_log;
 mod cli;
 mod failures;
 mod faults;
+mod history;
 mod input;
 mod lists;
 mod pages;
