@@ -132,7 +132,7 @@ impl Db {
         let sql = format!(
             "select {STAMP}, {total} as f_total, {cols} from catalog c left join \
              (select {mcols} from (select slug from movies where {filter} and $2 < {total} \
-               order by {inner} limit $1 offset $2) p join movies m on m.slug = p.slug) f \
+               order by {inner} limit $1 offset $2) p cross join movies m where m.slug = p.slug) f \
              on 1 = 1 order by {outer}",
             cols = rows::columns_of("f"),
             mcols = rows::columns_of("m"),
@@ -181,7 +181,8 @@ impl Db {
     }
 
     /// A page of every film in `sort`'s order: from the top, skipping `skip`, or from a seek.
-    /// Two steps: the page's slugs from the sort's index alone, then their films.
+    /// Two steps: the page's slugs from the sort's index alone, then their films (a cross join:
+    /// SQLite keeps that order, instead of scanning the films and looking each up in the page).
     async fn page_at(
         &self,
         sort: Sort,
@@ -226,7 +227,7 @@ impl Db {
         }
         let sql = format!(
             "select {STAMP}, {cols} from catalog c left join \
-             (select {mcols} from ({slugs}) p join movies m on m.slug = p.slug) f on 1 = 1 \
+             (select {mcols} from ({slugs}) p cross join movies m where m.slug = p.slug) f on 1 = 1 \
              order by {outer}",
             slugs = parts.join(" union all "),
             cols = rows::columns_of("f"),
