@@ -89,7 +89,7 @@ impl Db {
             counts = counts.join(", ")
         );
         let tail = format!(
-            ") u join movies m on m.slug = u.slug where {offset} < (select total from t) \
+            ") u cross join movies m where m.slug = u.slug and {offset} < (select total from t) \
               order by u.rank, m.imdb_votes desc nulls last, m.slug limit {limit} offset {offset}) f on 1 = 1 \
              order by {outer}",
             outer = order("f."),
@@ -105,16 +105,30 @@ impl Db {
             // title, and stops after the page (about reach × films / found titles read); a rare
             // one reads the index of words, then sorts its few films.
             let walk = "(select walk from t)";
+            // SQLite's index of words does its work before a false condition is seen: when the
+            // walk answers, it is asked for nothing ("" matches no film)
+            // The walk's guard: PostgreSQL checks a condition of no row once, before the walk; SQLite
+            // reads it for every row (of a million, when the walk is not wanted): a LIMIT of 0 there.
+            let (walked, walk_limit) = match self.backend {
+                Backend::Sqlite => (String::new(), format!("(select case when walk then {reach} else 0 end from t)")),
+                Backend::Postgres => (format!("{walk} and "), reach.clone()),
+            };
+            let unwalked = match self.backend {
+                Backend::Sqlite => "rowid in (select rowid from movies_search where movies_search match \
+                    (select case when t.walk then '\"\"' else q.text end from q, t))"
+                    .to_owned(),
+                Backend::Postgres => matched.clone(),
+            };
             format!(
                 "{head} t as materialized (select n0 as total, \
                    {reach} * (select movie_count from catalog) < n0 * n0 as walk from d) \
                  {select} \
                     select 0 as rank, slug from movies where search_title = {phrase} and {all_likes} \
                     union all \
-                    select 1 as rank, slug from (select slug from movies where {walk} and {all_likes} \
-                      and search_title <> {phrase} order by imdb_votes desc nulls last, slug limit {reach}) o \
+                    select 1 as rank, slug from (select slug from movies where {walked}{all_likes} \
+                      and search_title <> {phrase} order by imdb_votes desc nulls last, slug limit {walk_limit}) o \
                     union all \
-                    select 1 as rank, slug from (select slug from movies where not {walk} and {matched} \
+                    select 1 as rank, slug from (select slug from movies where not {walk} and {unwalked} \
                       and search_title <> {phrase} order by imdb_votes + 0 desc nulls last, slug limit {reach}) s \
                  {tail}"
             )
