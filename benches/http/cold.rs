@@ -7,8 +7,8 @@
 //! The kinds: the listing at page 1, deep (page 20,000 and the last) and past its end; the same deep
 //! page right after a write that moves a film (its counts read again); every genre × decade ×
 //! rating filter (none included) with each sort at page 1, a middle page, the last page and past
-//! the end; searches for the commonest words, rare ones and none; film pages with their related
-//! films.
+//! the end; searches for the commonest words, rare ones and none, at page 1, 2 and a middle page;
+//! film pages with their related films.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -191,15 +191,19 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
     eprintln!("  search");
     let on = start().await?;
     let exact = marquee::dataset::synthetic(big / 2, 1).next().map(|m| m.title).unwrap_or_default();
-    let mut searches = Kind::new("search: the, a, t, love, paris, two words, a whole title, no match; pages 1, 2, 100");
-    for q in ["the", "a", "t", "love", "paris", "crimson harbor", exact.as_str(), "zyzzyva"] {
+    let mut searches = Kind::new("search: the, a, t, love, paris, two words, a whole title, no match; page 1");
+    let mut deeper = Kind::new("search: the same, page 2 and a middle page");
+    for q in ["the", "a", "t", "love", "paris", "crimson harbor", "the crimson", exact.as_str(), "zyzzyva"] {
         let path = format!("/search?q={}", q.replace(' ', "+"));
-        searches.add(timed(on.addr, &path, 200).await?.0, &path);
+        let (took, html) = timed(on.addr, &path, 200).await?;
+        searches.add(took, &path);
+        let pages = u32::try_from(size_of(&html).div_ceil(u64::from(PAGE_SIZE)))?;
+        for n in [2, pages / 2].into_iter().filter(|n| *n >= 2 && *n <= pages) {
+            let path = format!("{path}&page={n}");
+            deeper.add(timed(on.addr, &path, 200).await?.0, &path);
+        }
     }
-    for path in ["/search?q=the&page=2", "/search?q=the&page=100", "/search?q=paris&page=100"] {
-        searches.add(timed(on.addr, path, 200).await?.0, path);
-    }
-    kinds.push(searches);
+    kinds.extend([searches, deeper]);
     drop(on);
 
     eprintln!("  film pages");
