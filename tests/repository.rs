@@ -3,7 +3,7 @@
 
 use marquee::dataset;
 use marquee::db::Db;
-use marquee::movies::{Date, Movie, MoviePatch, NewMovie, PageNumber, Slug};
+use marquee::movies::{Date, Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, Sort};
 use serde_json::json;
 
 use crate::both;
@@ -421,4 +421,98 @@ both!(every_field_round_trips_through_every_write, |backend| async move {
     assert_eq!(db.import(vec![redirected.clone()]).await.unwrap().updated, 1);
     assert!(db.stamp().await.unwrap().list_version > lists, "the director's other films are a list");
     assert_eq!(without_version(&read("delicatessen-1999").await), redirected);
+});
+
+/// Every list in its sort's order, computed here from films the test holds: highest first, films
+/// without the value last, ties by slug.
+fn in_list_order(films: &[Movie], list: &MovieList) -> Vec<String> {
+    use std::cmp::Ordering;
+    let keep = |m: &&Movie| {
+        let year = m.release_date.year();
+        list.genre().is_none_or(|(_, name)| m.genre.as_deref() == Some(name))
+            && list.decade().is_none_or(|d| (d..d + 10).contains(&year))
+            && list.rating().is_none_or(|(_, rating)| m.mpaa_rating.as_deref() == Some(rating))
+    };
+    let value = |m: &Movie| match list.sort {
+        Sort::Newest => m.release_date.to_string().replace('-', "").parse::<f64>().ok(),
+        Sort::Rating => m.imdb_rating,
+        Sort::Votes => m.imdb_votes.map(|v| v as f64),
+        Sort::Gross => m.worldwide_gross.map(|v| v as f64),
+    };
+    let mut kept: Vec<&Movie> = films.iter().filter(keep).collect();
+    kept.sort_by(|a, b| match (value(a), value(b)) {
+        (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal).then_with(|| a.slug.cmp(&b.slug)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.slug.cmp(&b.slug),
+    });
+    kept.into_iter().map(|m| m.slug.clone()).collect()
+}
+
+fn list_of(pairs: &[(&str, &str)]) -> MovieList {
+    let mut list = MovieList::default();
+    for (k, v) in pairs {
+        list.set(k, v).unwrap();
+    }
+    list
+}
+
+/// Unfiltered sorts (deep pages through the bucket counts) and narrowed lists (through the
+/// filter-led indexes and the cell counts): every page, and the size each reports.
+fn lists() -> Vec<MovieList> {
+    let mut out = Vec::new();
+    for sort in ["newest", "rating", "votes", "gross"] {
+        for filters in [
+            &[][..],
+            &[("genre", "drama")],
+            &[("decade", "1990")],
+            &[("rating", "r")],
+            &[("genre", "comedy"), ("decade", "2000"), ("rating", "pg-13")],
+        ] {
+            let mut pairs = filters.to_vec();
+            pairs.push(("sort", sort));
+            out.push(list_of(&pairs));
+        }
+    }
+    out
+}
+
+async fn every_list_matches(db: &Db, films: &[Movie], size: u32) {
+    for list in lists() {
+        let expected = in_list_order(films, &list);
+        let pages = u32::try_from(expected.len().div_ceil(size as usize)).unwrap().max(1);
+        let mut all = Vec::new();
+        for n in 1..=pages + 1 {
+            let (_, total, movies) = db.list_page(&list, page(n), size).await.unwrap();
+            assert_eq!(total, expected.len() as i64, "{} page {n}: the list's size", list.key());
+            all.extend(movies.into_iter().map(|f| f.slug));
+        }
+        assert_eq!(all, expected, "{}", list.key());
+    }
+}
+
+both!(every_list_pages_deep_in_its_order_and_counts_stay_right_after_writes, |backend| async move {
+    let (_t, db) = loaded(backend).await;
+    let mut films = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
+    // a page size that puts most pages past the first step, where deep pages seek
+    every_list_matches(&db, &films, 37).await;
+    // writes that move films within and between lists, add one and remove one
+    let edits = [
+        (films[5].slug.clone(), json!({"release_date": "1995-06-30", "genre": "Comedy", "mpaa_rating": "R"})),
+        (films[6].slug.clone(), json!({"imdb_rating": null, "imdb_votes": 123_456, "worldwide_gross": 99})),
+        (films[7].slug.clone(), json!({"imdb_rating": 9.9, "imdb_votes": null, "worldwide_gross": null})),
+    ];
+    for (s, patch) in edits {
+        let updated = db.update(&slug(&s), &MoviePatch::from_json(patch).unwrap()).await.unwrap().unwrap();
+        if let Some(f) = films.iter_mut().find(|f| f.slug == s) {
+            *f = Movie { version: f.version, ..updated.movie };
+        }
+    }
+    let gone = films.remove(8);
+    db.delete(&slug(&gone.slug)).await.unwrap().unwrap();
+    let new = NewMovie::from_json(json!({"title": "Cold Start", "release_date": "2003-03-03", "genre": "Comedy",
+        "mpaa_rating": "PG-13", "imdb_rating": 7.1, "imdb_votes": 4242, "worldwide_gross": 1_000_000}))
+    .unwrap();
+    films.push(db.create(new).await.unwrap().0);
+    every_list_matches(&db, &films, 37).await;
 });

@@ -15,7 +15,9 @@
 //! (`cluster`: the single-Redis-against-cluster part alone, with `--million` its order change too;
 //! `breaker`: warm listings at twice the saturating rate, the rate breaker against the old rule,
 //! written to RESULTS-breaker.md; `search`: search at 1,000,000 films on both backends, and
-//! whether caching it would pay, written to RESULTS-search.md), `--secs N` (wrk
+//! whether caching it would pay, written to RESULTS-search.md; `cold`: every kind of page with
+//! nothing cached at 1,000,000 films on both backends, the slowest of each kind against 50 ms,
+//! written to RESULTS-cold.md), `--secs N` (wrk
 //! duration, default 5), `--rounds N` (default 3), `--films N` (size of the big part), `--no-write`.
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
 
@@ -23,6 +25,7 @@ mod breaker;
 mod ceilings;
 mod client;
 mod cluster;
+mod cold;
 mod common;
 mod design;
 mod embedded;
@@ -101,9 +104,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn preflight() -> Result<()> {
-    Command::new("wrk").arg("-v").output().context("wrk is not installed (apt-get install wrk)")?;
-    Command::new("nginx").arg("-v").output().context("nginx is not installed (apt-get install nginx-light)")?;
+async fn preflight(opts: &Opts) -> Result<()> {
+    // the cold part times single requests with the bench's own client: no load generator, no nginx
+    if !opts.cold_only {
+        Command::new("wrk").arg("-v").output().context("wrk is not installed (apt-get install wrk)")?;
+        Command::new("nginx").arg("-v").output().context("nginx is not installed (apt-get install nginx-light)")?;
+    }
     let mut c = lab::connect().await?;
     redis::cmd("PING").query_async::<String>(&mut c).await.context("Redis at 127.0.0.1:6379")?;
     servers::admin_sql("select 1").await.context("PostgreSQL at postgres://postgres@127.0.0.1:5432/test")?;
@@ -111,7 +117,7 @@ async fn preflight() -> Result<()> {
 }
 
 async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
-    preflight().await?;
+    preflight(opts).await?;
     let heading = heading(opts);
     let started = Instant::now();
     let tmp = std::env::temp_dir().join(format!("marquee-bench-{}-{}", std::process::id(), fastrand::u32(..)));
@@ -119,7 +125,7 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     janitor.dir(&tmp);
     let mut rows = Vec::new();
     let mut profile = String::new();
-    let part_only = opts.cluster_only || opts.breaker_only || opts.search_only;
+    let part_only = opts.cluster_only || opts.breaker_only || opts.search_only || opts.cold_only;
     if !part_only {
         for backend in opts.backends() {
             eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
@@ -130,19 +136,35 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             design::rows(opts, janitor, &mut rows).await?;
         }
     }
+    if opts.cold_only {
+        for backend in opts.backends() {
+            eprintln!(
+                "[{:>5.0} s] {}: every page cold at {} films",
+                started.elapsed().as_secs_f64(),
+                backend.name(),
+                thousands(opts.big as f64)
+            );
+            cold::phase(opts, janitor, &tmp, backend, &mut rows).await?;
+        }
+    }
     if opts.backends().contains(&servers::Backend::Postgres)
         && !opts.breaker_only
         && !opts.search_only
         && !opts.steady_only
+        && !opts.cold_only
     {
         eprintln!("[{:>5.0} s] PostgreSQL: single Redis against a Redis Cluster", started.elapsed().as_secs_f64());
         cluster::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if opts.backends().contains(&servers::Backend::Postgres) && !opts.cluster_only && !opts.search_only {
+    if opts.backends().contains(&servers::Backend::Postgres)
+        && !opts.cluster_only
+        && !opts.search_only
+        && !opts.cold_only
+    {
         eprintln!("[{:>5.0} s] PostgreSQL: the breaker at twice the saturating rate", started.elapsed().as_secs_f64());
         breaker::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if (opts.million || opts.search_only) && !opts.breaker_only {
+    if (opts.million || opts.search_only) && !opts.breaker_only && !opts.cold_only {
         for backend in opts.backends() {
             eprintln!(
                 "[{:>5.0} s] {}: {} films",
@@ -167,6 +189,7 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     if opts.write && !opts.quick {
         let command = match (opts.cluster_only, opts.breaker_only, opts.search_only, opts.million) {
             _ if opts.steady_only => "cargo bench --bench http -- --only steady",
+            _ if opts.cold_only => "cargo bench --bench http -- --only cold",
             (true, _, _, true) => "cargo bench --bench http -- --only cluster --million",
             (true, _, _, false) => "cargo bench --bench http -- --only cluster",
             (false, true, _, _) => "cargo bench --bench http -- --only breaker",
@@ -178,7 +201,9 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             "# Benchmark results\n\nThe table of the last run of `{command}` (see benches/http/main.rs). \
              Re-run it to replace this file.\n\n```text\n{heading}\n```\n\n{table}\n{summary}\n\n{NOTES}\n{profile}"
         );
-        let file = if opts.cluster_only {
+        let file = if opts.cold_only {
+            "benches/RESULTS-cold.md"
+        } else if opts.cluster_only {
             "benches/RESULTS-cluster.md"
         } else if opts.breaker_only {
             "benches/RESULTS-breaker.md"

@@ -21,6 +21,8 @@ pub struct Opts {
     pub search_only: bool,
     /// `--only steady`: the steady-state rows (with the ceilings) and search on SQLite alone.
     pub steady_only: bool,
+    /// `--only cold`: every kind of page with nothing cached at `big` films, on both backends.
+    pub cold_only: bool,
     pub secs: u32,
     pub rounds: usize,
     pub write: bool,
@@ -43,6 +45,7 @@ impl Opts {
             breaker_only: false,
             search_only: false,
             steady_only: false,
+            cold_only: false,
             secs: 5,
             rounds: 3,
             write: true,
@@ -78,7 +81,11 @@ impl Opts {
                             o.search_only = true;
                             None
                         }
-                        other => bail!("--only sqlite|postgres|cluster|breaker|search|steady, got {other:?}"),
+                        Some("cold") => {
+                            o.cold_only = true;
+                            None
+                        }
+                        other => bail!("--only sqlite|postgres|cluster|breaker|search|steady|cold, got {other:?}"),
                     }
                 }
                 "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,

@@ -99,6 +99,12 @@ impl Db {
             total += added;
             progress(total);
         }
+        if total > 0 {
+            // the planner's statistics, so that each list's query walks the index that suits it
+            // (SQLite has none until asked; PostgreSQL's autovacuum would get to it later)
+            self.counted();
+            sqlx::query("analyze").execute(&self.pool).await?;
+        }
         Ok(total)
     }
 

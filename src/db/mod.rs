@@ -62,7 +62,7 @@ impl DbError {
     }
 }
 
-/// The pool plus what the repository keeps beside it (the deep-page anchors, the query counter).
+/// The pool plus what the repository keeps beside it (the deep pages' bucket counts, the query counter).
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,

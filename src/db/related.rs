@@ -19,15 +19,18 @@ impl Db {
     pub async fn related(&self, movie: &Movie, limit: u32) -> Result<(Stamp, RelatedSlugs)> {
         let decade = movie.release_date.year() / 10 * 10;
         let (from, to) = (format!("{decade:04}-01-01"), format!("{:04}-01-01", decade + 10));
+        // each relation is a walk of its own index that stops at `limit` films (movies_by_director;
+        // movies_by_genre_votes, the decade read from the index), numbered once they are found
         let sql = format!(
             "select {STAMP}, r.kind as r_kind, r.slug as r_slug from catalog c left join ( \
-               select cast(0 as bigint) as kind, slug, i from (select slug, \
-                 row_number() over (order by release_date desc, slug) as i \
-                 from movies where director = $1 and slug <> $3) d where i <= $4 \
+               select cast(0 as bigint) as kind, slug, row_number() over (order by release_date desc, slug) as i \
+               from (select slug, release_date from movies where director = $1 and slug <> $3 \
+                 order by release_date desc, slug limit $4) d \
                union all \
-               select cast(1 as bigint) as kind, slug, i from (select slug, \
-                 row_number() over (order by imdb_votes desc nulls last, slug) as i from movies \
-                 where genre = $2 and slug <> $3 and release_date >= $5 and release_date < $6) g where i <= $4 \
+               select cast(1 as bigint) as kind, slug, row_number() over (order by imdb_votes desc nulls last, slug) as i \
+               from (select slug, imdb_votes from movies \
+                 where genre = $2 and slug <> $3 and release_date >= $5 and release_date < $6 \
+                 order by imdb_votes desc nulls last, slug limit $4) g \
              ) r on 1 = 1 where c.id = 1 order by r.kind, r.i"
         );
         self.counted();

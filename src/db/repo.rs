@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::anchors::{self, Set};
+use super::anchors::{self, Buckets};
 use super::rows::{self, COLUMNS, LIST_FIELDS};
 use super::{Db, DbError, Result};
-use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, movie_slug};
+use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, Sort, movie_slug};
 
 /// The catalog row: `version` grows with every write, `order_version` whenever the listing order
 /// may have changed, `list_version` whenever any other list (a genre, a decade, a rating, a sort)
@@ -42,7 +42,26 @@ pub(super) const STAMP: &str = "c.version as c_version, c.order_version as c_ord
      c.list_version as c_list_version, c.movie_count as c_movie_count";
 const RETURNING: &str = "returning version as c_version, order_version as c_order_version, \
      list_version as c_list_version, movie_count as c_movie_count";
-const ORDER: &str = "order by release_date desc, slug";
+
+/// A value bound to a statement built piece by piece.
+enum Value {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// A sort's order: highest first, films without the value last, ties by slug. A release date is
+/// never missing, and PostgreSQL reads `desc` as nulls first: the listing's indexes say `desc`.
+fn order_by(sort: Sort, alias: &str) -> String {
+    match sort {
+        Sort::Newest => format!("{alias}release_date desc, {alias}slug"),
+        other => format!("{alias}{} desc nulls last, {alias}slug", other.column()),
+    }
+}
+
+fn whole(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 pub(super) fn stamp(row: &AnyRow) -> Result<Stamp> {
     Ok(Stamp {
@@ -63,43 +82,61 @@ pub(super) fn stamp_and_movies(rows: &[AnyRow]) -> Result<(Stamp, Vec<Movie>)> {
 impl Db {
     /// Page `page` of the listing, `size` films, newest release first.
     pub async fn page(&self, page: PageNumber, size: u32) -> Result<(Stamp, Vec<Movie>)> {
-        self.listing_page(page, size).await
+        let (stamp, _, movies) = self.list_page(&MovieList::default(), page, size).await?;
+        Ok((stamp, movies))
     }
 
     /// Page `page` of `list`: the stamp, the number of films in the whole list, and the page's films.
+    /// Films without the sort's value come last, ties in slug order.
     pub async fn list_page(&self, list: &MovieList, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
-        if list.is_default() {
-            let (stamp, movies) = self.page(page, size).await?;
-            return Ok((stamp, stamp.movie_count, movies));
+        if list.is_filtered() {
+            return self.filtered_page(list, page, size).await;
         }
-        self.filtered_page(list, page, size).await
+        let (stamp, movies) = self.sorted_page(list, page.offset(size), size).await?;
+        Ok((stamp, stamp.movie_count, movies))
     }
 
-    /// A list other than the listing: its filters and sort in one statement, with the list's size
-    /// counted by a window over the same filter. Films without the sort's value come last, ties in
-    /// slug order.
+    /// A narrowed list, in one statement: the size from `list_counts` (the sum of the list's
+    /// cells), the page's slugs from an index walk that reads no film (the filter leads the index,
+    /// the other filters are in it), then those films. A page past the end reads nothing.
     async fn filtered_page(&self, list: &MovieList, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
         let mut filters = Vec::new();
+        let mut cells = Vec::new();
         let mut values: Vec<String> = Vec::new();
         if let Some((_, name)) = list.genre() {
             values.push(name.to_owned());
             filters.push(format!("genre = ${}", values.len() + 2));
+            cells.push(format!("genre = ${}", values.len() + 2));
         }
-        if let Some((from, to)) = list.decade_bounds() {
-            filters.push(format!("release_date >= ${} and release_date < ${}", values.len() + 3, values.len() + 4));
-            values.extend([from, to]);
+        if let (Some(decade), Some((from, to))) = (list.decade(), list.decade_bounds()) {
+            // the listing's order reads a decade as a range of its dates; the other sorts have
+            // indexes led by the decade itself (one form only: both at once mislead the planner)
+            values.push(format!("{:03}", decade / 10));
+            let prefix = values.len() + 2;
+            cells.push(format!("decade = ${prefix}"));
+            if list.sort == Sort::Newest {
+                values.extend([from, to]);
+                filters.push(format!("release_date >= ${} and release_date < ${}", prefix + 1, prefix + 2));
+            } else {
+                filters.push(format!("substr(release_date, 1, 3) = ${prefix}"));
+            }
         }
         if let Some((_, rating)) = list.rating() {
             values.push(rating.to_owned());
             filters.push(format!("mpaa_rating = ${}", values.len() + 2));
+            cells.push(format!("mpaa_rating = ${}", values.len() + 2));
         }
-        let filter = if filters.is_empty() { String::new() } else { format!("where {}", filters.join(" and ")) };
-        let order = |alias: &str| format!("{alias}{} desc nulls last, {alias}slug", list.sort.column());
+        let total =
+            format!("(select cast(coalesce(sum(n), 0) as bigint) from list_counts where {})", cells.join(" and "));
+        let order = |alias: &str| order_by(list.sort, alias);
         let sql = format!(
-            "select {STAMP}, f.total as f_total, {cols} from catalog c left join \
-             (select {COLUMNS}, count(*) over () as total from movies {filter} order by {inner} limit $1 offset $2) f \
+            "select {STAMP}, {total} as f_total, {cols} from catalog c left join \
+             (select {mcols} from (select slug from movies where {filter} and $2 < {total} \
+               order by {inner} limit $1 offset $2) p cross join movies m where m.slug = p.slug) f \
              on 1 = 1 order by {outer}",
             cols = rows::columns_of("f"),
+            mcols = rows::columns_of("m"),
+            filter = filters.join(" and "),
             inner = order(""),
             outer = order("f."),
         );
@@ -115,45 +152,95 @@ impl Db {
         Ok((stamp, total.unwrap_or(0), movies))
     }
 
-    async fn listing_page(&self, page: PageNumber, size: u32) -> Result<(Stamp, Vec<Movie>)> {
-        let offset = page.offset(size);
+    /// Every film in one sort's order. A deep page starts at the bucket its first film is in (see
+    /// `anchors`); the counts are read again at most once per page: when the order moves again
+    /// while the page is read (a flood of writes), the plain offset query answers, which needs none.
+    async fn sorted_page(&self, list: &MovieList, offset: u64, size: u32) -> Result<(Stamp, Vec<Movie>)> {
+        let sort = list.sort;
         if offset < anchors::STEP {
-            return self.page_at(None, offset, size).await;
+            return self.page_at(sort, None, offset, size).await;
         }
-        let mut set = match self.anchors.get() {
-            Some(set) => set,
-            None => self.rebuild_anchors(None).await?,
+        let mut buckets = match self.anchors.get(sort) {
+            Some(b) => b,
+            None => self.reload_buckets(sort, None).await?,
         };
-        // The anchors are rebuilt at most once per read: when the order moves again while the
-        // page is read (a flood of writes), the plain offset query answers, which needs none.
         for attempt in 0..2 {
-            let read = match set.locate(offset) {
-                Some((key, skip)) => self.page_at(Some(key), skip, size).await?,
-                // fewer films than one step: the page is past the end, or within the first step
-                None => self.page_at(None, offset, size).await?,
+            let read = match buckets.locate(offset, u64::from(size)) {
+                Some(seek) => self.page_at(sort, Some(&seek), 0, size).await?,
+                // past the end: the stamp alone says whether the counts were current
+                None => (self.stamp().await?, Vec::new()),
             };
-            if read.0.order_version == set.order_version {
+            if read.0.version_of(list) == buckets.version {
                 return Ok(read);
             }
             if attempt == 0 {
-                set = self.rebuild_anchors(Some(set.order_version)).await?;
+                buckets = self.reload_buckets(sort, Some(buckets.version)).await?;
             }
         }
-        self.page_at(None, offset, size).await
+        self.page_at(sort, None, offset, size).await
     }
 
-    async fn page_at(&self, anchor: Option<&(String, String)>, skip: u64, size: u32) -> Result<(Stamp, Vec<Movie>)> {
-        let filter =
-            if anchor.is_some() { "where release_date <= $3 and (release_date < $3 or slug >= $4)" } else { "" };
+    /// A page of every film in `sort`'s order: from the top, skipping `skip`, or from a seek.
+    /// Two steps: the page's slugs from the sort's index alone, then their films (a cross join:
+    /// SQLite keeps that order, instead of scanning the films and looking each up in the page).
+    async fn page_at(
+        &self,
+        sort: Sort,
+        seek: Option<&anchors::Seek>,
+        skip: u64,
+        size: u32,
+    ) -> Result<(Stamp, Vec<Movie>)> {
+        let col = sort.column();
+        let order = |alias: &str| order_by(sort, alias);
+        let part = |filter: &str, limit: &str, offset: &str| {
+            format!(
+                "select slug from (select slug, {col} from movies {filter} order by {} limit {limit} offset {offset}) s",
+                order("")
+            )
+        };
+        let mut binds: Vec<Value> = Vec::new();
+        let mut param = |v: Value| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        let mut parts = Vec::new();
+        match seek {
+            None => {
+                let (limit, offset) = (param(Value::Int(size.into())), param(Value::Int(whole(skip))));
+                parts.push(part("", &limit, &offset));
+            }
+            Some(seek) => {
+                if let Some((bucket, skip)) = seek.keyed {
+                    let bound = match anchors::bound(sort, bucket) {
+                        anchors::Bound::Date(d) => param(Value::Text(d)),
+                        anchors::Bound::Real(r) => param(Value::Real(r)),
+                        anchors::Bound::Whole(w) => param(Value::Int(w)),
+                    };
+                    let (limit, offset) = (param(Value::Int(size.into())), param(Value::Int(whole(skip))));
+                    parts.push(part(&format!("where {col} <= {bound}"), &limit, &offset));
+                }
+                if let Some((skipped, taken)) = seek.nulls {
+                    let (limit, offset) = (param(Value::Int(whole(taken))), param(Value::Int(whole(skipped))));
+                    parts.push(part(&format!("where {col} is null"), &limit, &offset));
+                }
+            }
+        }
         let sql = format!(
             "select {STAMP}, {cols} from catalog c left join \
-             (select {COLUMNS} from movies {filter} {ORDER} limit $1 offset $2) f on 1 = 1 \
-             order by f.release_date desc, f.slug",
+             (select {mcols} from ({slugs}) p cross join movies m where m.slug = p.slug) f on 1 = 1 \
+             order by {outer}",
+            slugs = parts.join(" union all "),
             cols = rows::columns_of("f"),
+            mcols = rows::columns_of("m"),
+            outer = order("f."),
         );
-        let mut q = sqlx::query(&sql).bind(i64::from(size)).bind(i64::try_from(skip).unwrap_or(i64::MAX));
-        if let Some((date, slug)) = anchor {
-            q = q.bind(date.as_str()).bind(slug.as_str());
+        let mut q = sqlx::query(&sql);
+        for v in binds {
+            q = match v {
+                Value::Int(i) => q.bind(i),
+                Value::Real(r) => q.bind(r),
+                Value::Text(t) => q.bind(t),
+            };
         }
         self.counted();
         let rows = q.fetch_all(&self.pool).await?;
@@ -161,33 +248,30 @@ impl Db {
         stamp_and_movies(&rows)
     }
 
-    /// Builds the anchors anew, unless another task already did while we waited for the lock.
-    async fn rebuild_anchors(&self, stale: Option<i64>) -> Result<std::sync::Arc<Set>> {
-        let _guard = self.anchors.rebuild.lock().await;
-        if let Some(set) = self.anchors.get().filter(|s| Some(s.order_version) != stale) {
-            return Ok(set);
+    /// Reads one sort's bucket counts, unless another task already did while we waited.
+    async fn reload_buckets(&self, sort: Sort, stale: Option<i64>) -> Result<std::sync::Arc<Buckets>> {
+        let _guard = self.anchors.reload.lock().await;
+        if let Some(b) = self.anchors.get(sort).filter(|b| Some(b.version) != stale) {
+            return Ok(b);
         }
         let sql = format!(
-            "select c.order_version as c_order_version, w.release_date, w.slug from catalog c left join \
-             (select release_date, slug, rn from \
-               (select release_date, slug, row_number() over ({ORDER}) as rn from movies) n \
-              where (rn - 1) % {step} = 0) w on 1 = 1 \
-             order by w.rn",
-            step = anchors::STEP,
+            "select {STAMP}, b.bucket as b_bucket, b.n as b_n from catalog c \
+             left join sort_buckets b on b.sort = $1 and b.n > 0 order by b.bucket desc"
         );
         self.counted();
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        let mut set = Set { order_version: 0, keys: Vec::with_capacity(rows.len()) };
+        let rows = sqlx::query(&sql).bind(sort.name()).fetch_all(&self.pool).await?;
+        let version = rows.first().map(stamp).transpose()?.unwrap_or_default();
+        let version = if sort == Sort::Newest { version.order_version } else { version.list_version };
+        let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
-            set.order_version = row.try_get("c_order_version")?;
-            let date: Option<String> = row.try_get("release_date")?;
-            let slug: Option<String> = row.try_get("slug")?;
-            if let (Some(date), Some(slug)) = (date, slug) {
-                set.keys.push((date, slug));
+            let bucket: Option<f64> = row.try_get("b_bucket")?;
+            let n: Option<i64> = row.try_get("b_n")?;
+            if let (Some(bucket), Some(n)) = (bucket, n) {
+                counts.push((bucket, n));
             }
         }
-        self.anchors.set(set);
-        self.anchors.get().ok_or_else(|| DbError::Sqlx(sqlx::Error::PoolClosed))
+        self.anchors.set(sort, Buckets { version, counts });
+        self.anchors.get(sort).ok_or_else(|| DbError::Sqlx(sqlx::Error::PoolClosed))
     }
 
     /// Many films in ONE query, in the order asked; slugs with no film are left out.

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::repo::{STAMP, stamp_and_movies};
-use super::rows::{self, COLUMNS};
+use super::rows;
 use super::{Backend, Db, Result, Stamp};
 use crate::movies::{Movie, PageNumber, SearchQuery, search_text};
 
@@ -16,36 +16,148 @@ impl Db {
         if query.is_empty() {
             return Ok((self.stamp().await?, 0, Vec::new()));
         }
-        // the words are letters and digits only: nothing in them is the index's syntax
-        let (filter, terms) = match self.backend {
-            Backend::Sqlite => (
-                "rowid in (select rowid from movies_search where movies_search match $1)",
-                query.words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
-            ),
-            Backend::Postgres => (
-                "to_tsvector('simple', search_title) @@ to_tsquery('simple', $1)",
-                query.words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
+        let words = &query.words;
+        let mut binds: Vec<String> = Vec::new();
+        let mut param = |v: String| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        let phrase = param(query.phrase());
+        // the words are letters and digits only: nothing in them is the index's syntax, nor LIKE's
+        let terms: Vec<String> = words
+            .iter()
+            .map(|w| match self.backend {
+                Backend::Sqlite => param(format!("\"{w}\"*")),
+                Backend::Postgres => param(format!("{w}:*")),
+            })
+            .collect();
+        let likes: Vec<String> =
+            words.iter().map(|w| format!("(' ' || search_title) like {}", param(format!("% {w}%")))).collect();
+        let counts: Vec<String> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                format!("(select coalesce(max(n), 0) from search_prefixes where prefix = {}) as n{i}", param(w.clone()))
+            })
+            .collect();
+        let (limit, offset, reach) = (param(size.to_string()), param(String::new()), param(String::new()));
+        let k = words.len();
+        // The word fewest films have (the first of equals) always goes to the index of words, with
+        // the others that at most one film in 20 has; a more common word is tested on the
+        // candidates' titles instead (its index entries would cost more than the test).
+        let lead = (0..k)
+            .map(|i| {
+                let fewest: Vec<String> = (0..k)
+                    .filter(|j| *j != i)
+                    .map(|j| format!("n{i} {} n{j}", if j < i { "<" } else { "<=" }))
+                    .collect();
+                let fewest = if fewest.is_empty() { "1 = 1".to_owned() } else { fewest.join(" and ") };
+                format!("when {fewest} then {i}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let indexed = |i: usize| format!("(lead = {i} or n{i} * 20 <= (select movie_count from catalog))");
+        let query_text = match self.backend {
+            Backend::Sqlite => (0..k)
+                .map(|i| format!("case when {} then {} else '' end", indexed(i), terms[i]))
+                .collect::<Vec<_>>()
+                .join(" || ' ' || "),
+            Backend::Postgres => format!(
+                "concat_ws(' & ', {})",
+                (0..k)
+                    .map(|i| format!("case when {} then {} end", indexed(i), terms[i]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
-        let order =
-            |alias: &str| format!("({alias}search_title = $2) desc, {alias}imdb_votes desc nulls last, {alias}slug");
-        let sql = format!(
-            "select {STAMP}, f.total as f_total, {cols} from catalog c left join \
-             (select {COLUMNS}, count(*) over () as total from movies where {filter} \
-             order by {inner} limit $3 offset $4) f on 1 = 1 order by {outer}",
-            cols = rows::columns_of("f"),
-            inner = order(""),
+        let flags = (0..k).map(|i| format!("{} as i{i}", indexed(i))).collect::<Vec<_>>().join(", ");
+        let matched = match self.backend {
+            Backend::Sqlite => {
+                "rowid in (select rowid from movies_search where movies_search match (select text from q))".to_owned()
+            }
+            Backend::Postgres => {
+                "to_tsvector('simple', search_title) @@ to_tsquery('simple', (select text from q))".to_owned()
+            }
+        };
+        let tested: String = (0..k).map(|i| format!(" and ((select i{i} from q) or {})", likes[i])).collect();
+        let all_likes = likes.join(" and ");
+        let order = |alias: &str| format!("{alias}rank, {alias}imdb_votes desc nulls last, {alias}slug");
+        let head = format!(
+            "with w as materialized (select {counts}), \
+             d as materialized (select w.*, case {lead} end as lead from w), \
+             q as materialized (select {query_text} as text, {flags} from d), ",
+            counts = counts.join(", ")
+        );
+        let tail = format!(
+            ") u cross join movies m where m.slug = u.slug and {offset} < (select total from t) \
+              order by u.rank, m.imdb_votes desc nulls last, m.slug limit {limit} offset {offset}) f on 1 = 1 \
+             order by {outer}",
             outer = order("f."),
         );
-        let offset = i64::try_from(page.offset(size)).unwrap_or(i64::MAX);
+        let select = format!(
+            "select {STAMP}, t.total as f_total, {cols} from catalog c cross join t left join \
+             (select u.rank, {mcols} from (",
+            cols = rows::columns_of("f"),
+            mcols = rows::columns_of("m"),
+        );
+        let sql = if k == 1 {
+            // One word: its count is the size. A common one walks movies_by_votes, testing each
+            // title, and stops after the page (about reach × films / found titles read); a rare
+            // one reads the index of words, then sorts its few films.
+            let walk = "(select walk from t)";
+            // SQLite's index of words does its work before a false condition is seen: when the
+            // walk answers, it is asked for nothing ("" matches no film)
+            // The walk's guard: PostgreSQL checks a condition of no row once, before the walk; SQLite
+            // reads it for every row (of a million, when the walk is not wanted): a LIMIT of 0 there.
+            let (walked, walk_limit) = match self.backend {
+                Backend::Sqlite => (String::new(), format!("(select case when walk then {reach} else 0 end from t)")),
+                Backend::Postgres => (format!("{walk} and "), reach.clone()),
+            };
+            let unwalked = match self.backend {
+                Backend::Sqlite => "rowid in (select rowid from movies_search where movies_search match \
+                    (select case when t.walk then '\"\"' else q.text end from q, t))"
+                    .to_owned(),
+                Backend::Postgres => matched.clone(),
+            };
+            format!(
+                "{head} t as materialized (select n0 as total, \
+                   {reach} * (select movie_count from catalog) < n0 * n0 as walk from d) \
+                 {select} \
+                    select 0 as rank, slug from movies where search_title = {phrase} and {all_likes} \
+                    union all \
+                    select 1 as rank, slug from (select slug from movies where {walked}{all_likes} \
+                      and search_title <> {phrase} order by imdb_votes desc nulls last, slug limit {walk_limit}) o \
+                    union all \
+                    select 1 as rank, slug from (select slug from movies where not {walk} and {unwalked} \
+                      and search_title <> {phrase} order by imdb_votes + 0 desc nulls last, slug limit {reach}) s \
+                 {tail}"
+            )
+        } else {
+            // More words: the films the index of words finds for the rarer ones, tested for the
+            // others, are counted and sorted once.
+            format!(
+                "{head} hits as materialized (select slug, imdb_votes, search_title from movies where {matched}{tested}), \
+                 t as materialized (select count(*) as total from hits) \
+                 {select} \
+                    select 0 as rank, slug from hits where search_title = {phrase} \
+                    union all \
+                    select 1 as rank, slug from (select slug from hits where search_title <> {phrase} \
+                      order by imdb_votes desc nulls last, slug limit {reach}) s \
+                 {tail}"
+            )
+        };
+        let start = i64::try_from(page.offset(size)).unwrap_or(i64::MAX);
+        let mut q = sqlx::query(&sql);
+        let numbers = [(limit, i64::from(size)), (offset, start), (reach, start.saturating_add(i64::from(size)))];
+        for (i, v) in binds.into_iter().enumerate() {
+            let name = format!("${}", i + 1);
+            q = match numbers.iter().find(|(p, _)| *p == name) {
+                Some((_, n)) => q.bind(*n),
+                None => q.bind(v),
+            };
+        }
         self.counted();
-        let found = sqlx::query(&sql)
-            .bind(terms)
-            .bind(query.phrase())
-            .bind(i64::from(size))
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let found = q.fetch_all(&self.pool).await?;
         let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
         let (stamp, movies) = stamp_and_movies(&found)?;
         Ok((stamp, total.unwrap_or(0), movies))

@@ -140,6 +140,11 @@ impl MovieList {
         *self == Self::default()
     }
 
+    /// Whether a filter narrows it (otherwise it is every film, in its sort's order).
+    pub fn is_filtered(&self) -> bool {
+        self.genre.is_some() || self.decade.is_some() || self.rating.is_some()
+    }
+
     /// The genre's (slug, name).
     pub fn genre(&self) -> Option<(&'static str, &'static str)> {
         self.genre.and_then(|i| GENRES.get(usize::from(i)).copied())
