@@ -73,8 +73,7 @@ pub struct Client {
     breaker: Breaker,
     last_log: AtomicU64,
     suppressed: AtomicU64,
-    /// Errors that were neither refusals nor timeouts (a connection refused, reset, dropped):
-    /// Redis may have restarted (see `trust`).
+    /// Connections lost so far (refused, reset, dropped): Redis may have restarted (see `trust`).
     lost: AtomicU64,
 }
 
@@ -132,7 +131,7 @@ impl Client {
         self.cluster.is_some()
     }
 
-    /// How many calls met an error that may be a lost connection (see `lost`).
+    /// How many times a connection to Redis was lost (refused, reset, dropped).
     pub fn lost(&self) -> u64 {
         self.lost.load(Relaxed)
     }
@@ -210,11 +209,10 @@ impl Client {
                 self.breaker.record(self.now_ms(), true, probe);
                 return Err(CacheError::Redis(e));
             }
-            // an error that is neither a refusal nor a timeout: the connection may have been lost
-            // (Redis restarted, failed over), and the reply of whatever answers now is not to be
-            // trusted until a relay has looked (see `trust`)
             Ok(Err(e)) => {
-                self.lost.fetch_add(1, Relaxed);
+                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+                    self.lost.fetch_add(1, Relaxed);
+                }
                 CacheError::Redis(e)
             }
             Err(_) => CacheError::Timeout(self.timeout),
@@ -236,12 +234,7 @@ impl Client {
         self.stats.redis_call(commands);
         match tokio::time::timeout(self.timeout, f(conn)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                if !is_refusal(&e) {
-                    self.lost.fetch_add(1, Relaxed);
-                }
-                Err(CacheError::Redis(e))
-            }
+            Ok(Err(e)) => Err(CacheError::Redis(e)),
             Err(_) => Err(CacheError::Timeout(self.timeout)),
         }
     }
