@@ -60,6 +60,30 @@ async fn warm_film(server: &Server, conn: &Connection, prefix: &str) -> (String,
     (slug, title)
 }
 
+/// One server on a SQLite database of its own and a private Redis, with a film of page 2 cached:
+/// what the single-server tests start from.
+struct OneServer {
+    redis: RedisServer,
+    db: TestDb,
+    prefix: String,
+    server: Server,
+    conn: Connection,
+    slug: String,
+    /// The film's title before the test changes it.
+    old: String,
+}
+
+async fn one_server() -> OneServer {
+    let redis = RedisServer::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let prefix = format!("{}:", unique("log"));
+    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
+    server.wait_up(Duration::from_secs(90)).await;
+    let conn = single(&redis.url()).await;
+    let (slug, old) = warm_film(&server, &conn, &prefix).await;
+    OneServer { redis, db, prefix, server, conn, slug, old }
+}
+
 /// Polls `f` every 100 ms until it gives `Some`, at most `limit`.
 async fn until<T, F: Future<Output = Option<T>>>(limit: Duration, mut f: impl FnMut() -> F) -> Option<T> {
     let deadline = Instant::now() + limit;
@@ -203,13 +227,7 @@ async fn killed_after_commit(redis: &str, conn: Connection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_redis_refuses_for_memory_removes_the_old_copy_and_lands_later() {
-    let redis = RedisServer::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let prefix = format!("{}:", unique("log"));
-    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
-    server.wait_up(Duration::from_secs(90)).await;
-    let mut conn = single(&redis.url()).await;
-    let (slug, _) = warm_film(&server, &conn, &prefix).await;
+    let OneServer { redis: _redis, db: _db, prefix, server, mut conn, slug, old: _ } = one_server().await;
     let (_, page1) = server.get_text("/movies?page=1").await;
     let first = crate::helpers::card_slugs(&page1);
 
@@ -360,13 +378,7 @@ async fn a_write_its_server_could_not_tell_redis_is_on_every_page_at_its_answer(
 // and the old token: nothing shows the old title after the writer's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_made_while_redis_is_frozen_is_never_undone_when_it_thaws() {
-    let redis = RedisServer::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let prefix = format!("{}:", unique("log"));
-    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
-    server.wait_up(Duration::from_secs(90)).await;
-    let conn = single(&redis.url()).await;
-    let (slug, old) = warm_film(&server, &conn, &prefix).await;
+    let OneServer { redis, db: _db, prefix, server, conn, slug, old } = one_server().await;
     let _ = detail(&server, &slug).await;
 
     redis.pause();
@@ -381,13 +393,7 @@ async fn a_write_made_while_redis_is_frozen_is_never_undone_when_it_thaws() {
 // promoted the log teaches it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_redis_is_not_trusted_until_it_takes_writes_again() {
-    let redis = RedisServer::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let prefix = format!("{}:", unique("log"));
-    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
-    server.wait_up(Duration::from_secs(90)).await;
-    let mut conn = single(&redis.url()).await;
-    let (slug, old) = warm_film(&server, &conn, &prefix).await;
+    let OneServer { redis: _redis, db: _db, prefix, server, mut conn, slug, old } = one_server().await;
     let _ = detail(&server, &slug).await;
 
     // a replica of a master that is gone: it keeps serving what it holds, and refuses writes
@@ -409,13 +415,7 @@ async fn a_read_only_redis_is_not_trusted_until_it_takes_writes_again() {
 // Redis out of memory while a search is cached: a new title is found by the search at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_cached_before_a_refused_write_finds_the_new_title() {
-    let redis = RedisServer::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let prefix = format!("{}:", unique("log"));
-    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
-    server.wait_up(Duration::from_secs(90)).await;
-    let mut conn = single(&redis.url()).await;
-    let (slug, _) = warm_film(&server, &conn, &prefix).await;
+    let OneServer { redis: _redis, db: _db, prefix: _, server, mut conn, slug, old: _ } = one_server().await;
     let found = |html: &str| crate::helpers::card_slugs(html).contains(&slug);
     for _ in 0..3 {
         let (status, html) = server.get_text("/search?q=zanzibarian").await;
@@ -440,13 +440,7 @@ async fn a_search_cached_before_a_refused_write_finds_the_new_title() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_set_after_the_keys_when_redis_forgot_its_scripts() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let redis = RedisServer::start().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let prefix = format!("{}:", unique("log"));
-    let server = Server::spawn(&db.url, &redis.url(), &prefix, ENV);
-    server.wait_up(Duration::from_secs(90)).await;
-    let mut conn = single(&redis.url()).await;
-    let (slug, _) = warm_film(&server, &conn, &prefix).await;
+    let OneServer { redis, db: _db, prefix, server, mut conn, slug, old: _ } = one_server().await;
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.expect("script flush");
 
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.expect("connect");
