@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestDb, unique};
 use crate::redis_server::RedisServer;
-use crate::support::cluster::PrivateCluster;
+use crate::support::cluster::{PrivateCluster, is_master, master_and_replica};
 use crate::support::html::Detail;
 use crate::support::proxy::Proxy;
 use crate::support::server::Server;
@@ -526,4 +526,94 @@ async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost()
     assert!(repaired.is_some(), "not repaired within 5 s");
     eprintln!("repaired {:?} after Redis came back", started.elapsed());
     always(&refs, &slug, "After The Snapshot", Duration::from_secs(3), async {}).await;
+}
+
+// Redis down for a while (the servers' calls meanwhile refused or timing out, their relays looking
+// at the log), then back from a snapshot older than an acknowledged write: no read from the kill
+// on shows the write undone, the moment Redis answers again included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_back_from_an_older_snapshot_after_an_outage_never_shows_the_write_undone() {
+    let mut redis = RedisServer::start_with_snapshots().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
+    for s in &servers {
+        s.wait_up(Duration::from_secs(90)).await;
+    }
+    let conn = single(&redis.url()).await;
+    let (slug, _) = warm_film(&servers[0], &conn, &prefix).await;
+    for s in &servers {
+        let _ = detail(s, &slug).await;
+        let _ = detail(s, &slug).await;
+    }
+    let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
+    assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
+    assert_eq!(cached_title(&conn, &prefix, &slug).await.as_deref(), Some("After The Snapshot"), "Redis took it");
+
+    let refs: Vec<&Server> = servers.iter().collect();
+    // gone for 3 s (several of the relays' looks), then back, and read for 3 s more
+    redis.kill();
+    always(&refs, &slug, "After The Snapshot", Duration::from_secs(6), redis.restart()).await;
+}
+
+// A Redis Cluster fails over onto a replica that had not received an acknowledged write (stopped
+// while its master took it, then the master killed): the write is on every page throughout, on
+// the servers started before the failover and on one started after it, and the promoted replica
+// holds it within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_onto_a_replica_that_missed_a_write_loses_nothing() {
+    const TITLE: &str = "Written Before The Failover";
+    let nodes = PrivateCluster::start(7151).await;
+    let seeds = nodes.seeds().join(",");
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let mut servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &seeds, &prefix, ENV)).collect();
+    for s in &servers {
+        s.wait_up(Duration::from_secs(90)).await;
+    }
+    let conn = cluster(nodes.seeds()).await;
+    let (slug, _) = warm_film(&servers[0], &conn, &prefix).await;
+    for s in &servers {
+        let _ = detail(s, &slug).await;
+        let _ = detail(s, &slug).await;
+    }
+    let key = format!("{prefix}movie:{slug}");
+    let (master, replica) = master_and_replica(nodes.first, &key).await;
+
+    // the replica stopped, and the kernel's buffers on its link filled (else it reads the write
+    // from them when it goes on): the write stays in its master's output buffer
+    nodes.pause(replica);
+    let mut on_master = crate::helpers::redis_conn(&format!("redis://127.0.0.1:{master}")).await;
+    let filler = vec![b'x'; 1 << 20];
+    for i in 0..48 {
+        // the film key as hash tag: the same slot, so the same master
+        let _: () = redis::cmd("SET")
+            .arg(format!("{{{key}}}filler:{i}"))
+            .arg(&filler)
+            .query_async(&mut on_master)
+            .await
+            .unwrap();
+    }
+    let asked = Instant::now();
+    assert_eq!(retitle(&servers[1], &slug, TITLE).await, StatusCode::OK);
+    eprintln!("the write answered in {:?} with the replica stopped", asked.elapsed());
+    let refs: Vec<&Server> = servers.iter().collect();
+    let failover = async {
+        nodes.kill(master);
+        nodes.resume(replica);
+        let promoted = until(Duration::from_secs(20), || async { is_master(replica).await.then_some(()) }).await;
+        assert!(promoted.is_some(), "the replica on {replica} is promoted");
+    };
+    always(&refs, &slug, TITLE, Duration::from_secs(12), failover).await;
+
+    // a server that never knew the old master
+    servers.push(Server::spawn(&db.url, &seeds, &prefix, ENV));
+    servers[2].wait_up(Duration::from_secs(90)).await;
+    let refs: Vec<&Server> = servers.iter().collect();
+    let repaired = until(Duration::from_secs(10), || async {
+        (cached_title(&conn, &prefix, &slug).await.as_deref() == Some(TITLE)).then_some(())
+    })
+    .await;
+    assert!(repaired.is_some(), "the promoted replica is taught the write within 10 s");
+    always(&refs, &slug, TITLE, Duration::from_secs(2), async {}).await;
 }

@@ -347,7 +347,7 @@ async fn a_cluster_master_lost_costs_no_5xx_and_caching_resumes() {
     pass(&servers, &targets).await;
     assert_eq!(queries(&servers).await - before, 0.0, "warm: every answer from the cache");
 
-    // a master dies; with no replicas its slots fail
+    // a master dies; its slots fail until its replica is promoted
     let victim = cluster.first + 1;
     cluster.kill(victim);
     let before = queries(&servers).await;
@@ -380,7 +380,7 @@ async fn a_cluster_master_lost_costs_no_5xx_and_caching_resumes() {
         assert_eq!(heading.as_deref(), Some("Renamed While A Master Is Down"), "{}: the film's page too", s.base);
     }
 
-    // it comes back (empty: no persistence); caching resumes on it
+    // it comes back (as its replica's replica); caching resumes on its slots
     cluster.revive(victim);
     let back = Instant::now();
     let mut node = redis_conn(&format!("redis://127.0.0.1:{victim}")).await;

@@ -1,6 +1,6 @@
 //! The cluster part: the embedded films on PostgreSQL served through a single Redis and through a
-//! 3-master Redis Cluster on loopback (ports 7141–7143, started by `.ci/redis-cluster` and stopped
-//! when the bench exits, unless it was already running), in the same run: warm listing and detail,
+//! Redis Cluster on loopback (3 masters on ports 7141–7143, their replicas on 7144–7146, started by
+//! `.ci/redis-cluster` and stopped when the bench exits, unless it was already running), in the same run: warm listing and detail,
 //! Redis commands and round trips per request, RSS, the commands and key lookups each master
 //! serves under load (is the stamp key a hot key?), and three servers against one. The million-film
 //! part times an order change on the cluster too (`fill_pages`, `until_swept`).

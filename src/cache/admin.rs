@@ -124,10 +124,15 @@ impl Cache {
             redis::cmd("INFO").arg("server").arg("replication").query_async::<Value>(&mut c).await
         };
         let reply = self.inner.client.call_coordination(info).await?;
-        let mut nodes: Vec<String> = match reply {
-            Value::Map(nodes) => nodes.into_iter().map(|(_, reply)| identity(reply)).collect(),
-            reply => vec![identity(reply)],
+        let replies = match reply {
+            Value::Map(nodes) => nodes.into_iter().map(|(_, reply)| reply).collect(),
+            reply => vec![reply],
         };
+        let texts: Vec<String> =
+            replies.into_iter().map(|r| redis::from_redis_value::<String>(r).unwrap_or_default()).collect();
+        let replicas = texts.iter().map(|t| replicas(t)).min().unwrap_or(0);
+        self.inner.replicas.store(replicas, std::sync::atomic::Ordering::Relaxed);
+        let mut nodes: Vec<String> = texts.iter().map(|t| identity(t)).collect();
         nodes.sort();
         let now = nodes.join(" ");
         let Ok(mut seen) = self.inner.seen_redis.lock() else { return Ok(false) };
@@ -235,13 +240,22 @@ fn token_state(now: u64, fields: Vec<(String, String)>) -> TokenState {
     state
 }
 
+/// One field of an `INFO` reply.
+fn info_field<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).unwrap_or("").trim()
+}
+
 /// A node's `run_id` and replication ID, from its `INFO server replication`.
-fn identity(reply: Value) -> String {
-    let text = redis::from_redis_value::<String>(reply).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).unwrap_or("").trim()
-    };
-    format!("{}/{}", field("run_id"), field("master_replid"))
+fn identity(text: &str) -> String {
+    format!("{}/{}", info_field(text, "run_id"), info_field(text, "master_replid"))
+}
+
+/// How many replicas a node has connected (0 for a replica itself), from its `INFO replication`.
+fn replicas(text: &str) -> u64 {
+    if info_field(text, "role") != "master" {
+        return 0;
+    }
+    info_field(text, "connected_slaves").parse().unwrap_or(0)
 }
 
 /// The two lines of `INFO memory` the stats show.

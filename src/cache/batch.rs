@@ -168,7 +168,8 @@ impl Cache {
         let token = fastrand::u64(..).to_string();
         let sent = self.send(batch, Some((key.clone(), token.clone()))).await;
         let token = match &sent {
-            Ok(()) => Some(token),
+            // the keys and the token were written, on a master a replica may not have caught up with
+            Ok(()) | Err(CacheError::NotReplicated { .. }) => Some(token),
             Err(CacheError::Off | CacheError::BackingOff | CacheError::Unconfirmed) => None,
             Err(_) => {
                 let token = fastrand::u64(..).to_string();
@@ -188,10 +189,16 @@ impl Cache {
         let puts = self.puts(batch);
         let keys = &self.inner.keys;
         let listed = batch.page.as_ref().and_then(|(of, ..)| Some(self.listed(keys.listed_in(of)?, keys.page_of(of))));
-        let commands = puts.len() as u64 + if listed.is_some() { 2 } else { 0 } + u64::from(token.is_some());
+        // a write's batch (it has a token) is taken once every replica has it: its cache log rows
+        // are not counted applied before (see `WaitFor`)
+        let wait = token.as_ref().and_then(|_| self.wait_for());
+        let commands = puts.len() as u64
+            + if listed.is_some() { 2 } else { 0 }
+            + u64::from(token.is_some())
+            + u64::from(wait.is_some());
         let token = token.map(|(key, token)| Put::token(key, &token, false));
         let sha = self.inner.scripts.set_versioned.get_hash().to_owned();
-        let results: Vec<i64> = self
+        let mut results: Vec<i64> = self
             .inner
             .client
             .call(commands, |c| async move {
@@ -210,16 +217,35 @@ impl Cache {
                     if let Some(token) = &token {
                         put_one(c.clone(), token, &sha).await?;
                     }
+                    let mut results = results;
+                    if let Some(wait) = wait {
+                        // to every master, on the connections the keys went by: the fewest acks
+                        results.push(wait.cmd().query_async(&mut c.clone()).await?);
+                    }
                     Ok(results)
                 } else {
-                    put_pipelined(c, &puts, listed, token.as_ref(), &sha).await
+                    put_pipelined(c, &puts, listed, token.as_ref(), wait, &sha).await
                 }
             })
             .await?;
+        if let Some(wait) = wait {
+            let acked = u64::try_from(results.pop().unwrap_or(0)).unwrap_or(0);
+            if acked < wait.replicas {
+                return Err(CacheError::NotReplicated { acked, replicas: wait.replicas });
+            }
+        }
         // refused: Redis held something newer
         let refused = results.iter().filter(|&&r| r != 1).count() as u64;
         self.inner.stats.stale_writes_refused(refused);
         Ok(())
+    }
+
+    /// What a write waits for: the replicas every master had at the relay's last look, within
+    /// half the call's timeout (none without replicas: `WAIT` would only time out).
+    fn wait_for(&self) -> Option<WaitFor> {
+        let replicas = self.inner.replicas.load(std::sync::atomic::Ordering::Relaxed);
+        let ms = u64::try_from(self.inner.config.timeout.as_millis() / 2).unwrap_or(u64::MAX).max(1);
+        (replicas > 0).then_some(WaitFor { replicas, ms })
     }
 
     /// UNLINKs the film keys of `batch`, the stamp and the token: what a writer does when Redis
@@ -300,6 +326,24 @@ pub(super) fn set_token(key: String, token: &str, only_if_none: bool) -> Cmd {
     Put::token(key, token, only_if_none).cmd(scripts::SET_VERSIONED, "EVAL")
 }
 
+/// `WAIT`: Redis replicates asynchronously, so keys a master took are lost if it fails over to a
+/// replica they had not reached. A write's rows stay in the cache log until its replicas have
+/// them: sent on the connection the keys went by, it counts the replicas that acknowledged every
+/// write sent on it so far.
+#[derive(Clone, Copy)]
+struct WaitFor {
+    replicas: u64,
+    ms: u64,
+}
+
+impl WaitFor {
+    fn cmd(self) -> Cmd {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.replicas).arg(self.ms);
+        cmd
+    }
+}
+
 fn is_noscript(e: &RedisError) -> bool {
     e.code() == Some("NOSCRIPT")
 }
@@ -318,6 +362,7 @@ async fn put_pipelined(
     puts: &[Put],
     listed: Option<[Cmd; 2]>,
     token: Option<&Put>,
+    wait: Option<WaitFor>,
     sha: &str,
 ) -> Result<Vec<i64>, RedisError> {
     let pipeline = |eval: &str, script: &str| {
@@ -331,6 +376,9 @@ async fn put_pipelined(
         // last, and by the same script as the keys: if Redis forgot it, this fails with them
         if let Some(token) = token {
             pipe.add_command(token.cmd(script, eval)).ignore();
+        }
+        if let Some(wait) = wait {
+            pipe.add_command(wait.cmd());
         }
         pipe
     };

@@ -52,6 +52,10 @@ pub enum CacheError {
     Unconfirmed,
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// A write's keys reached the master but not every replica it had (`WAIT`): a failover now
+    /// could lose them, so the cache log keeps them.
+    #[error("{acked} of {replicas} replicas took the write")]
+    NotReplicated { acked: u64, replicas: u64 },
     #[error(transparent)]
     Redis(#[from] RedisError),
 }
@@ -92,6 +96,9 @@ struct Inner {
     trust: trust::Trust,
     /// What Redis was when last asked (see `admin::replaced`).
     seen_redis: std::sync::Mutex<Option<String>>,
+    /// The fewest replicas any master had when last asked: a write's keys are taken once that
+    /// many have them (`WAIT`; see `batch`).
+    replicas: std::sync::atomic::AtomicU64,
     /// The tests' seams (see `hooks`): a sweep held halfway.
     hooks: Hooks,
 }
@@ -112,6 +119,7 @@ impl Cache {
                 lease: lease::Lease::default(),
                 trust: trust::Trust::default(),
                 seen_redis: std::sync::Mutex::default(),
+                replicas: std::sync::atomic::AtomicU64::new(0),
                 hooks,
             }),
         })

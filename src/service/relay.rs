@@ -29,6 +29,15 @@ const PER_PASS: usize = 500;
 /// Passes per tick at most, so a large backlog (a bulk import) drains at once, not a pass a second.
 const PASSES_PER_TICK: usize = 20;
 
+/// What a tick's check of Redis found.
+enum Check {
+    Answered {
+        went_back: bool,
+    },
+    /// Redis did not answer (down, loading its snapshot, timed out, or no Redis at all).
+    Unanswered,
+}
+
 impl MovieService {
     /// Runs the relay until the task is dropped: a tick at once, then every `EVERY`.
     pub async fn relay(self) {
@@ -66,11 +75,20 @@ impl MovieService {
         let config = cache.config();
         let expired = config.movie_ttl.max(config.page_ttl) + crate::db::GRACE;
         db.prune(expired).await?;
-        if self.went_back_in_time(backlog).await? {
-            backlog = db.backlog().await?;
-        }
+        // a look confirms only what Redis itself answered: a check that timed out or met a Redis
+        // still loading its snapshot says nothing of what it came back with
+        let answered = match self.went_back_in_time(backlog).await? {
+            Check::Answered { went_back: true } => {
+                backlog = db.backlog().await?;
+                true
+            }
+            Check::Answered { went_back: false } => true,
+            Check::Unanswered => false,
+        };
         if backlog.overdue == 0 {
-            cache.confirm(look);
+            if answered {
+                cache.confirm(look);
+            }
             return Ok(0);
         }
         // Redis may lack what these rows teach it: nothing is read from it until they are applied
@@ -90,7 +108,7 @@ impl MovieService {
         let backlog = db.backlog().await?;
         self.inner.stats.cache_log(backlog);
         // rows another server's relay holds are not applied yet: trust waits for them
-        if backlog.overdue == 0 {
+        if backlog.overdue == 0 && answered {
             cache.confirm(look);
         }
         Ok(applied)
@@ -100,14 +118,15 @@ impl MovieService {
     /// the log says it took, or it restarted or failed over since the last tick (an older snapshot,
     /// a replica that had not received every write). Then every kept row is to be applied again,
     /// and Redis is not trusted until it is.
-    async fn went_back_in_time(&self, backlog: crate::db::Backlog) -> Result<bool> {
+    async fn went_back_in_time(&self, backlog: crate::db::Backlog) -> Result<Check> {
         let cache = &self.inner.cache;
-        let replaced = cache.replaced().await.unwrap_or(false);
-        let Some(applied) = backlog.applied else { return Ok(false) };
-        let stamp = cache.stamp().await.ok().flatten().map(|s| s.version);
+        let Ok(replaced) = cache.replaced().await else { return Ok(Check::Unanswered) };
+        let Some(applied) = backlog.applied else { return Ok(Check::Answered { went_back: replaced }) };
+        let Ok(stamp) = cache.stamp().await else { return Ok(Check::Unanswered) };
+        let stamp = stamp.map(|s| s.version);
         let older = stamp.is_some_and(|v| v < applied);
         if !older && !replaced {
-            return Ok(false);
+            return Ok(Check::Answered { went_back: false });
         }
         cache.distrust();
         let reopened = self.inner.db.reopen().await?;
@@ -118,7 +137,7 @@ impl MovieService {
             reopened,
             "redis may have lost writes it had taken; applying the cache log's kept rows again"
         );
-        Ok(true)
+        Ok(Check::Answered { went_back: true })
     }
 
     /// Claims, applies and marks up to `PER_PASS` rows. On an error the rows stay, released

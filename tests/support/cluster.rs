@@ -1,5 +1,5 @@
-//! The Redis Cluster the tests run against: three masters on loopback started by
-//! `.ci/redis-cluster` from Debian's redis-server when they are not already up, and stopped when
+//! The Redis Cluster the tests run against: three masters, each with a replica, on loopback started
+//! by `.ci/redis-cluster` from Debian's redis-server when they are not already up, and stopped when
 //! this test process exits (only the nodes it started). A test that breaks a cluster gets one of
 //! its own on other ports.
 
@@ -57,11 +57,25 @@ impl PrivateCluster {
         std::env::temp_dir().join(format!("marquee-cluster-{}", self.first))
     }
 
-    /// SIGKILL of the node on `port` (a master: there are no replicas, so its slots fail).
-    pub fn kill(&self, port: u16) {
+    fn signal(&self, port: u16, signal: &str) {
         let pid = std::fs::read_to_string(self.dir().join(format!("redis-{port}.pid"))).expect("the node's pid file");
-        let status = Command::new("kill").args(["-KILL", pid.trim()]).status().expect("kill runs");
-        assert!(status.success(), "SIGKILL of the node on {port}");
+        let status = Command::new("kill").args([signal, pid.trim()]).status().expect("kill runs");
+        assert!(status.success(), "{signal} of the node on {port}");
+    }
+
+    /// SIGSTOP of the node on `port`: it keeps its sockets and answers nothing (a replica stopped
+    /// so takes no writes from its master) until `resume`.
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    /// SIGKILL of the node on `port` (a master: its replica takes its place after the node timeout).
+    pub fn kill(&self, port: u16) {
+        self.signal(port, "-KILL");
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 return;
@@ -84,6 +98,32 @@ impl PrivateCluster {
         }
         panic!("the node on {port} does not listen 10 s after it was started again");
     }
+}
+
+/// The port of the master serving `key`, and of its replica, as the node on `port` sees them.
+pub async fn master_and_replica(port: u16, key: &str) -> (u16, u16) {
+    let mut conn = crate::helpers::redis_conn(&format!("redis://127.0.0.1:{port}")).await;
+    let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query_async(&mut conn).await.expect("KEYSLOT");
+    let text: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut conn).await.expect("CLUSTER NODES");
+    // <id> <ip:port@bus> <flags> <master id or -> <ping> <pong> <epoch> <link> <slot ranges>...
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let port_of = |f: &[&str]| -> u16 { f[1].split([':', '@']).nth(1).and_then(|p| p.parse().ok()).expect("a port") };
+    let serves = |range: &&str| {
+        let (from, to) = range.split_once('-').unwrap_or((range, range));
+        from.parse::<u16>().is_ok_and(|from| from <= slot) && to.parse::<u16>().is_ok_and(|to| slot <= to)
+    };
+    let master =
+        lines.iter().find(|f| f[2].contains("master") && f[8..].iter().any(serves)).expect("the slot's master");
+    let replica = lines.iter().find(|f| f[3] == master[0]).expect("the master's replica");
+    (port_of(master), port_of(replica))
+}
+
+/// Whether the node on `port` is a master.
+pub async fn is_master(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else { return false };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return false };
+    let info: String = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.unwrap_or_default();
+    info.lines().any(|l| l.trim() == "role:master")
 }
 
 impl Drop for PrivateCluster {
