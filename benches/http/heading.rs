@@ -79,4 +79,8 @@ Redis; database queries and Redis timeouts from /metrics, added up over the roun
 - Invalidation: PUT /api/movies/{slug} changing release_date, timed by the client end to end (database write, \
 film and stamp keys, sweep of the page keys). The plain design (SCAN MATCH prefix:movies:page:* COUNT 100 + UNLINK) \
 and marquee's own sweep (SSCAN of the page-key set COUNT 100 + UNLINK/SREM) are also timed from the bench, \
-on the same keyspace, alternating.";
+on the same keyspace, alternating.
+- Writes (`--only writes`): 200 PUTs retitling the listing's first films, one at a time, round robin over 1, 3 \
+or 8 servers on one PostgreSQL database, each server having served pages (so holding its lease); without \
+Redis, with one Redis, and with a Redis Cluster of 3 masters and 3 replicas (each write waits for WAIT). \
+The added latency is the difference of the medians and of the p99s to the row without Redis.";

@@ -32,6 +32,7 @@ mod embedded;
 mod fixture;
 mod heading;
 mod lab;
+mod latency;
 mod million;
 mod opts;
 mod report;
@@ -105,8 +106,9 @@ fn main() -> ExitCode {
 }
 
 async fn preflight(opts: &Opts) -> Result<()> {
-    // the cold part times single requests with the bench's own client: no load generator, no nginx
-    if !opts.cold_only {
+    // the cold and writes parts time single requests with the bench's own client: no load
+    // generator, no nginx
+    if !opts.cold_only && !opts.writes_only {
         Command::new("wrk").arg("-v").output().context("wrk is not installed (apt-get install wrk)")?;
         Command::new("nginx").arg("-v").output().context("nginx is not installed (apt-get install nginx-light)")?;
     }
@@ -125,7 +127,7 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     janitor.dir(&tmp);
     let mut rows = Vec::new();
     let mut profile = String::new();
-    let part_only = opts.cluster_only || opts.breaker_only || opts.search_only || opts.cold_only;
+    let part_only = opts.cluster_only || opts.breaker_only || opts.search_only || opts.cold_only || opts.writes_only;
     if !part_only {
         for backend in opts.backends() {
             eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
@@ -147,11 +149,16 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             cold::phase(opts, janitor, &tmp, backend, &mut rows).await?;
         }
     }
+    if opts.writes_only {
+        eprintln!("[{:>5.0} s] PostgreSQL: a write's latency", started.elapsed().as_secs_f64());
+        latency::phase(opts, janitor, &tmp, &mut rows).await?;
+    }
     if opts.backends().contains(&servers::Backend::Postgres)
         && !opts.breaker_only
         && !opts.search_only
         && !opts.steady_only
         && !opts.cold_only
+        && !opts.writes_only
     {
         eprintln!("[{:>5.0} s] PostgreSQL: single Redis against a Redis Cluster", started.elapsed().as_secs_f64());
         cluster::phase(opts, janitor, &tmp, &mut rows).await?;
@@ -160,11 +167,12 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         && !opts.cluster_only
         && !opts.search_only
         && !opts.cold_only
+        && !opts.writes_only
     {
         eprintln!("[{:>5.0} s] PostgreSQL: the breaker at twice the saturating rate", started.elapsed().as_secs_f64());
         breaker::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if (opts.million || opts.search_only) && !opts.breaker_only && !opts.cold_only {
+    if (opts.million || opts.search_only) && !opts.breaker_only && !opts.cold_only && !opts.writes_only {
         for backend in opts.backends() {
             eprintln!(
                 "[{:>5.0} s] {}: {} films",
@@ -190,6 +198,7 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         let command = match (opts.cluster_only, opts.breaker_only, opts.search_only, opts.million) {
             _ if opts.steady_only => "cargo bench --bench http -- --only steady",
             _ if opts.cold_only => "cargo bench --bench http -- --only cold",
+            _ if opts.writes_only => "cargo bench --bench http -- --only writes",
             (true, _, _, true) => "cargo bench --bench http -- --only cluster --million",
             (true, _, _, false) => "cargo bench --bench http -- --only cluster",
             (false, true, _, _) => "cargo bench --bench http -- --only breaker",
@@ -203,6 +212,8 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         );
         let file = if opts.cold_only {
             "benches/RESULTS-cold.md"
+        } else if opts.writes_only {
+            "benches/RESULTS-writes.md"
         } else if opts.cluster_only {
             "benches/RESULTS-cluster.md"
         } else if opts.breaker_only {

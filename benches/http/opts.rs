@@ -23,6 +23,9 @@ pub struct Opts {
     pub steady_only: bool,
     /// `--only cold`: every kind of page with nothing cached at `big` films, on both backends.
     pub cold_only: bool,
+    /// `--only writes`: a write's latency with 1, 3 and 8 servers, without Redis, on one and on a
+    /// cluster with replicas (on PostgreSQL).
+    pub writes_only: bool,
     pub secs: u32,
     pub rounds: usize,
     pub write: bool,
@@ -46,6 +49,7 @@ impl Opts {
             search_only: false,
             steady_only: false,
             cold_only: false,
+            writes_only: false,
             secs: 5,
             rounds: 3,
             write: true,
@@ -85,7 +89,13 @@ impl Opts {
                             o.cold_only = true;
                             None
                         }
-                        other => bail!("--only sqlite|postgres|cluster|breaker|search|steady|cold, got {other:?}"),
+                        Some("writes") => {
+                            o.writes_only = true;
+                            Some(Backend::Postgres)
+                        }
+                        other => {
+                            bail!("--only sqlite|postgres|cluster|breaker|search|steady|cold|writes, got {other:?}")
+                        }
                     }
                 }
                 "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,
