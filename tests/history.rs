@@ -1,29 +1,39 @@
 //! A recorded history under a random nemesis, and a checker (after Jepsen): three `marquee serve`
 //! processes on one PostgreSQL database and one private Redis (each server behind a TCP path the
-//! nemesis can cut), a writer retitling a few films through any server, readers asking every
-//! server for every film's page and its JSON, while a seeded nemesis freezes Redis, kills it and
-//! restarts it from its last snapshot, flushes it, fills it (out of memory), turns it into a
-//! read-only replica, makes it forget its scripts, cuts one server off from it, and freezes a
-//! server. The checker fails on any read begun after a write was acknowledged that shows an older
+//! nemesis can cut) or a private Redis Cluster with a replica per master, a writer retitling a few
+//! films through any server, readers asking every server for every film's page and its JSON, while
+//! a seeded nemesis freezes a server or kills it (SIGKILL) and starts another in its place, and, on
+//! one Redis, freezes Redis, kills it and restarts it from its last snapshot, flushes it, fills it
+//! (out of memory), turns it into a read-only replica, makes it forget its scripts, cuts one server
+//! off from it; on the cluster, kills a master (its replica is promoted; it comes back empty),
+//! freezes a master or a replica (a replica that misses writes), flushes every node, fills them,
+//! makes them forget their scripts. The checker fails on any read begun after a write was acknowledged that shows an older
 //! title, on any 5xx, and on a final state (faults healed) where a server or Redis holds anything
 //! older than the database.
 //!
 //! `cargo test history -- --nocapture` prints the seed, the faults and the figures; a run of
-//! another length or seed: `MARQUEE_HISTORY_SECONDS=300 MARQUEE_HISTORY_SEED=7 cargo test history`.
+//! another length or seed: `MARQUEE_HISTORY_SECONDS=300 MARQUEE_HISTORY_SEED=7 cargo test history`
+//! (add `_on_a_cluster` or `random_nemesis$ -- --exact`-style filters for one of the two).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use marquee::cache::Connection;
+
 use crate::helpers::{Backend, TestDb, unique};
 use crate::redis_server::RedisServer;
+use crate::support::cluster::PrivateCluster;
 use crate::support::html::Detail;
 use crate::support::proxy::Proxy;
 use crate::support::server::Server;
 
 const SERVERS: usize = 3;
+
+/// A server's place: the nemesis may replace the server in it.
+type Slot = RwLock<Arc<Server>>;
 const FILMS: usize = 3;
 
 #[derive(Debug, Clone)]
@@ -65,21 +75,164 @@ fn take(film: usize, title: &str) -> Option<u64> {
     title.strip_prefix(&format!("History {film} Take ")).and_then(|n| n.parse().ok()).or(Some(0))
 }
 
+/// The cache under the nemesis: one Redis, each server reaching it by a path that can be cut; or
+/// a Redis Cluster with a replica per master.
+enum Cache {
+    One { redis: RedisServer, paths: Vec<Proxy> },
+    Cluster(PrivateCluster),
+}
+
+impl Cache {
+    async fn one() -> Self {
+        let redis = RedisServer::start_with_snapshots().await;
+        let mut paths = Vec::new();
+        for _ in 0..SERVERS {
+            paths.push(Proxy::start(([127, 0, 0, 1], redis.port).into()).await);
+        }
+        Self::One { redis, paths }
+    }
+
+    /// Server `i`'s `REDIS_URL`.
+    fn url(&self, i: usize) -> String {
+        match self {
+            Self::One { paths, .. } => format!("redis://127.0.0.1:{}", paths[i].port),
+            Self::Cluster(nodes) => nodes.seeds().join(","),
+        }
+    }
+
+    /// The test's own connection, for the final check.
+    async fn connection(&self) -> Connection {
+        match self {
+            Self::One { redis, .. } => {
+                let client = redis::Client::open(redis.url()).expect("redis url");
+                Connection::Single(redis::aio::ConnectionManager::new(client).await.expect("redis answers"))
+            }
+            Self::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClient::new(nodes.seeds()).expect("cluster seeds");
+                Connection::Cluster(client.get_async_connection().await.expect("the cluster answers"))
+            }
+        }
+    }
+
+    /// What the nemesis may do to this cache (besides what it does to servers).
+    fn faults(&self) -> &'static [&'static str] {
+        match self {
+            Self::One { .. } => &[
+                "freeze redis",
+                "restart redis from its snapshot",
+                "flushall",
+                "redis out of memory",
+                "redis read-only",
+                "script flush",
+                "cut a server off",
+                "snapshot",
+            ],
+            Self::Cluster(_) => &[
+                "kill a master",
+                "freeze a replica",
+                "freeze a master",
+                "flushall",
+                "redis out of memory",
+                "script flush",
+            ],
+        }
+    }
+
+    /// Inflicts `fault` for `lasting`, then heals it.
+    async fn inflict(&mut self, fault: &str, victim: usize, lasting: Duration, rng: &mut fastrand::Rng) {
+        let config = |k: &str, v: &str| redis::cmd("CONFIG").arg("SET").arg(k).arg(v).clone();
+        let ports: Vec<u16> = match self {
+            Self::One { redis, .. } => vec![redis.port],
+            Self::Cluster(nodes) => (nodes.first..nodes.first + 6).collect(),
+        };
+        let every = |cmd: redis::Cmd| every_node(ports.clone(), cmd);
+        match (fault, &mut *self) {
+            ("flushall", _) => every(redis::cmd("FLUSHALL")).await,
+            ("script flush", _) => every(redis::cmd("SCRIPT").arg("FLUSH").clone()).await,
+            ("redis out of memory", _) => {
+                every(config("maxmemory-policy", "noeviction")).await;
+                every(config("maxmemory", "1")).await;
+                tokio::time::sleep(lasting).await;
+                every(config("maxmemory", "0")).await;
+            }
+            ("freeze redis", Self::One { redis, .. }) => {
+                redis.pause();
+                tokio::time::sleep(lasting).await;
+                redis.resume();
+            }
+            ("restart redis from its snapshot", Self::One { redis, .. }) => {
+                redis.kill();
+                redis.restart().await;
+            }
+            ("redis read-only", Self::One { .. }) => {
+                let nowhere = crate::redis_server::free_port().to_string();
+                every(redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere).clone()).await;
+                tokio::time::sleep(lasting).await;
+                every(redis::cmd("REPLICAOF").arg("NO").arg("ONE").clone()).await;
+            }
+            ("cut a server off", Self::One { paths, .. }) => {
+                paths[victim].down().await;
+                tokio::time::sleep(lasting).await;
+                paths[victim].up().await;
+            }
+            ("snapshot", _) => every(redis::cmd("SAVE")).await,
+            ("kill a master", Self::Cluster(nodes)) => {
+                // its replica is promoted after the node timeout; it comes back (empty: nothing is
+                // persisted) as a replica, or, if back before that, as an empty master
+                let masters = nodes.masters().await;
+                let port = masters[rng.usize(..masters.len())];
+                nodes.kill(port);
+                tokio::time::sleep(lasting.max(Duration::from_millis(1500))).await;
+                nodes.revive(port);
+            }
+            ("freeze a replica", Self::Cluster(nodes)) => {
+                let replicas = nodes.replicas().await;
+                let port = replicas[rng.usize(..replicas.len())];
+                nodes.pause(port);
+                tokio::time::sleep(lasting).await;
+                nodes.resume(port);
+            }
+            ("freeze a master", Self::Cluster(nodes)) => {
+                let masters = nodes.masters().await;
+                let port = masters[rng.usize(..masters.len())];
+                nodes.pause(port);
+                tokio::time::sleep(lasting).await;
+                nodes.resume(port);
+            }
+            (fault, _) => panic!("no such fault here: {fault}"),
+        }
+    }
+}
+
+/// Sends `cmd` to every node that answers on `ports`, whatever it replies.
+async fn every_node(ports: Vec<u16>, cmd: redis::Cmd) {
+    for port in ports {
+        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            && let Ok(mut c) = client.get_multiplexed_async_connection().await
+        {
+            let _: redis::RedisResult<redis::Value> = cmd.query_async(&mut c).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
+    history(Cache::one().await, 25).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis_on_a_cluster() {
+    history(Cache::Cluster(PrivateCluster::start(7171).await), 26).await;
+}
+
+async fn history(mut cache: Cache, default_seed: u64) {
     let seconds = setting("MARQUEE_HISTORY_SECONDS", 40);
-    let seed = setting("MARQUEE_HISTORY_SEED", 25);
+    let seed = setting("MARQUEE_HISTORY_SEED", default_seed);
     eprintln!("history: seed {seed}, {seconds} s");
-    let mut redis = RedisServer::start_with_snapshots().await;
     let db = TestDb::new(Backend::Postgres).await;
     let prefix = format!("{}:", unique("history"));
-    let mut paths = Vec::new();
-    for _ in 0..SERVERS {
-        paths.push(Proxy::start(([127, 0, 0, 1], redis.port).into()).await);
-    }
     let env = [("REDIS_TIMEOUT_MS", "300")];
-    let servers: Vec<Server> =
-        paths.iter().map(|p| Server::spawn(&db.url, &format!("redis://127.0.0.1:{}", p.port), &prefix, &env)).collect();
+    let servers: Vec<Server> = (0..SERVERS).map(|i| Server::spawn(&db.url, &cache.url(i), &prefix, &env)).collect();
     for s in &servers {
         s.wait_up(Duration::from_secs(90)).await;
     }
@@ -94,7 +247,7 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
         }
     }
 
-    let servers = Arc::new(servers);
+    let servers: Arc<Vec<Slot>> = Arc::new(servers.into_iter().map(|s| RwLock::new(Arc::new(s))).collect());
     let films = Arc::new(films);
     let history = Arc::new(Mutex::new(History::default()));
     let start = Instant::now();
@@ -110,8 +263,8 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
                 next[film] += 1;
                 let n = next[film];
                 let path = format!("/api/movies/{}", films[film]);
-                let sent = servers[server].admin(Method::PUT, &path).json(&json!({ "title": title(film, n) })).send();
-                let answer = sent.await;
+                let to = servers[server].read().unwrap().clone();
+                let answer = to.admin(Method::PUT, &path).json(&json!({ "title": title(film, n) })).send().await;
                 {
                     let mut h = history.lock().unwrap();
                     let failed = match answer {
@@ -141,7 +294,8 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
                     let path =
                         if api { format!("/api/movies/{}", films[film]) } else { format!("/movies/{}", films[film]) };
                     let began = Instant::now();
-                    let answer = servers[server].client.get(servers[server].url(&path)).send().await;
+                    let to = servers[server].read().unwrap().clone();
+                    let answer = to.client.get(to.url(&path)).send().await;
                     let shown = match answer {
                         Ok(r) if r.status() == StatusCode::OK => {
                             let body = r.text().await.unwrap_or_default();
@@ -177,71 +331,29 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
 
     // the nemesis: one fault at a time, healed before the next
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut conn = crate::helpers::redis_conn(&redis.url()).await;
+    let mut faults: Vec<&str> = cache.faults().to_vec();
+    faults.extend(["freeze a server", "replace a server"]);
     while Instant::now() + Duration::from_secs(3) < end {
         tokio::time::sleep(Duration::from_millis(rng.u64(300..1500))).await;
         let lasting = Duration::from_millis(rng.u64(300..2000));
-        let fault = rng.usize(..9);
-        let (victim, name) = (
-            rng.usize(..SERVERS),
-            [
-                "freeze redis",
-                "restart redis from its snapshot",
-                "flushall",
-                "redis out of memory",
-                "redis read-only",
-                "script flush",
-                "cut a server off",
-                "freeze a server",
-                "snapshot",
-            ][fault],
-        );
-        history.lock().unwrap().faults.push((Instant::now(), format!("{name} ({victim}, {lasting:?})")));
-        let config = |k: &str, v: &str| redis::cmd("CONFIG").arg("SET").arg(k).arg(v).clone();
+        let (fault, victim) = (faults[rng.usize(..faults.len())], rng.usize(..SERVERS));
+        history.lock().unwrap().faults.push((Instant::now(), format!("{fault} ({victim}, {lasting:?})")));
         match fault {
-            0 => {
-                redis.pause();
-                tokio::time::sleep(lasting).await;
-                redis.resume();
-            }
-            1 => {
-                redis.kill();
-                redis.restart().await;
-                conn = crate::helpers::redis_conn(&redis.url()).await;
-            }
-            2 => {
-                let _: redis::RedisResult<()> = redis::cmd("FLUSHALL").query_async(&mut conn).await;
-            }
-            3 => {
-                let _: redis::RedisResult<()> = config("maxmemory-policy", "noeviction").query_async(&mut conn).await;
-                let _: redis::RedisResult<()> = config("maxmemory", "1").query_async(&mut conn).await;
-                tokio::time::sleep(lasting).await;
-                let _: redis::RedisResult<()> = config("maxmemory", "0").query_async(&mut conn).await;
-            }
-            4 => {
-                let nowhere = crate::redis_server::free_port().to_string();
-                let _: redis::RedisResult<()> =
-                    redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&nowhere).query_async(&mut conn).await;
-                tokio::time::sleep(lasting).await;
-                let _: redis::RedisResult<()> =
-                    redis::cmd("REPLICAOF").arg("NO").arg("ONE").query_async(&mut conn).await;
-            }
-            5 => {
-                let _: redis::RedisResult<()> = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await;
-            }
-            6 => {
-                paths[victim].down().await;
-                tokio::time::sleep(lasting).await;
-                paths[victim].up().await;
-            }
-            7 => {
-                servers[victim].freeze(true);
+            "freeze a server" => {
+                let s = servers[victim].read().unwrap().clone();
+                s.freeze(true);
                 tokio::time::sleep(lasting.min(Duration::from_millis(1200))).await;
-                servers[victim].freeze(false);
+                s.freeze(false);
             }
-            _ => {
-                let _: redis::RedisResult<()> = redis::cmd("SAVE").query_async(&mut conn).await;
+            "replace a server" => {
+                // SIGKILL, whatever it was doing (a write committed and not yet told to Redis, a
+                // lease held), and a new server in its place
+                servers[victim].read().unwrap().crash();
+                let fresh = Server::spawn(&db.url, &cache.url(victim), &prefix, &env);
+                fresh.wait_up(Duration::from_secs(90)).await;
+                *servers[victim].write().unwrap() = Arc::new(fresh);
             }
+            fault => cache.inflict(fault, victim, lasting, &mut rng).await,
         }
     }
     writer.await.unwrap();
@@ -251,6 +363,8 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
 
     // every fault healed: within 5 s every server and Redis hold the database's title
     let (repo, _) = db.connect().await;
+    let conn = cache.connection().await;
+    let servers: Vec<Arc<Server>> = servers.iter().map(|s| s.read().unwrap().clone()).collect();
     let check_end = async {
         for _ in 0..50 {
             let mut all = true;
@@ -261,8 +375,11 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
                     let (_, html) = s.get_text(&format!("/movies/{slug}")).await;
                     all &= Detail::parse(StatusCode::OK, html).heading.as_deref() == Some(want.as_str());
                 }
-                let cached: Option<String> =
-                    redis::cmd("GET").arg(format!("{prefix}movie:{slug}")).query_async(&mut conn).await.unwrap_or(None);
+                let cached: Option<String> = redis::cmd("GET")
+                    .arg(format!("{prefix}movie:{slug}"))
+                    .query_async(&mut conn.clone())
+                    .await
+                    .unwrap_or(None);
                 all &= cached.is_none_or(|c| c.contains(&format!("\"title\":\"{want}\"")));
             }
             if all {
@@ -303,6 +420,7 @@ async fn no_read_after_an_acknowledged_write_is_older_under_a_random_nemesis() {
         h.errors.iter().filter(|(_, e)| e.contains(": 5")).map(|(at, e)| format!("{:?}: {e}", *at - start)).collect();
     let faults: Vec<String> = h.faults.iter().map(|(at, f)| format!("{:?}: {f}", *at - start)).collect();
     let acked = h.writes.iter().filter(|w| w.acked.is_some()).count();
+    eprintln!("history: faults:\n  {}", faults.join("\n  "));
     eprintln!(
         "history: seed {seed}: {} reads, {} writes ({acked} acknowledged), {} faults, {} stale, {} 5xx, {} other errors",
         h.reads.len(),

@@ -84,6 +84,27 @@ impl PrivateCluster {
         }
     }
 
+    /// The ports of the nodes that answer as masters now.
+    pub async fn masters(&self) -> Vec<u16> {
+        self.with_role(true).await
+    }
+
+    /// The ports of the nodes that answer as replicas now.
+    pub async fn replicas(&self) -> Vec<u16> {
+        self.with_role(false).await
+    }
+
+    async fn with_role(&self, master: bool) -> Vec<u16> {
+        let mut ports = Vec::new();
+        for port in self.first..self.first + 6 {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if up && is_master(port).await == master {
+                ports.push(port);
+            }
+        }
+        ports
+    }
+
     /// Starts the node on `port` again, as itself (its nodes.conf keeps its slots).
     pub fn revive(&self, port: u16) {
         let start = self.dir().join(format!("start-{port}.sh"));

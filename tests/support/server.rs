@@ -90,6 +90,14 @@ impl Server {
         }
     }
 
+    /// SIGKILL, from a shared reference: the process ends at once, nothing drained (reaped when
+    /// dropped).
+    pub fn crash(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), "KILL");
+        }
+    }
+
     /// SIGKILL: the process ends at once, nothing drained.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
