@@ -35,8 +35,7 @@ pub fn base() -> OpenApi {
         .scheme(HttpAuthScheme::Bearer)
         .description(Some("The server's `ADMIN_TOKEN`; without one, writes are refused (403)"))
         .build();
-    let components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
-    let mut components = components;
+    let mut components = doc.components.take().unwrap_or_else(|| ComponentsBuilder::new().build());
     components.add_security_scheme(ADMIN, SecurityScheme::Http(bearer));
     doc.components = Some(components);
     doc
@@ -52,8 +51,11 @@ static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| {
 #[utoipa::path(
     get, path = "/api/openapi.json", tag = MOVIES,
     summary = "This document",
-    responses((status = 200, description = "The API's OpenAPI 3.1 document", content_type = "application/json",
-        body = Object)),
+    responses(
+        (status = 200, description = "The API's OpenAPI 3.1 document", content_type = "application/json",
+            body = Object),
+        (status = 503, description = "The server is too busy for now", body = super::error::ErrorBody),
+    ),
 )]
 pub async fn document() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.clone())
