@@ -16,6 +16,7 @@ mod faults;
 mod history;
 mod input;
 mod lists;
+mod openapi;
 mod pages;
 mod purge;
 mod redis_server;

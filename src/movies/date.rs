@@ -91,7 +91,8 @@ impl FromStr for Date {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let b = s.as_bytes();
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !(digits(0..4) && digits(5..7) && digits(8..10)) {
             return Err(DateError);
         }
         let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse().ok()).ok_or(DateError);
@@ -113,6 +114,35 @@ impl<'de> Deserialize<'de> for Date {
     }
 }
 
+/// The dates `Date` reads, as a regular expression (ECMA-262, for the API's document): the days
+/// that exist from 1800-01-01 to 2200-12-31, February 29 in leap years only.
+pub const PATTERN: &str = concat!(
+    "^(?:(?:1[89]|2[01])[0-9]{2}|2200)-",
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))$",
+    "|^(?:(?:1[89]|2[01])(?:0[48]|[2468][048]|[13579][26])|2000)-02-29$",
+);
+
+impl Date {
+    /// The dates `Date` reads, as the API's document describes them.
+    pub fn json_schema() -> utoipa::openapi::schema::Object {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .pattern(Some(PATTERN))
+            .examples(["1995-12-15"])
+            .build()
+    }
+}
+
+impl utoipa::PartialSchema for Date {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        Self::json_schema().into()
+    }
+}
+
+impl utoipa::ToSchema for Date {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,8 +154,20 @@ mod tests {
         assert!("2000-02-29".parse::<Date>().is_ok());
         assert!("1900-02-29".parse::<Date>().is_err());
         assert!("1998-6-12".parse::<Date>().is_err());
+        assert!("1998-+6-12".parse::<Date>().is_err(), "only digits");
+        assert!("+998-06-12".parse::<Date>().is_err(), "only digits");
         assert!("1998-13-01".parse::<Date>().is_err());
         assert!("".parse::<Date>().is_err());
+    }
+
+    proptest::proptest! {
+        /// Every text the API's document allows is a date (generated without the anchors). The
+        /// other way round, a text the pattern refuses must not be a date: the Schemathesis run
+        /// of `tests/openapi.rs` sends such texts and expects them refused.
+        #[test]
+        fn the_documented_pattern_allows_only_dates(text in proptest::string::string_regex(&PATTERN.replace(['^', '$'], "")).unwrap()) {
+            proptest::prop_assert!(text.parse::<Date>().is_ok(), "{}", text);
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use serde::de::{Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, SchemaType, Type};
 
 use super::{Date, Movie, Slug};
 
@@ -48,14 +50,101 @@ struct Score(f64);
 
 type Money = Whole<0, 1_000_000_000_000>;
 
+/// The length is the text's as sent, the length the API's document states a bound on.
 fn checked_text<E: serde::de::Error>(text: &str, max: usize) -> Result<&str, E> {
-    let text = text.trim();
     if text.chars().count() > max {
         Err(E::custom(format!("is longer than {max} characters")))
     } else if text.chars().any(char::is_control) {
         Err(E::custom("cannot contain control characters"))
     } else {
-        Ok(text)
+        Ok(text.trim())
+    }
+}
+
+/// Text without control characters (Unicode's `Cc`, what `char::is_control` finds), as a regular
+/// expression for the API's document.
+const NO_CONTROL: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+/// The same, with at least one character that is not white space (`char::is_whitespace`): a text
+/// that is not empty once trimmed.
+const NOT_BLANK: &str = concat!(
+    r"^[^\x00-\x1f\x7f-\x9f]*",
+    r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f]*$",
+);
+
+/// How a checked value reads in the API's document: its JSON Schema, the rules it is checked by.
+trait Described {
+    fn described() -> Object;
+}
+
+/// A field that may be null.
+impl<T: Described> Described for Option<T> {
+    fn described() -> Object {
+        let mut schema = T::described();
+        if let SchemaType::Type(t) = schema.schema_type {
+            schema.schema_type = SchemaType::from_iter([t, Type::Null]);
+        }
+        schema
+    }
+}
+
+fn text(max: usize, pattern: &str) -> Object {
+    ObjectBuilder::new().schema_type(Type::String).max_length(Some(max)).pattern(Some(pattern)).build()
+}
+
+impl Described for Title {
+    fn described() -> Object {
+        let mut schema = text(MAX_TITLE, NOT_BLANK);
+        schema.description = Some("Trimmed; not blank, no control characters.".into());
+        schema
+    }
+}
+
+impl Described for Text {
+    fn described() -> Object {
+        let mut schema = text(MAX_TEXT, NO_CONTROL);
+        schema.description = Some("Trimmed; empty is the same as null.".into());
+        schema
+    }
+}
+
+impl Described for IsoDate {
+    fn described() -> Object {
+        Date::json_schema()
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> Described for Whole<MIN, MAX> {
+    fn described() -> Object {
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(MIN)).maximum(Some(MAX)).build()
+    }
+}
+
+/// A number without a fraction, within the range where every whole `f64` is exact.
+fn whole(x: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if x.fract() != 0.0 || x.abs() > EXACT {
+        return None;
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "a whole number within ±2^53 converts exactly")]
+    let n = x as i64;
+    Some(n)
+}
+
+impl Described for Score {
+    fn described() -> Object {
+        ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0)).maximum(Some(10)).build()
+    }
+}
+
+/// A new film's own slug.
+struct GivenSlug;
+
+impl Described for GivenSlug {
+    fn described() -> Object {
+        let mut schema = text(super::SLUG_MAX_LEN, super::slug::PATTERN);
+        schema.description = Some("Made from the title and year when missing or null.".into());
+        schema
     }
 }
 
@@ -90,7 +179,8 @@ impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Whole<MIN, MAX> {
         let Value::Number(n) = Value::deserialize(d)? else {
             return Err(D::Error::custom("expected a whole number or null"));
         };
-        match n.as_i64() {
+        // JSON has one kind of number: `170.0` is a whole number too (and JSON Schema's `integer`)
+        match n.as_i64().or_else(|| n.as_f64().and_then(whole)) {
             Some(i) if (MIN..=MAX).contains(&i) => Ok(Self(i)),
             _ => Err(D::Error::custom(format!("expected a whole number from {MIN} to {MAX}"))),
         }
@@ -174,6 +264,15 @@ macro_rules! body {
         }
 
         impl Body {
+            /// The body as the API's document describes it: each field by its check, no other.
+            fn described() -> Object {
+                let mut schema = ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+                $(schema = schema.property(stringify!($field), <$checked as Described>::described());)+
+                schema.build()
+            }
+
             /// Sets the fields the body has and names those whose value really changed, in the
             /// fields' order.
             fn apply(&self, m: &mut Movie) -> Vec<&'static str> {
@@ -271,6 +370,28 @@ impl NewMovie {
     }
 }
 
+impl utoipa::PartialSchema for NewMovie {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = Body::described();
+        schema.properties.insert("slug".into(), Option::<GivenSlug>::described().into());
+        schema.required = vec!["title".into(), "release_date".into()];
+        schema.description = Some("A new film. Fields left out are unknown (null).".into());
+        schema.into()
+    }
+}
+
+impl utoipa::ToSchema for NewMovie {}
+
+impl utoipa::PartialSchema for MoviePatch {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = Body::described();
+        schema.description = Some("The fields to change; the others stay. A film's slug cannot change.".into());
+        schema.into()
+    }
+}
+
+impl utoipa::ToSchema for MoviePatch {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +418,8 @@ mod tests {
             (json!({"title": "Heat"}), "release_date"),
             (json!({"title": 5, "release_date": "1995-12-15"}), "title"),
             (json!({"title": "x".repeat(301), "release_date": "1995-12-15"}), "title"),
+            (json!({"title": format!(" {} ", "x".repeat(299)), "release_date": "1995-12-15"}), "title"),
+            (json!({"title": " \u{3000} ", "release_date": "1995-12-15"}), "title"),
             (json!({"title": "Heat", "release_date": "Dec 15 1995"}), "release_date"),
             (json!({"title": "Heat", "release_date": "1995-12-15", "imdb_rating": "8"}), "imdb_rating"),
             (json!({"title": "Heat", "release_date": "1995-12-15", "imdb_rating": 11}), "imdb_rating"),
@@ -314,6 +437,8 @@ mod tests {
         let says = |body: Value| MoviePatch::from_json(body).err().map(|e| e.to_string()).unwrap_or_default();
         assert_eq!(says(json!({"title": null})), "title: expected a string");
         assert_eq!(says(json!({"imdb_votes": 1.5})), "imdb_votes: expected a whole number from 0 to 1000000000");
+        assert_eq!(says(json!({"imdb_votes": 1e10})), "imdb_votes: expected a whole number from 0 to 1000000000");
+        assert_eq!(says(json!({"imdb_votes": -0.5})), "imdb_votes: expected a whole number from 0 to 1000000000");
         assert_eq!(says(json!({"imdb_rating": "8"})), "imdb_rating: expected a number or null");
         assert_eq!(says(json!({"release_date": 19951215})), "release_date: expected a date as YYYY-MM-DD");
         assert!(says(json!({"colour": "red"})).starts_with("colour: unknown field"));
@@ -342,6 +467,8 @@ mod tests {
             (m.us_dvd_sales, m.production_budget, m.creative_type.as_deref()),
             (Some(3), Some(4), Some("Contemporary Fiction"))
         );
+        let whole = MoviePatch::from_json(json!({"running_time_min": 171.0})).unwrap().apply(&mut m);
+        assert_eq!((whole, m.running_time_min), (vec!["running_time_min"], Some(171)), "171.0 is a whole number");
         let cleared = MoviePatch::from_json(json!({"genre": "", "us_gross": null})).unwrap().apply(&mut m);
         assert_eq!(cleared, ["genre", "us_gross"], "an empty text is no text");
         assert_eq!((m.genre, m.us_gross), (None, None));

@@ -12,7 +12,7 @@ mod slug;
 pub use date::Date;
 pub use input::{FieldError, MoviePatch, NewMovie};
 pub use list::{FIRST_DECADE, GENRES, LAST_DECADE, ListError, MovieList, RATINGS, Sort};
-pub use page::PageNumber;
+pub use page::{MAX_PAGE, PageNumber};
 pub use search::normalize as search_text;
 pub use search::{QueryTooLong, SearchQuery};
 pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, movie_slug, slugify};
@@ -24,7 +24,8 @@ pub use slug::{MAX_LEN as SLUG_MAX_LEN, Slug, SlugError, movie_slug, slugify};
 /// `version` is the catalog version of the film's last write: it only grows, across deletes and
 /// re-creations too, so the cache can refuse an older copy over a newer one. It is the catalog's
 /// mark on the film, not one of its facts: serde leaves it out, and it is `0` when read back.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(description = "A film: its facts as the catalog stores them; `null` where a fact is unknown.")]
 pub struct Movie {
     #[serde(skip)]
     pub version: i64,

@@ -3,6 +3,9 @@ use std::fmt;
 /// The longest slug we make or accept.
 pub const MAX_LEN: usize = 100;
 
+/// What `Slug::parse` accepts, as a regular expression (for the API's document).
+pub const PATTERN: &str = "^[a-z0-9]+(?:-[a-z0-9]+)*$";
+
 /// A film's URL key: ASCII lower-case letters and digits in runs joined by single hyphens, at most
 /// 100 characters. Anything else is refused at the edge, so it never reaches Redis or the database.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +43,22 @@ impl Slug {
         self.0
     }
 }
+
+impl utoipa::PartialSchema for Slug {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let shape = "ASCII lower-case letters and digits in runs joined by single hyphens";
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!("A film's key: {shape}, at most {MAX_LEN} characters")))
+            .max_length(Some(MAX_LEN))
+            .pattern(Some(PATTERN))
+            .examples(["heat-1995"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Slug {}
 
 impl fmt::Display for Slug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,6 +170,13 @@ mod tests {
         #[test]
         fn every_well_formed_slug_is_accepted(text in "[a-z0-9]{1,12}(-[a-z0-9]{1,12}){0,6}") {
             prop_assert_eq!(Slug::parse(&text).map(Slug::into_string), Ok(text.clone()));
+        }
+
+        /// The API's document says the same as `parse`: a text its pattern generates (without the
+        /// anchors) is a slug when it is within the length bound beside the pattern.
+        #[test]
+        fn the_documented_pattern_allows_only_slugs(text in proptest::string::string_regex(&PATTERN.replace(['^', '$'], "")).unwrap()) {
+            prop_assert_eq!(Slug::parse(&text).is_ok(), text.len() <= MAX_LEN, "{:?}", text);
         }
 
         #[test]

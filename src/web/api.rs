@@ -11,17 +11,33 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, AppError};
+use super::error::{ApiError, AppError, ErrorBody};
+use super::openapi::MOVIES;
 use super::query::ListingQuery;
 use crate::movies::{Movie, MoviePatch, NewMovie, Slug};
 
+/// The API's routes, each declared with its entry in the API's document (`#[utoipa::path]` on its
+/// handler): the router and the document cannot list different routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(super::openapi::base())
+        .routes(routes!(list, create))
+        .routes(routes!(get, update, delete))
+        .routes(routes!(super::openapi::document))
+}
+
 /// A film as API clients read it: its version, then the film's fields by their names.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Film, title = "Film")]
 struct MovieView<'a> {
+    /// The catalog version of the film's last write: it grows with every write.
     version: i64,
     #[serde(flatten)]
+    #[schema(inline)]
     movie: &'a Movie,
 }
 
@@ -32,10 +48,13 @@ impl<'a> From<&'a Movie> for MovieView<'a> {
 }
 
 /// An update's answer: the film as it is now, and the fields that changed.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Updated)]
 struct UpdatedView<'a> {
     #[serde(flatten)]
     movie: MovieView<'a>,
+    /// The fields whose value changed, in the film's order; empty when none did.
+    #[schema(value_type = Vec<String>)]
     changed: &'a [&'static str],
 }
 
@@ -112,13 +131,16 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// A page of a list as API clients read it: the same lists as `/movies?…`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ListPage)]
 struct ListView<'a> {
     /// The list's parameters, normalized (`genre=comedy&sort=rating`; empty for every film, newest first).
     list: String,
     page: u32,
     /// Films in the whole list.
     total: i64,
+    /// The page's films' slugs, in the list's order.
+    #[schema(value_type = Vec<String>)]
     slugs: Vec<&'a str>,
     movies: Vec<MovieView<'a>>,
     /// The next page's API URL; `null` on the last page.
@@ -126,6 +148,17 @@ struct ListView<'a> {
 }
 
 /// `GET /api/movies?genre=…&decade=…&rating=…&sort=…&page=N`. Past the end of a list: 404.
+#[utoipa::path(
+    get, path = "/api/movies", tag = MOVIES,
+    summary = "A page of a list of films",
+    params(ListingQuery),
+    responses(
+        (status = 200, description = "The page", body = ListView),
+        (status = 400, description = "A parameter given twice, or with a value not allowed", body = ErrorBody),
+        (status = 404, description = "The list ends before this page", body = ErrorBody),
+        (status = 503, description = "The catalog or the server is unavailable for now", body = ErrorBody),
+    ),
+)]
 pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let query = ListingQuery::parse(uri.query())?;
     let Some(listing) = state.service.list_page(&query.list, query.page).await? else {
@@ -144,18 +177,73 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
     Ok(Json(view).into_response())
 }
 
+/// `GET /api/movies/{slug}`.
+#[utoipa::path(
+    get, path = "/api/movies/{slug}", tag = MOVIES,
+    summary = "One film",
+    params(("slug" = inline(Slug), Path, description = "The film's slug")),
+    responses(
+        (status = 200, description = "The film", body = MovieView),
+        (status = 404, description = "No film has this slug (or it is not a slug)", body = ErrorBody),
+        (status = 503, description = "The catalog or the server is unavailable for now", body = ErrorBody),
+    ),
+)]
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     let movie = state.service.movie(&slug).await?.ok_or_else(|| no_movie(&slug))?;
     Ok(Json(MovieView::from(&movie)).into_response())
 }
 
+/// `POST /api/movies`.
+#[utoipa::path(
+    post, path = "/api/movies", tag = MOVIES,
+    summary = "Add a film",
+    security(("admin_token" = [])),
+    request_body = NewMovie,
+    responses(
+        (status = 201, description = "The film as stored", body = MovieView,
+            headers(("location" = String, description = "The film's API URL"))),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Writes are disabled: the server has no admin token", body = ErrorBody),
+        (status = 409, description = "A film has this slug already", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is missing or has a value not allowed", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The catalog or the server is unavailable for now", body = ErrorBody),
+    ),
+)]
 pub async fn create(State(state): State<AppState>, _: Admin, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let movie = state.service.create(NewMovie::from_json(body)?).await?;
     let location = format!("/api/movies/{}", movie.slug);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(MovieView::from(&movie))).into_response())
 }
 
+/// `PUT /api/movies/{slug}`: a partial update.
+#[utoipa::path(
+    put, path = "/api/movies/{slug}", tag = MOVIES,
+    summary = "Change some of a film's fields",
+    security(("admin_token" = [])),
+    params(("slug" = inline(Slug), Path, description = "The film's slug")),
+    request_body = MoviePatch,
+    responses(
+        (status = 200, description = "The film as stored now, and the fields that changed", body = UpdatedView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Writes are disabled: the server has no admin token", body = ErrorBody),
+        (status = 404, description = "No film has this slug (or it is not a slug)", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "A field has a value not allowed, or is not a field", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The catalog or the server is unavailable for now", body = ErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     _: Admin,
@@ -168,6 +256,23 @@ pub async fn update(
     Ok(Json(UpdatedView { movie: MovieView::from(&updated.movie), changed: &updated.changed }).into_response())
 }
 
+/// `DELETE /api/movies/{slug}`.
+#[utoipa::path(
+    delete, path = "/api/movies/{slug}", tag = MOVIES,
+    summary = "Remove a film",
+    security(("admin_token" = [])),
+    params(("slug" = inline(Slug), Path, description = "The film's slug")),
+    responses(
+        (status = 204, description = "The film is gone"),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Writes are disabled: the server has no admin token", body = ErrorBody),
+        (status = 404, description = "No film has this slug (or it is not a slug)", body = ErrorBody),
+        (status = 429, description = "Too many wrong admin tokens from this address", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The catalog or the server is unavailable for now", body = ErrorBody),
+    ),
+)]
 pub async fn delete(State(state): State<AppState>, _: Admin, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     if state.service.delete(&slug).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(no_movie(&slug)) }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use super::views::ErrorPage;
 use crate::movies::FieldError;
@@ -124,6 +124,17 @@ impl IntoResponse for PageError {
     }
 }
 
+/// What the API answers on an error.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What was wrong, in words for people.
+    error: String,
+    /// On a 422: the field at fault (`title`, `imdb_rating`; `body` for the body as a whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
 /// An error answered as JSON: `{"error": "...", "field": "..."}`.
 #[derive(Debug)]
 pub struct ApiError(pub AppError);
@@ -138,10 +149,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         e.log();
-        let body = match &e {
-            AppError::Invalid(f) => json!({ "error": f.to_string(), "field": f.field }),
-            other => json!({ "error": other.to_string() }),
+        let field = match &e {
+            AppError::Invalid(f) => Some(f.field.clone()),
+            _ => None,
         };
+        let body = ErrorBody { error: e.to_string(), field };
         let mut response = (e.status(), Json(body)).into_response();
         if matches!(e, AppError::Unauthorized) {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));

@@ -4,6 +4,7 @@ mod api;
 mod envelope;
 /// `AppError` and how it is shown: a page in the site's layout, or JSON under `/api/`.
 pub mod error;
+mod openapi;
 mod ops;
 /// The in-memory page tier, the outermost layer: rendered pages kept under Redis's token.
 pub mod page_cache;
@@ -193,13 +194,13 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .layer(HandleErrorLayer::new(overloaded))
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(usize::try_from(state.config.max_in_flight).unwrap_or(usize::MAX)));
+    let (api, _) = api::routes().split_for_parts();
     Router::new()
         .route("/", get(pages::home))
         .route("/movies", get(pages::movies))
         .route("/movies/{slug}", get(pages::movie))
         .route("/search", get(pages::search))
-        .route("/api/movies", get(api::list).post(api::create))
-        .route("/api/movies/{slug}", get(api::get).put(api::update).delete(api::delete))
+        .merge(api)
         .layer(bound)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -6,8 +6,11 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+
 use super::error::{AppError, PageError};
-use crate::movies::{MovieList, PageNumber, SearchQuery};
+use crate::movies::{FIRST_DECADE, GENRES, LAST_DECADE, MAX_PAGE, MovieList, PageNumber, RATINGS, SearchQuery, Sort};
 
 /// What `/movies?…` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,36 @@ impl ListingQuery {
             }
         }
         Ok(Self { page: page.unwrap_or(PageNumber::FIRST), list })
+    }
+}
+
+/// The parameters as the API's document lists them, each with the values `parse` allows (an empty
+/// one is the same as none).
+impl utoipa::IntoParams for ListingQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let one_of = |values: Vec<String>| {
+            let values = std::iter::once(String::new()).chain(values);
+            ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build()
+        };
+        let slugs = |table: &[(&str, &str)]| table.iter().map(|(slug, _)| (*slug).to_owned()).collect();
+        let decades = (FIRST_DECADE..=LAST_DECADE).step_by(10).map(|d| d.to_string()).collect();
+        let sorts = Sort::ALL.iter().map(|s| s.name().to_owned()).collect();
+        let page = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(MAX_PAGE)).build();
+        let param = |name: &str, description: &str, schema| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        vec![
+            param("genre", "Only films of this genre", one_of(slugs(GENRES))),
+            param("decade", "Only films released in the decade starting this year", one_of(decades)),
+            param("rating", "Only films with this MPAA rating", one_of(slugs(RATINGS))),
+            param("sort", "The order: newest release (the default), or highest first", one_of(sorts)),
+            param("page", "The page, from 1 (the default)", page),
+        ]
     }
 }
 
