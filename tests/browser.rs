@@ -513,7 +513,7 @@ async fn the_last_page_ends_the_feed() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(browser.js(requests).await, json!(1), "more requests after the end");
     assert_eq!(browser.count(".movie-card").await, all);
-    assert_eq!(browser.count("#more [hx-get], .more-link").await, 0, "a trigger is left after the end");
+    assert_eq!(browser.count("#more [data-hx-get], .more-link").await, 0, "a trigger is left after the end");
     // the footer is reachable at the bottom
     let footer = "const r = document.querySelector('.site-footer').getBoundingClientRect(); \
                   return r.bottom <= innerHeight + 1 && r.top >= 0;";
@@ -555,7 +555,7 @@ async fn a_failed_load_offers_retry() {
     browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
     assert_eq!(browser.slugs().await, slugs_over_http(&app, 2).await);
     assert_eq!(browser.count("#more [role=alert]").await, 0, "the error stays after a successful retry");
-    assert_eq!(browser.count("#more [hx-get='/movies?page=3']").await, 2, "no trigger for page 3");
+    assert_eq!(browser.count("#more [data-hx-get='/movies?page=3']").await, 2, "no trigger for page 3");
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 
