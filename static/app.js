@@ -7,8 +7,7 @@
   'use strict';
 
   var pending = null; // { count, focus } while a feed request is in flight
-  var leaving = false; // a film was opened from the feed: the page is being left
-  var dropped = false; // a page came as the reader left, and was not added (see rearm)
+  var leaving = null; // { state, href } of the entry, once a film was opened from the feed
 
   function feed() { return document.getElementById('feed'); }
   function more() { return document.getElementById('more'); }
@@ -120,28 +119,17 @@
       top: Math.round(card.getBoundingClientRect().top),
       keyboard: evt.detail === 0 // a click from Enter: the focus goes back to the card's link
     });
+    leaving = { state: state, href: cardPageHref(card) || location.href };
     history.scrollRestoration = 'manual';
-    history.replaceState(state, '', cardPageHref(card) || location.href);
-    leaving = true;
+    history.replaceState(leaving.state, '', leaving.href);
   });
 
-  // A page still loading as the reader leaves would name itself in the address when it comes
-  // (htmx's HX-Replace-Url) and so wipe the card out of the entry: it is not added.
-  document.addEventListener('htmx:beforeSwap', function (evt) {
-    if (!leaving || !isFeedRequest(evt.detail)) return;
-    evt.preventDefault();
-    dropped = true;
+  // A page still loading as the reader leaves names itself in the address when it comes (htmx's
+  // HX-Replace-Url), which would wipe the card out of the entry: the entry is written again. (The
+  // page is added: dropping it would leave the feed without a trigger if the reader comes back.)
+  document.addEventListener('htmx:replacedInHistory', function () {
+    if (leaving) history.replaceState(leaving.state, '', leaving.href);
   });
-
-  // Its trigger fired once only: a fresh one takes its place when the page comes back from the
-  // back/forward cache.
-  function rearm() {
-    var old = more() && more().querySelector('.more-sentinel');
-    if (!old || !window.htmx) return;
-    var fresh = old.cloneNode(false);
-    old.replaceWith(fresh);
-    htmx.process(fresh);
-  }
 
   // The card the entry remembers, forgotten at once: a reload after this shows the top of the
   // page the address names (the entry's scroll restoration stays off: turned back on now, the
@@ -178,10 +166,8 @@
   window.addEventListener('pageshow', function (evt) {
     // restored from the back/forward cache: as it was left, the scroll too
     if (!evt.persisted || !feed()) return;
-    leaving = false;
+    leaving = null;
     openedCard();
-    if (dropped) rearm();
-    dropped = false;
   });
 
   // "Back" on a film's page: when the reader came from the very page it names, go back in the
