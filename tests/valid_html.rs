@@ -28,7 +28,7 @@ fn vnu_errors(files: &[std::path::PathBuf]) -> Option<Vec<String>> {
     let ci = std::env::var_os("CI").is_some();
     if !Path::new(VNU_JAR).exists() {
         assert!(!ci, "{VNU_JAR} is missing and CI is set: .ci/run installs it (npm vnu-jar)");
-        eprintln!("SKIPPED: the Nu checker is not installed (npm install --prefix .ci/vnu vnu-jar)");
+        eprintln!("SKIPPED: the Nu checker is not installed (.ci/run installs it: npm vnu-jar, into .ci/vnu)");
         return None;
     }
     let run = Command::new("java").args(["-jar", VNU_JAR, "--errors-only", "--format", "json"]).args(files).output();
