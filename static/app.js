@@ -1,11 +1,13 @@
 // marquee: the listing's infinite scroll, on top of htmx (no inline handlers anywhere: CSP).
 // - #feed gets aria-busy while the next page loads;
 // - keyboard users who asked for more land on the first new film;
-// - a failed load shows "Couldn't load more films." with a Retry button in #more, as often as it fails.
+// - a failed load shows "Couldn't load more films." with a Retry button in #more, as often as it fails;
+// - Back from a film opened in the feed shows that card (below).
 (function () {
   'use strict';
 
   var pending = null; // { count, focus } while a feed request is in flight
+  var leaving = null; // { state, href } of the entry, once a film was opened from the feed
 
   function feed() { return document.getElementById('feed'); }
   function more() { return document.getElementById('more'); }
@@ -89,6 +91,84 @@
     showError(url, hadFocus);
     status("Couldn't load more films.");
   }
+
+  // Back from a film shows the card it was opened from, as it was on screen, with or without the
+  // back/forward cache. The browser restores a cached page as it was left (every page loaded, the
+  // scroll kept); without the cache it loads the entry's address again, and that document holds
+  // one page of cards. So, as a film is opened from a card, the entry is made to name the page
+  // that card is on (which is not always the last page loaded: the next one loads a screen
+  // before the end) and to remember the card and where it was on screen; the browser's own scroll
+  // restoration is turned off for that entry (it would restore a position in the longer page).
+  // Back then shows that page, its lede linking to the pages before, and the script puts the card
+  // where it was. Nothing here keeps a page out of the back/forward cache (no unload handler).
+  function cardPageHref(card) {
+    for (var c = card; c; c = c.previousElementSibling) {
+      var href = c.getAttribute('data-page-href');
+      if (href) return href;
+    }
+    return null;
+  }
+
+  document.addEventListener('click', function (evt) {
+    if (evt.defaultPrevented || evt.button !== 0 || evt.ctrlKey || evt.metaKey || evt.shiftKey || evt.altKey) return;
+    var link = evt.target.closest ? evt.target.closest('.movie-card a[href]') : null;
+    var card = link && link.closest('.movie-card');
+    if (!card || !card.parentElement || card.parentElement.id !== 'feed') return;
+    var state = Object.assign({}, history.state, {
+      card: card.getAttribute('data-slug'),
+      top: Math.round(card.getBoundingClientRect().top),
+      keyboard: evt.detail === 0 // a click from Enter: the focus goes back to the card's link
+    });
+    leaving = { state: state, href: cardPageHref(card) || location.href };
+    history.scrollRestoration = 'manual';
+    history.replaceState(leaving.state, '', leaving.href);
+  });
+
+  // A page still loading as the reader leaves names itself in the address when it comes (htmx's
+  // HX-Replace-Url), which would wipe the card out of the entry: the entry is written again. (The
+  // page is added: dropping it would leave the feed without a trigger if the reader comes back.)
+  document.addEventListener('htmx:replacedInHistory', function () {
+    if (leaving) history.replaceState(leaving.state, '', leaving.href);
+  });
+
+  // The card the entry remembers, forgotten at once: a reload after this shows the top of the
+  // page the address names (the entry's scroll restoration stays off: turned back on now, the
+  // browser would still apply its own).
+  function openedCard() {
+    var state = history.state;
+    if (!state || !state.card) return null;
+    var rest = Object.assign({}, state);
+    delete rest.card; delete rest.top; delete rest.keyboard;
+    history.replaceState(rest, '');
+    return state;
+  }
+
+  // A page loaded again: the card where it was on screen, or as near as fits (another window size).
+  function showOpenedCard() {
+    var state = openedCard();
+    if (!state) return;
+    var card = null;
+    var list = cards();
+    for (var i = 0; i < list.length; i++) {
+      if (list[i].getAttribute('data-slug') === state.card) { card = list[i]; break; }
+    }
+    if (!card) return;
+    var room = Math.max(0, window.innerHeight - Math.min(card.offsetHeight, window.innerHeight));
+    var top = Math.min(Math.max(state.top || 0, 0), room);
+    window.scrollTo({ top: card.getBoundingClientRect().top + window.scrollY - top, behavior: 'instant' });
+    if (state.keyboard) {
+      var link = card.querySelector('a');
+      if (link) link.focus({ preventScroll: true });
+    }
+  }
+
+  if (feed()) showOpenedCard();
+  window.addEventListener('pageshow', function (evt) {
+    // restored from the back/forward cache: as it was left, the scroll too
+    if (!evt.persisted || !feed()) return;
+    leaving = null;
+    openedCard();
+  });
 
   // "Back" on a film's page: when the reader came from the very page it names, go back in the
   // history instead, so that they land where they were (the cards loaded, the scroll kept).

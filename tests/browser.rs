@@ -77,6 +77,13 @@ impl WebDriverCompatibleCommand for Post {
     }
 }
 
+/// Whether the browser keeps pages in its back/forward cache (Chromium's default) or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    Default,
+    Off,
+}
+
 /// A browser session, with the few things these tests do in it.
 struct Browser {
     client: Client,
@@ -86,6 +93,11 @@ struct Browser {
 impl Browser {
     /// A fresh headless Chromium; `None` when chromedriver is missing and this is not CI.
     async fn start() -> Option<Self> {
+        Self::start_with(Cache::Default).await
+    }
+
+    /// `start`, with or without the back/forward cache.
+    async fn start_with(cache: Cache) -> Option<Self> {
         if !Path::new(CHROMEDRIVER).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -109,19 +121,22 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start on port {port}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,900",
-            &format!("--user-data-dir={}", driver.profile.display()),
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            format!("--user-data-dir={}", driver.profile.display()),
         ];
+        if cache == Cache::Off {
+            args.push("--disable-features=BackForwardCache".to_owned());
+        }
         let capabilities = json!({
             "browserName": "chrome",
             "goog:loggingPrefs": {"browser": "ALL"},
@@ -212,6 +227,17 @@ impl Browser {
         self.client.issue_cmd(Post { path: "goog/cdp/execute", body: cdp }).await.expect("viewport");
     }
 
+    /// Every response takes `ms` more to come, through the DevTools protocol (0: as fast as it is).
+    async fn latency(&self, ms: u64) {
+        let conditions = json!({"offline": false, "latency": ms, "downloadThroughput": -1, "uploadThroughput": -1});
+        for cdp in [
+            json!({"cmd": "Network.enable", "params": {}}),
+            json!({"cmd": "Network.emulateNetworkConditions", "params": conditions}),
+        ] {
+            self.client.issue_cmd(Post { path: "goog/cdp/execute", body: cdp }).await.expect("network conditions");
+        }
+    }
+
     /// Saves what the viewport shows as screenshots/{name}.png, for people to look at.
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
@@ -289,18 +315,10 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
     assert_eq!(browser.js("return seen;").await, json!({"busy": true, "indicator": true}), "no sign of loading");
     assert_eq!(browser.slugs().await, slugs_over_http(&app, 4).await, "the feed differs from pages 1–4");
 
-    // a pause every few pages, so that the footer can be reached by scrolling
-    browser.scroll_to("document.documentElement.scrollHeight").await;
-    browser.wait_for("page 5", "document.querySelectorAll('.movie-card').length === 120").await;
-    browser.scroll_to("document.documentElement.scrollHeight").await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(browser.count(".movie-card").await, 120, "the feed never lets the visitor reach the footer");
-    let footer =
-        "const r = document.querySelector('.site-footer').getBoundingClientRect(); return r.bottom <= innerHeight + 1;";
-    assert_eq!(browser.js(footer).await, json!(true), "the footer is out of reach");
-    // from there the keyboard asks for more, and lands on the first new film
+    // a keyboard user who reaches "Load more films" gets the next page, and lands on its first film
+    browser.scroll_on_to(&[120]).await;
+    browser.settle_feed().await;
     browser.js("document.querySelector('.more-link').focus();").await;
-    browser.key(Key::Enter).await;
     browser.wait_for("page 6", "document.querySelectorAll('.movie-card').length === 144").await;
     let focused = "return document.activeElement.closest('.movie-card')?.getAttribute('aria-posinset');";
     assert_eq!(browser.js(focused).await, "121", "focus is not on the first new film");
@@ -312,6 +330,9 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
     browser
         .js("document.querySelectorAll('.movie-card')[229].scrollIntoView({block: 'center', behavior: 'instant'});")
         .await;
+    // a screen before the end, page 11 comes
+    browser.wait_for("page 11", "document.querySelectorAll('.movie-card').length === 264").await;
+    browser.settle_feed().await;
     let before = browser.js("return scrollY;").await;
     let cards_before = browser.slugs().await;
     let left_at = browser.js("return location.search;").await;
@@ -329,8 +350,9 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
         assert!(url.starts_with(&app.base), "the detail page loaded {url} from another host");
     }
 
-    // the address had followed the scroll to the last page loaded
-    assert_eq!(left_at, json!("?page=10"), "the address does not follow the scroll");
+    // the address had followed the scroll to the last page loaded, and opening the film made it
+    // name the film's page
+    assert_eq!(left_at, json!("?page=11"), "the address does not follow the scroll");
     browser.back().await;
     browser.wait_for("the listing", "location.search === '?page=10' && document.querySelector('.movie-card')").await;
     assert_eq!(browser.slugs().await, cards_before, "the cards loaded before are gone");
@@ -339,6 +361,132 @@ async fn scrolling_loads_pages_in_order_and_back_returns_to_the_same_place() {
                    return r.top >= 0 && r.bottom <= innerHeight;";
     assert_eq!(browser.js(in_view).await, json!(true), "the film opened is out of view");
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+/// Scrolls five pages down the listing, opens the third film of page 5 by clicking it, and presses
+/// the browser's Back, at desktop and phone widths: the card is on screen again, its top within
+/// the viewport. Returns for each return its pageshow `persisted` (true: restored from the
+/// back/forward cache; null: the page was loaded again), and the browser's reasons not to restore.
+async fn back_from_a_film_deep_in_the_feed(browser: &Browser, app: &TestApp, tag: &str) -> Vec<(Value, Value)> {
+    let mut restored = Vec::new();
+    for (width, height, phone) in [(1280, 800, false), (390, 844, true)] {
+        browser.viewport(width, height, phone).await;
+        browser.goto(&app.url("/")).await;
+        browser.wait_for("htmx", "window.htmx").await;
+        browser.scroll_on_to(&[48, 72, 96, 120]).await;
+        browser.settle_feed().await;
+        let card = "document.querySelectorAll('.movie-card')[98]";
+        browser.js(&format!("{card}.scrollIntoView({{block: 'center', behavior: 'instant'}});")).await;
+        let slug = browser.js(&format!("return {card}.dataset.slug;")).await;
+        let slug = slug.as_str().expect("a slug").to_owned();
+        browser.js("window.addEventListener('pageshow', e => { window.restored = e.persisted; });").await;
+        browser.click(".movie-card:nth-child(99) h2 a").await;
+        browser.wait_for("the film", &format!("location.pathname === '/movies/{slug}'")).await;
+        browser.back().await;
+        let shown = format!("document.querySelector('.movie-card[data-slug=\"{slug}\"]')");
+        browser.wait_for("the listing", &format!("location.pathname === '/movies' && {shown}")).await;
+        browser.wait_until_still().await;
+        let top = browser.js(&format!("return {shown}.getBoundingClientRect().top;")).await;
+        let top = top.as_f64().expect("a position");
+        // outlined for the people who look at the screenshot
+        browser.js(&format!("{shown}.style.outline = '4px solid red';")).await;
+        browser.screenshot(&format!("back-{width}-{tag}")).await;
+        assert!((0.0..f64::from(height)).contains(&top), "{width}px: the film opened is off screen (top at {top})");
+        let reasons = "return performance.getEntriesByType('navigation')[0].notRestoredReasons;";
+        restored.push((browser.js("return window.restored ?? null;").await, browser.js(reasons).await));
+        assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    }
+    restored
+}
+
+// Without the back/forward cache, Back loads the listing again: it shows the card's page, and the
+// card where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_shows_the_film_opened_without_the_back_forward_cache() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start_with(Cache::Off).await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    for (persisted, _) in back_from_a_film_deep_in_the_feed(&browser, &app, "reload").await {
+        assert_eq!(persisted, Value::Null, "the page came from the back/forward cache");
+    }
+}
+
+// With it (Chromium's default), the listing stays eligible: Back restores it as it was left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_restores_the_listing_from_the_back_forward_cache() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    for (persisted, reasons) in back_from_a_film_deep_in_the_feed(&browser, &app, "bfcache").await {
+        assert_eq!(persisted, json!(true), "not a back/forward cache restore: {reasons}");
+    }
+}
+
+// A reader opens a film while the next page is still loading: Back shows that film's card all the
+// same, and the feed goes on from there, with the back/forward cache and without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_shows_the_film_opened_while_the_next_page_loads() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app(Backend::Sqlite).await;
+    for cache in [Cache::Off, Cache::Default] {
+        let Some(browser) = Browser::start_with(cache).await else { return };
+        browser.viewport(1280, 800, false).await;
+        browser.goto(&app.url("/")).await;
+        browser.wait_for("htmx", "window.htmx").await;
+        let slug = browser.js("return document.querySelectorAll('.movie-card')[22].dataset.slug;").await;
+        let slug = slug.as_str().expect("a slug").to_owned();
+        // page 2 is asked for, and takes a second to come; meanwhile the reader opens a film of page 1
+        browser.latency(1000).await;
+        browser.scroll_to("document.documentElement.scrollHeight").await;
+        browser
+            .wait_for("page 2 to be asked for", "document.getElementById('feed').getAttribute('aria-busy') === 'true'")
+            .await;
+        browser.click(".movie-card:nth-child(23) h2 a").await;
+        browser.wait_for("the film", &format!("location.pathname === '/movies/{slug}'")).await;
+        browser.latency(0).await;
+        browser.back().await;
+        let shown = format!("document.querySelector('.movie-card[data-slug=\"{slug}\"]')");
+        browser.wait_for("the listing", &format!("location.pathname === '/movies' && {shown}")).await;
+        browser.wait_until_still().await;
+        let top = browser.js(&format!("return {shown}.getBoundingClientRect().top;")).await;
+        let top = top.as_f64().expect("a position");
+        assert!((0.0..800.0).contains(&top), "{cache:?}: the film opened is off screen (top at {top})");
+        // and a fling to the bottom brings the next page
+        let cards = browser.count(".movie-card").await;
+        let flung = Instant::now();
+        while browser.count(".movie-card").await == cards {
+            assert!(flung.elapsed() < Duration::from_secs(4), "{cache:?}: no next page after the return");
+            browser.scroll_to("document.documentElement.scrollHeight").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    }
+}
+
+// A reader flings to the bottom again and again: every next page arrives while they do, and none
+// waits for the "Load more films" button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flinging_to_the_bottom_never_stalls_the_feed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let bound = Duration::from_secs(4);
+    for (width, height, phone) in [(1280, 800, false), (390, 844, true)] {
+        browser.viewport(width, height, phone).await;
+        browser.goto(&app.url("/")).await;
+        browser.wait_for("htmx", "window.htmx").await;
+        for page in 2..=12_u64 {
+            let flung = Instant::now();
+            while browser.count(".movie-card").await < page * 24 {
+                assert!(flung.elapsed() < bound, "{width}px: page {page} did not come within {bound:?} of flinging");
+                browser.scroll_to("document.documentElement.scrollHeight").await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let slugs = browser.slugs().await;
+        assert_eq!(slugs[..12 * 24], slugs_over_http(&app, 12).await, "{width}px: the feed differs from pages 1–12");
+        assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,12 +532,12 @@ async fn a_control_changes_the_list_and_the_scroll_goes_on_in_it() {
     browser
         .js("document.querySelectorAll('.movie-card')[13].scrollIntoView({block: 'center', behavior: 'instant'});")
         .await;
-    // (the list's page 2 may load meanwhile: the address then names it)
+    // (the list's page 2 may load meanwhile, and the address name it: opening a film of page 1
+    // makes it name page 1 again, the page a reload would need to show the card)
     tokio::time::sleep(Duration::from_millis(500)).await;
     browser.settle_feed().await;
     let before = browser.js("return scrollY;").await;
-    let left = browser.js("return location.href;").await;
-    assert!(left.as_str().unwrap().contains("/movies?genre=drama&sort=votes"), "{left}");
+    let left = json!(app.url("/movies?genre=drama&sort=votes"));
     browser.click(".movie-card:nth-child(14) h2 a").await;
     browser.wait_for("the film", &format!("location.pathname === '/movies/{}'", first[13])).await;
     assert_eq!(browser.js("return document.querySelector('p.back a').textContent;").await, json!("← Back to the list"));
@@ -513,7 +661,7 @@ async fn the_last_page_ends_the_feed() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(browser.js(requests).await, json!(1), "more requests after the end");
     assert_eq!(browser.count(".movie-card").await, all);
-    assert_eq!(browser.count("#more [hx-get], .more-link").await, 0, "a trigger is left after the end");
+    assert_eq!(browser.count("#more [data-hx-get], .more-link").await, 0, "a trigger is left after the end");
     // the footer is reachable at the bottom
     let footer = "const r = document.querySelector('.site-footer').getBoundingClientRect(); \
                   return r.bottom <= innerHeight + 1 && r.top >= 0;";
@@ -555,7 +703,7 @@ async fn a_failed_load_offers_retry() {
     browser.wait_for("page 2", "document.querySelectorAll('.movie-card').length === 48").await;
     assert_eq!(browser.slugs().await, slugs_over_http(&app, 2).await);
     assert_eq!(browser.count("#more [role=alert]").await, 0, "the error stays after a successful retry");
-    assert_eq!(browser.count("#more [hx-get='/movies?page=3']").await, 2, "no trigger for page 3");
+    assert_eq!(browser.count("#more [data-hx-get='/movies?page=3']").await, 2, "no trigger for page 3");
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
 

@@ -116,7 +116,7 @@ both!(the_controls_swap_the_list_and_name_its_url, |backend| async move {
     let app = spawn_app(backend).await;
     let (_, home) = app.get_text("/").await;
     assert!(home.contains(r#"<form class="filters" action="/movies" method="get""#), "a plain form");
-    assert!(home.contains(r##"hx-target="#listing""##));
+    assert!(home.contains(r##"data-hx-target="#listing""##));
     // what htmx sends when "Sort" changes: every control, the empty ones too
     let asked = "/movies?genre=&decade=&rating=r&sort=votes";
     let section = app

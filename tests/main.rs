@@ -25,3 +25,4 @@ mod repository;
 mod router;
 mod search;
 mod servers;
+mod valid_html;

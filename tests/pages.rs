@@ -48,7 +48,7 @@ fn setsize(html: &str) -> u64 {
     Listing::parse(StatusCode::OK, html.to_owned()).setsize.expect("aria-setsize")
 }
 
-/// The `hx-get` of the trigger that loads the next page, if any.
+/// The `data-hx-get` of the trigger that loads the next page, if any.
 fn next_trigger(html: &str) -> Option<String> {
     Listing::parse(StatusCode::OK, html.to_owned()).next
 }
@@ -98,7 +98,7 @@ async fn htmx_gets_the_fragment_and_everyone_else_the_page() {
     assert_eq!(positions.first(), Some(&25), "page 2's first card is the feed's 25th article");
     assert!(positions.windows(2).all(|p| p[1] == p[0] + 1), "positions run on: {positions:?}");
     // the trigger for page 3 replaces the old one out of band
-    assert!(fragment.contains(r#"<div id="more" class="more" hx-swap-oob="true">"#), "no oob #more:\n{fragment}");
+    assert!(fragment.contains(r#"<div id="more" class="more" data-hx-swap-oob="true">"#), "no oob #more:\n{fragment}");
     assert_eq!(next_trigger(&fragment).as_deref(), Some("/movies?page=3"));
     assert_ne!(card_slugs(&fragment), card_slugs(&app.get_text("/").await.1), "page 2 repeats page 1");
 

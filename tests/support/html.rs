@@ -24,7 +24,7 @@ pub struct Listing {
     pub positions: Vec<u64>,
     /// The catalog size the cards announce (`aria-setsize`).
     pub setsize: Option<u64>,
-    /// The `hx-get` of the control that loads the next page, if any.
+    /// The `data-hx-get` of the control that loads the next page, if any.
     pub next: Option<String>,
     /// The "that's every film" message on the last page.
     pub end: Option<String>,
@@ -40,7 +40,7 @@ impl Listing {
         let titles = cards.iter().filter_map(|c| c.select(&select("h2")).next().map(text)).collect();
         let positions = cards.iter().filter_map(|c| attr(c, "aria-posinset")?.parse().ok()).collect();
         let setsize = cards.first().and_then(|c| attr(c, "aria-setsize")?.parse().ok());
-        let next = doc.select(&select("#more [hx-get]")).next().and_then(|e| attr(&e, "hx-get"));
+        let next = doc.select(&select("#more [data-hx-get]")).next().and_then(|e| attr(&e, "data-hx-get"));
         let end = doc.select(&select("#more .more-end")).next().map(text);
         Self { status, slugs, titles, positions, setsize, next, end, html }
     }

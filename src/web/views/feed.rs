@@ -62,6 +62,9 @@ pub struct Feed {
     pub page: u32,
     /// The next page's URL (same list or search), absent on the last page.
     pub next_href: Option<String>,
+    /// This page's URL, which the feed's first card of the page carries: the address to name when
+    /// a reader opens one of its films.
+    pub href: String,
     /// The first page's URL.
     pub first_href: String,
     /// The page before this one, absent on the first.
@@ -124,6 +127,7 @@ impl Feed {
             cards: movies.into_iter().map(Card::new).collect(),
             page,
             next_href: paging.page.next().filter(|_| paging.has_next).map(|n| href(n.get())),
+            href: href(page),
             first_href: href(1),
             prev_href: (page > 1).then(|| href(page - 1)),
             total: paging.total,
