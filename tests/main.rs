@@ -24,3 +24,4 @@ mod repository;
 mod router;
 mod search;
 mod servers;
+mod validators;

@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use super::AppState;
 use super::error::{ApiError, AppError};
 use super::query::ListingQuery;
+use super::{AppState, caching};
 use crate::movies::{Movie, MoviePatch, NewMovie, Slug};
 
 /// A film as API clients read it: its version, then the film's fields by their names.
@@ -141,13 +141,21 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
         movies: listing.movies.iter().map(MovieView::from).collect(),
         next,
     };
-    Ok(Json(view).into_response())
+    read(&view)
 }
 
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     let movie = state.service.movie(&slug).await?.ok_or_else(|| no_movie(&slug))?;
-    Ok(Json(MovieView::from(&movie)).into_response())
+    read(&MovieView::from(&movie))
+}
+
+/// A read's answer: the JSON, revalidated with its tags (see `caching`).
+fn read(view: &impl Serialize) -> Result<Response, ApiError> {
+    let body = Bytes::from(serde_json::to_vec(view).map_err(|e| AppError::Internal(format!("json: {e}")))?);
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response();
+    caching::revalidated(&mut response, &body);
+    Ok(response)
 }
 
 pub async fn create(State(state): State<AppState>, _: Admin, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
