@@ -33,15 +33,10 @@ use super::envelope;
 use crate::service::MovieService;
 use crate::stats::Stats;
 
-/// The headers a page depends on besides its address: a request is named by them.
-const INPUTS: [HeaderName; 6] = [
-    header::HOST,
-    header::REFERER,
-    HeaderName::from_static("hx-request"),
-    HeaderName::from_static("hx-target"),
-    HeaderName::from_static("hx-history-restore-request"),
-    HeaderName::from_static("hx-current-url"),
-];
+/// The headers a page depends on besides its address (its `Vary`, and the host): a request is
+/// named by them.
+const INPUTS: [HeaderName; 4] =
+    [header::HOST, header::REFERER, HeaderName::from_static("hx-target"), HeaderName::from_static("hx-current-url")];
 
 /// A request's name longer than this is not kept.
 const LONGEST: usize = 4096;
