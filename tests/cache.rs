@@ -547,7 +547,7 @@ async fn the_front_answers_a_kept_page_as_the_full_path_does() {
     let asks: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("/", vec![]),
         ("/movies?page=2", vec![]),
-        ("/movies?page=2", vec![("HX-Request", "true")]),
+        ("/movies?page=2", vec![("HX-Request", "true"), ("HX-Target", "feed")]),
         ("/movies?page=2", vec![("HX-Request", "true"), ("HX-Target", "listing")]),
         ("/movies?genre=drama&sort=votes", vec![]),
         ("/search?q=godf", vec![]),

@@ -342,9 +342,10 @@ impl TestApp {
         (status, r.text().await.expect("body"))
     }
 
-    /// GET as htmx does it.
+    /// GET as htmx's infinite scroll does it (the feed is its target).
     pub async fn get_fragment(&self, path: &str) -> (StatusCode, String) {
-        let r = self.client.get(self.url(path)).header("HX-Request", "true").send().await.expect("request");
+        let r = self.client.get(self.url(path)).header("HX-Request", "true").header("HX-Target", "feed");
+        let r = r.send().await.expect("request");
         let status = r.status();
         (status, r.text().await.expect("body"))
     }

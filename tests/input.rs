@@ -151,7 +151,12 @@ fn cases(sample: &str) -> Vec<Case> {
         ("page=%ff", BAD_PAGE),
     ] {
         cases.push(case(format!("listing ?{q}"), format!("GET /movies?{q} HTTP/1.1"), 400, says));
-        cases.push(case(format!("fragment ?{q}"), format!("GET /movies?{q} HTTP/1.1\r\nHX-Request: true"), 400, says));
+        cases.push(case(
+            format!("fragment ?{q}"),
+            format!("GET /movies?{q} HTTP/1.1\r\nHX-Request: true\r\nHX-Target: feed"),
+            400,
+            says,
+        ));
     }
     cases.push(case("a page past the end", "GET /movies?page=1000000 HTTP/1.1", 404, "There is no page 1000000"));
 
@@ -621,7 +626,7 @@ async fn every_html_response_carries_the_csp() {
     for (method, path, extra, status) in requests {
         let mut req = app.client.request(method.parse().unwrap(), app.url(&path));
         match extra {
-            Some("HX-Request") => req = req.header("HX-Request", "true"),
+            Some("HX-Request") => req = req.header("HX-Request", "true").header("HX-Target", "feed"),
             Some("big") => req = req.body(big.clone()),
             _ => {}
         }

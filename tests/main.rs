@@ -26,3 +26,4 @@ mod router;
 mod search;
 mod servers;
 mod valid_html;
+mod validators;

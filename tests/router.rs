@@ -33,7 +33,8 @@ async fn send(app: &TestApp, request: Request<Body>) -> (Response, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_answers_carry_the_security_headers_and_obey_the_csp() {
     let app = spawn_app(Backend::Sqlite).await;
-    let htmx = Request::get("/movies?page=2").header("HX-Request", "true").body(Body::empty()).expect("a request");
+    let htmx = Request::get("/movies?page=2").header("HX-Request", "true").header("HX-Target", "feed");
+    let htmx = htmx.body(Body::empty()).expect("a request");
     let requests =
         [get("/"), htmx, get("/movies/the-land-girls-1998"), get("/movies/nope-1999"), get("/movies?page=abc")];
     for request in requests {

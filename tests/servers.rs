@@ -90,7 +90,7 @@ async fn pass(servers: &[Server], targets: &[Target]) {
         for t in targets {
             let mut req = s.client.get(s.url(&t.path));
             if t.fragment {
-                req = req.header("HX-Request", "true");
+                req = req.header("HX-Request", "true").header("HX-Target", "feed");
             }
             let status = req.send().await.expect("answered").status();
             assert_eq!(status, StatusCode::OK, "{} on {}", t.path, s.base);

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 pub struct Response {
     pub status: u16,
+    pub etag: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -82,6 +83,7 @@ impl Conn {
             .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
         let mut length: Option<usize> = None;
         let mut chunked = false;
+        let mut etag = None;
         loop {
             let line = self.read_line().await?;
             if line.is_empty() {
@@ -93,6 +95,8 @@ impl Conn {
                     length = value.parse().ok();
                 } else if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
                     chunked = true;
+                } else if name.eq_ignore_ascii_case("etag") {
+                    etag = Some(value.to_owned());
                 }
             }
         }
@@ -113,8 +117,24 @@ impl Conn {
             body.resize(n, 0);
             self.io.read_exact(&mut body).await?;
         }
-        Ok(Response { status, body })
+        Ok(Response { status, etag, body })
     }
+}
+
+/// Each path's `ETag`, checked: a GET naming it is answered 304 (what a browser revalidating the
+/// page it stored gets).
+pub async fn etags(addr: SocketAddr, paths: &[String]) -> Result<Vec<String>> {
+    let mut conn = Conn::open(addr).await?;
+    let mut tags = Vec::with_capacity(paths.len());
+    for path in paths {
+        let tag = conn.get(path).await?.etag.ok_or_else(|| anyhow!("{path}: no ETag"))?;
+        let again = conn.send("GET", path, &[("If-None-Match", &tag)], &[]).await?;
+        if again.status != 304 || !again.body.is_empty() {
+            bail!("{path}: a GET naming its ETag got {} and {} bytes", again.status, again.body.len());
+        }
+        tags.push(tag);
+    }
+    Ok(tags)
 }
 
 /// One GET on a fresh connection.

@@ -15,7 +15,7 @@ pub const PAGE_SIZE: u32 = 24;
 pub const CONNS: u32 = 64;
 
 /// The header htmx sends (the server answers with the fragment).
-pub const HX: &[(&str, &str)] = &[("HX-Request", "true")];
+pub const HX: &[(&str, &str)] = &[("HX-Request", "true"), ("HX-Target", "feed")];
 
 fn attr_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
     let needle = format!("{attr}=\"");

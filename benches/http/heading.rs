@@ -57,7 +57,7 @@ pub fn heading(opts: &Opts) -> String {
 
 pub const NOTES: &str = "\
 - Rates and latencies come from wrk (keep-alive, 64 connections, URLs rotated by a Lua script: listing pages 1–40, \
-the same with `HX-Request: true`, 200 detail slugs). \"Cache off\" is a second server on the same database with \
+the same with `HX-Request: true` and `HX-Target: feed`, 200 detail slugs). \"Cache off\" is a second server on the same database with \
 `REDIS_URL=off`; the static ceiling is a file of the warm page's size served by the cache-on server from `STATIC_DIR`.
 - Cold and partial-miss figures come from the bench's own client: every listing page requested exactly once, 64 at \
 a time, after removing every key under the server's prefix (cold) or a third of each page's film keys (partial). \

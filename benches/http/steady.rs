@@ -122,6 +122,8 @@ pub async fn rows(o: &Opts, f: &Fixture, tmp: &Path, rows: &mut Vec<Row>, profil
     let s_fragment = wrk::script(&dir, "fragment", listing, HX)?;
     let s_detail = wrk::script(&dir, "detail", details, &[])?;
     let s_static = wrk::script(&dir, "static", &["/static/ceiling.html".to_owned()], &[])?;
+    // a browser revalidating the warm listing it stored: each page's tag, answered 304 from memory
+    let s_revalidate = wrk::revalidating(&dir, "revalidate", listing, &client::etags(on.addr, listing).await?)?;
     let statics = vec!["/static/ceiling.html".to_owned()];
     let marquee = Variant::marquee;
     let ceiling = Variant::ceiling;
@@ -138,6 +140,7 @@ pub async fn rows(o: &Opts, f: &Fixture, tmp: &Path, rows: &mut Vec<Row>, profil
         ceiling(&bare, &s_listing, listing),
         ceiling(&nginx, &s_detail, details),
         ceiling(&bare, &s_detail, details),
+        marquee(on, &s_revalidate, listing, &[]),
     ];
     let mut runs: Vec<Vec<wrk::Wrk>> = vec![Vec::new(); variants.len()];
     let mut stranded = 0;
@@ -164,7 +167,7 @@ pub async fn rows(o: &Opts, f: &Fixture, tmp: &Path, rows: &mut Vec<Row>, profil
     }
     let m: Vec<wrk::Wrk> = runs.iter().map(|r| wrk::median(r)).collect();
     let [l_on, l_off, filt, stat, f_on, f_off, d_on, d_off] = [m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]];
-    let [l_nginx, l_bare, d_nginx, d_bare] = [m[8], m[9], m[10], m[11]];
+    let [l_nginx, l_bare, d_nginx, d_bare, revalidated] = [m[8], m[9], m[10], m[11], m[12]];
     let pg = backend == Backend::Postgres;
     rows.push(
         Row::new(scope, "warm listing (pages 1–40), cache on vs off")
@@ -175,6 +178,12 @@ pub async fn rows(o: &Opts, f: &Fixture, tmp: &Path, rows: &mut Vec<Row>, profil
                 if pg { "≥ 2× cache off" } else { "(≥ 2× is PostgreSQL's)" },
                 if pg { Verdict::of(l_on.rps >= 2.0 * l_off.rps) } else { Verdict::Info },
             ),
+    );
+    rows.push(
+        Row::new(scope, "warm listing revalidated (If-None-Match: its tag): 304 from memory vs 200")
+            .ours(report::wrk(&revalidated))
+            .other(format!("200: {}", report::wrk(&l_on)))
+            .ratio(revalidated.rps / l_on.rps),
     );
     rows.push(
         Row::new(scope, "warm filtered and sorted lists (4 lists × pages 1–10) vs warm listing")

@@ -22,10 +22,24 @@ pub struct Wrk {
 
 /// Writes a wrk script requesting `paths` in turn, with `headers` on every request.
 pub fn script(dir: &Path, name: &str, paths: &[String], headers: &[(&str, &str)]) -> Result<PathBuf> {
+    lua(dir, name, paths, headers, &[])
+}
+
+/// The same rotation, each path asked with `If-None-Match:` its tag in `etags` (as a browser
+/// revalidates the page it stored).
+pub fn revalidating(dir: &Path, name: &str, paths: &[String], etags: &[String]) -> Result<PathBuf> {
+    lua(dir, name, paths, &[], etags)
+}
+
+fn lua(dir: &Path, name: &str, paths: &[String], headers: &[(&str, &str)], etags: &[String]) -> Result<PathBuf> {
     let quote = |s: &str| format!("{s:?}"); // Rust string escapes are valid Lua for these ASCII paths
     let mut lua = String::from("local paths = {\n");
     for p in paths {
         lua.push_str(&format!("  {},\n", quote(p)));
+    }
+    lua.push_str("}\nlocal etags = {\n");
+    for tag in etags {
+        lua.push_str(&format!("  {},\n", quote(tag)));
     }
     lua.push_str("}\nlocal headers = {\n");
     for (k, v) in headers {
@@ -45,6 +59,9 @@ function init(args)
 end
 function request()
   i = i % n + 1
+  if #etags > 0 then
+    headers["If-None-Match"] = etags[i]
+  end
   return wrk.format("GET", paths[i], headers)
 end
 function done(summary, latency, requests)

@@ -15,10 +15,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
 use super::error::{ApiError, AppError, ErrorBody};
 use super::openapi::MOVIES;
 use super::query::ListingQuery;
+use super::{AppState, caching};
 use crate::movies::{Movie, MoviePatch, NewMovie, Slug};
 
 /// The API's routes, each declared with its entry in the API's document (`#[utoipa::path]` on its
@@ -174,7 +174,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
         movies: listing.movies.iter().map(MovieView::from).collect(),
         next,
     };
-    Ok(Json(view).into_response())
+    read(&view)
 }
 
 /// `GET /api/movies/{slug}`.
@@ -191,7 +191,15 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     let movie = state.service.movie(&slug).await?.ok_or_else(|| no_movie(&slug))?;
-    Ok(Json(MovieView::from(&movie)).into_response())
+    read(&MovieView::from(&movie))
+}
+
+/// A read's answer: the JSON, revalidated with its tags (see `caching`).
+fn read(view: &impl Serialize) -> Result<Response, ApiError> {
+    let body = Bytes::from(serde_json::to_vec(view).map_err(|e| AppError::Internal(format!("json: {e}")))?);
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response();
+    caching::revalidated(&mut response, &body);
+    Ok(response)
 }
 
 /// `POST /api/movies`.

@@ -5,7 +5,10 @@
 //!    streamed one is refused by the API's own extractor when it reads it);
 //! 2. the handler, with its own queue of deferred cache writes, spawned once the answer is built;
 //! 3. a panic is a bug of ours: logged, and answered with a 500 page (or JSON under `/api/`);
-//! 4. the latency metric by route and status, which so sees answers to panics and time-outs.
+//! 4. the answer's cache policy and validators (`caching`): `Cache-Control`, the `ETag` (after
+//!    compression, which decides which of a page's tags it is), a 304 for a matching
+//!    `If-None-Match`; so every answer gets one, those to panics and time-outs too;
+//! 5. the latency metric by route and status, which so sees answers to panics, time-outs and 304s.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
@@ -17,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::FutureExt;
 
+use super::caching;
 use super::error::AppError;
 use super::page_cache::Keepable;
 use super::{AppState, BODY_LIMIT, error_for};
@@ -34,11 +38,12 @@ pub async fn envelope(State(state): State<AppState>, req: Request, next: Next) -
 #[derive(Clone)]
 pub struct Route(pub metrics::SharedString);
 
-/// Step 4: the answer, timed.
+/// Steps 4 and 5: the answer, concluded and timed.
 async fn measured(state: &AppState, req: Request, next: Next) -> Response {
     let route = route(&req);
+    let asked = caching::Asked::of(&req);
     let start = Instant::now();
-    let mut response = answer(state, req, next).await;
+    let mut response = caching::apply(&asked, answer(state, req, next).await);
     record(route.clone(), &response, start);
     if response.extensions().get::<Keepable>().is_some() {
         response.extensions_mut().insert(Route(route));

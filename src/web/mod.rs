@@ -1,6 +1,8 @@
 //! HTTP: the router and every middleware, put together in one place (`app`).
 
 mod api;
+/// `CachePolicy`: `Cache-Control`, `ETag` and `304 Not Modified`, applied in one place.
+pub mod caching;
 mod envelope;
 /// `AppError` and how it is shown: a page in the site's layout, or JSON under `/api/`.
 pub mod error;
@@ -39,6 +41,7 @@ use crate::config::Config;
 use crate::deferred::Deferred;
 use crate::service::MovieService;
 use crate::stats::Stats;
+use caching::CachePolicy;
 use error::{ApiError, AppError, PageError};
 
 /// The largest request body accepted (the write API's JSON).
@@ -91,7 +94,7 @@ pub fn bad_tokens(per_minute: u32) -> api::BadTokens {
 /// 4. the router; then, around each route: the trace span `request` (id, method, path: no query
 ///    string and no headers, so the admin token never reaches a log), our own middleware
 ///    (`envelope`: a body declared too large, the deferred cache writes, the panic catcher, the
-///    latency metric), the time limit (our 503 with `Retry-After`), compression, the body limit
+///    cache policy and validators of `caching`, the latency metric), the time limit (our 503 with `Retry-After`), compression, the body limit
 ///    the extractors read; around pages and the API only, the bound on requests in flight.
 pub fn app(state: AppState, static_dir: &std::path::Path) -> App {
     let [frame, referrer, sniff, csp] =
@@ -163,16 +166,26 @@ fn span(req: &Request) -> tracing::Span {
 
 /// Every route and every middleware below the page tier (see `app`).
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
-    // A missing file gets the site's 404 page, and is not cached: only what was found is immutable
-    // (the templates name app.css and app.js with a hash of their content, htmx with its version).
+    // A missing file gets the site's 404 page, and the default policy: only what was found is
+    // immutable (the templates name app.css and app.js with a hash of their content, htmx with its
+    // version).
     let files = ServeDir::new(static_dir).not_found_service(pages::not_found.into_service());
-    let statics = Router::new().nest_service("/static", files).layer(SetResponseHeaderLayer::overriding(
-        header::CACHE_CONTROL,
-        |r: &Response| {
-            let found = r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED;
-            found.then(|| HeaderValue::from_static("public, max-age=31536000, immutable"))
-        },
-    ));
+    let statics =
+        Router::new().nest_service("/static", files).layer(middleware::map_response(|mut r: Response| async {
+            if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED {
+                r.extensions_mut().insert(CachePolicy::Immutable);
+            }
+            r
+        }));
+    // health and metrics say how things are now
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(middleware::map_response(|mut r: Response| async {
+            r.extensions_mut().insert(CachePolicy::NoStore);
+            r
+        }));
     // (see `app`)
     let trace = TraceLayer::new_for_http()
         .make_span_with(span)
@@ -202,9 +215,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route("/search", get(pages::search))
         .merge(api)
         .layer(bound)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .merge(ops)
         .fallback(pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .merge(statics)

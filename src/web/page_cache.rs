@@ -3,7 +3,8 @@
 //!
 //! It is the outermost layer (see `web::app`). A GET it has kept a page for — named by its path and query and the
 //! headers a page depends on (`INPUTS`) — is answered from the kept bytes, as the full path would
-//! answer it (the same headers and bytes, gzipped when the compression layer would gzip), as long
+//! answer it (the same headers, tags and bytes, gzipped when the compression layer would gzip, a
+//! 304 when the request names the tag: see `caching`), as long
 //! as Redis's token is the one the page was kept under: every write that reaches the cache sets a
 //! new token after its keys (see `cache::token` and `cache::lease`), so a write is on every
 //! server's pages as soon as its writer is answered.
@@ -23,23 +24,19 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
+use super::caching::{self, CachePolicy};
 use super::envelope;
 use crate::service::MovieService;
 use crate::stats::Stats;
 
-/// The headers a page depends on besides its address: a request is named by them.
-const INPUTS: [HeaderName; 6] = [
-    header::HOST,
-    header::REFERER,
-    HeaderName::from_static("hx-request"),
-    HeaderName::from_static("hx-target"),
-    HeaderName::from_static("hx-history-restore-request"),
-    HeaderName::from_static("hx-current-url"),
-];
+/// The headers a page depends on besides its address (its `Vary`, and the host): a request is
+/// named by them.
+const INPUTS: [HeaderName; 4] =
+    [header::HOST, header::REFERER, HeaderName::from_static("hx-target"), HeaderName::from_static("hx-current-url")];
 
 /// A request's name longer than this is not kept.
 const LONGEST: usize = 4096;
@@ -136,6 +133,9 @@ impl PageCacheLayer {
         }
         // the compression layer marks every page it could compress, compressed or not
         response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        // the tags computed when the page was kept; a 304 when the request names them
+        let asked = caching::Asked::of(req);
+        let mut response = caching::conclude(CachePolicy::Revalidate, Some(&page.etags), &asked, response);
         envelope::record(page.route, &response, start);
         super::finish(&mut response, req);
         Some(response)
@@ -155,11 +155,14 @@ impl PageCacheLayer {
         self.stats.kept(false);
         self.store.learn(&name);
         let route = response.extensions().get::<envelope::Route>().map(|r| r.0.clone());
-        if let (Some(token), Some((headers, body)), Some(route)) = (token, page, route)
-            && response.status().is_success()
+        let etags = response.extensions().get::<caching::Etags>().cloned();
+        // a 304 in place of the page: the client had it, the page tier may keep it
+        let answered = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+        if let (Some(token), Some((headers, body)), Some(etags), Some(route)) = (token, page, etags, route)
+            && answered
             && body.len() >= SHORTEST
         {
-            self.store.put(token, name, Page::new(headers, body, route));
+            self.store.put(token, name, Page::new(headers, body, etags, route));
         }
         Ok(response)
     }
@@ -237,25 +240,28 @@ fn weight(q: &str) -> Option<u16> {
 // The pages kept: one entry per request variant (see `name`), good under one Redis token, within
 // one byte budget that counts everything an entry holds (its name, the page and its gzipped copy).
 
-/// A page as the handler answered it: the headers it set and its bytes, gzipped once at keeping.
+/// A page as the handler answered it: the headers it set and its bytes, gzipped once at keeping,
+/// and its tags (computed once, by the handler).
 #[derive(Debug, Clone)]
 pub struct Page {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub gzipped: Bytes,
+    pub etags: caching::Etags,
     /// The latency metric's label of the route that rendered it.
     pub route: metrics::SharedString,
 }
 
 impl Page {
-    pub fn new(headers: HeaderMap, body: Bytes, route: metrics::SharedString) -> Self {
+    pub fn new(headers: HeaderMap, body: Bytes, etags: caching::Etags, route: metrics::SharedString) -> Self {
         let gzipped = gzip(&body);
-        Self { headers, body, gzipped, route }
+        Self { headers, body, gzipped, etags, route }
     }
 
     fn size(&self) -> usize {
         self.body.len()
             + self.gzipped.len()
+            + self.etags.size()
             + self.headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum::<usize>()
     }
 }
@@ -409,7 +415,9 @@ mod tests {
     }
 
     fn page(n: usize) -> Page {
-        Page::new(HeaderMap::new(), Bytes::from("x".repeat(n)), "/movies".into())
+        let body = "x".repeat(n);
+        let etags = caching::Etags::of(body.as_bytes(), &HeaderMap::new());
+        Page::new(HeaderMap::new(), Bytes::from(body), etags, "/movies".into())
     }
 
     /// Every byte an entry holds, counted from the entries themselves.

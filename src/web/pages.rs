@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{AppError, PageError};
-use super::page_cache;
 use super::query::ListingQuery;
 use super::query::SearchParams;
 use super::views::{
     Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, Related, SearchPage, SearchSection,
 };
+use super::{caching, page_cache};
 use crate::movies::{MovieList, PageNumber, Slug};
 
 /// What a listing request is answered with. The one place this choice is made.
@@ -29,20 +29,22 @@ enum View {
     Feed,
 }
 
+/// Decided by `HX-Target` alone, the element htmx puts the answer in: every htmx request of the
+/// site's pages names one, a history restore names none (and needs the whole document). So a cache
+/// tells the answers apart by one header (`Vary: HX-Target`).
 fn view(headers: &HeaderMap) -> View {
-    let is = |name: &str| headers.get(name).is_some_and(|v| v.as_bytes() == b"true");
-    if !is("hx-request") || is("hx-history-restore-request") {
-        View::Page
-    } else if headers.get("hx-target").is_some_and(|v| v.as_bytes() == b"listing" || v.as_bytes() == b"main") {
-        View::Section
-    } else {
-        View::Feed
+    match headers.get("hx-target").map(HeaderValue::as_bytes) {
+        Some(b"listing" | b"main") => View::Section,
+        Some(b"feed") => View::Feed,
+        _ => View::Page,
     }
 }
 
-/// `/`: always the whole first page.
+/// `/`: always the whole first page, whatever the request's headers.
 pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
-    listing(&state, &MovieList::default(), PageNumber::FIRST, View::Page).await
+    let (mut html, cached) = listing(&state, &MovieList::default(), PageNumber::FIRST, View::Page).await?;
+    html.vary = None;
+    Ok(html.page(cached))
 }
 
 /// `/movies?genre=…&decade=…&rating=…&sort=…&page=N`: the whole page, or for htmx the part it asked for.
@@ -51,10 +53,12 @@ pub async fn movies(
     headers: HeaderMap,
     query: ListingQuery,
 ) -> Result<Response, PageError> {
-    listing(&state, &query.list, query.page, view(&headers)).await
+    let (html, cached) = listing(&state, &query.list, query.page, view(&headers)).await?;
+    Ok(html.page(cached))
 }
 
-async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: View) -> Result<Response, PageError> {
+/// A list's page as `view` asks for it, and whether it came wholly from Redis.
+async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: View) -> Result<(Html, bool), PageError> {
     let Some(listing) = state.service.list_page(list, page).await? else {
         return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
     };
@@ -70,7 +74,7 @@ async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: Vie
         |feed| render(&ListingPage { feed, controls: Controls::new(list) }),
         |feed| render(&ListingSection { feed }),
     )?;
-    Ok(html.page(cached))
+    Ok((html, cached))
 }
 
 /// A rendered page: its bytes, and the headers that go with them.
@@ -78,24 +82,36 @@ struct Html {
     body: Bytes,
     /// The htmx history header of a list's fragment (`HX-Push-Url`, `HX-Replace-Url`).
     history: Option<(HeaderName, HeaderValue)>,
-    /// Lists and search answer differently to htmx: `Vary: HX-Request, HX-Target`.
-    vary: bool,
+    /// The request headers the answer depends on besides its address (`Vary`); the compression
+    /// layer adds `Accept-Encoding`.
+    vary: Option<&'static str>,
 }
 
+/// What a list's answer depends on: what htmx asks for (`view`).
+const LIST_INPUTS: &str = "HX-Target";
+
+/// What a search's answer depends on: what htmx asks for, and the page it is on (the history
+/// header).
+const SEARCH_INPUTS: &str = "HX-Target, HX-Current-URL";
+
+/// What a film's page depends on: the list it was opened from (its way back).
+const DETAIL_INPUTS: &str = "Referer";
+
 impl Html {
-    /// The page's answer, marked for the page tier (see `page_cache`): it may be kept when it came
-    /// wholly from Redis (`cached`).
+    /// The page's answer, revalidated with its tags (see `caching`) and marked for the page tier
+    /// (see `page_cache`): it may be kept when it came wholly from Redis (`cached`).
     fn page(self, cached: bool) -> Response {
         let body = cached.then(|| self.body.clone());
-        let mut response = (StatusCode::OK, Body::from(self.body)).into_response();
+        let mut response = (StatusCode::OK, Body::from(self.body.clone())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         if let Some((name, value)) = self.history {
             headers.insert(name, value);
         }
-        if self.vary {
-            headers.insert(header::VARY, HeaderValue::from_static("HX-Request, HX-Target"));
+        if let Some(vary) = self.vary {
+            headers.insert(header::VARY, HeaderValue::from_static(vary));
         }
+        caching::revalidated(&mut response, &self.body);
         page_cache::keepable(&mut response, body);
         response
     }
@@ -104,7 +120,7 @@ impl Html {
 /// A template's bytes; a template that fails is a bug of ours (500, logged).
 fn render(t: &impl Template) -> Result<Html, AppError> {
     t.render()
-        .map(|body| Html { body: Bytes::from(body), history: None, vary: false })
+        .map(|body| Html { body: Bytes::from(body), history: None, vary: None })
         .map_err(|e| AppError::Internal(format!("template: {e}")))
 }
 
@@ -128,7 +144,7 @@ fn answer(
     if let (Some(name), Ok(value)) = (history, HeaderValue::from_str(url)) {
         html.history = Some((HeaderName::from_static(name), value));
     }
-    html.vary = true;
+    html.vary = Some(LIST_INPUTS);
     Ok(html)
 }
 
@@ -156,7 +172,7 @@ pub async fn search(
     let feed = Feed::found(found, view == View::Feed);
     let history = if on_search { "hx-replace-url" } else { "hx-push-url" };
     let text = query.text;
-    let html = answer(
+    let mut html = answer(
         view,
         feed,
         &url,
@@ -164,6 +180,7 @@ pub async fn search(
         |feed| render(&SearchPage { feed, query: text.clone() }),
         |feed| render(&SearchSection { feed, query: text.clone() }),
     )?;
+    html.vary = Some(SEARCH_INPUTS);
     Ok(html.page(cached))
 }
 
@@ -185,7 +202,9 @@ pub async fn movie(
     if let Some((href, label)) = back {
         (page.back_href, page.back_label) = (href, label);
     }
-    Ok(render(&page)?.page(cached))
+    let mut html = render(&page)?;
+    html.vary = Some(DETAIL_INPUTS);
+    Ok(html.page(cached))
 }
 
 /// An absolute http(s) URL as its authority and its path with the query, without the fragment.

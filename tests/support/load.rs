@@ -97,7 +97,7 @@ impl Load {
                         n += 1;
                         let mut req = client.get(format!("{base}{}", target.path));
                         if target.fragment {
-                            req = req.header("HX-Request", "true");
+                            req = req.header("HX-Request", "true").header("HX-Target", "feed");
                         }
                         let started = Instant::now();
                         let answer = match req.send().await {
