@@ -542,12 +542,13 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     let dir = tmp.join(format!("lua-{short}"));
     std::fs::create_dir_all(&dir)?;
     let (prefix, _, static_dir, on) = crate::common::cached_server(j, tmp, short, &db, true).await?;
-    let redis_prefix = j.prefix(&format!("{short}r"));
+    // the same Redis keys as the default server (two servers of one site): what differs is the
+    // page tier in front of them
     let redis_tier = Server::start(
         Spec {
             name: &format!("{short}-redis-tier"),
             db: &db,
-            prefix: Some(&redis_prefix),
+            prefix: Some(&prefix),
             redis: lab::REDIS,
             static_dir: &static_dir,
             load_dataset: false,
@@ -626,7 +627,6 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     drop(redis_tier);
     let mut redis = lab::connect().await?;
     lab::unlink_prefix(&mut redis, &prefix).await?;
-    lab::unlink_prefix(&mut redis, &redis_prefix).await?;
     Ok(default.run.rps)
 }
 
