@@ -50,6 +50,9 @@ pub struct Stats {
     cache_log_applied: AtomicU64,
     lease_calls: AtomicU64,
     lease_held: AtomicU64,
+    pages_from_redis: AtomicU64,
+    pages_from_database: AtomicU64,
+    db_pool_waits: AtomicU64,
 }
 
 /// A copy of every counter at one moment.
@@ -88,6 +91,13 @@ pub struct Snapshot {
     pub lease_calls: u64,
     /// Whether this server holds a lease: its kept pages are answered with no round trip.
     pub lease_held: bool,
+    /// Pages rendered by a page handler, by where their data came from: wholly from Redis, or
+    /// with at least one database read (its own, or one it shared). With `kept_hits`, every page
+    /// answered 200, by the tier that answered it.
+    pub pages_from_redis: u64,
+    pub pages_from_database: u64,
+    /// Database queries that began with every connection of the pool in use (each waits for one).
+    pub db_pool_waits: u64,
 }
 
 impl Stats {
@@ -155,6 +165,15 @@ impl Stats {
         self.corrupt_entries.fetch_add(n, Relaxed);
     }
 
+    /// A page a handler rendered: `from_redis` when its data came wholly from Redis.
+    pub fn page_rendered(&self, from_redis: bool) {
+        if from_redis { &self.pages_from_redis } else { &self.pages_from_database }.fetch_add(1, Relaxed);
+    }
+
+    pub fn db_pool_wait(&self) {
+        self.db_pool_waits.fetch_add(1, Relaxed);
+    }
+
     pub fn kept(&self, hit: bool) {
         if hit { &self.kept_hits } else { &self.kept_misses }.fetch_add(1, Relaxed);
     }
@@ -195,6 +214,9 @@ impl Stats {
             cache_log_applied: self.cache_log_applied.load(Relaxed),
             lease_calls: self.lease_calls.load(Relaxed),
             lease_held: self.lease_held.load(Relaxed) == 1,
+            pages_from_redis: self.pages_from_redis.load(Relaxed),
+            pages_from_database: self.pages_from_database.load(Relaxed),
+            db_pool_waits: self.db_pool_waits.load(Relaxed),
         }
     }
 
@@ -202,6 +224,10 @@ impl Stats {
     pub fn publish(&self) {
         let s = self.snapshot();
         metrics::counter!("marquee_db_queries_total").absolute(s.db_queries);
+        metrics::counter!("marquee_db_pool_waits_total").absolute(s.db_pool_waits);
+        // pages rendered, by where their data came from (the page tier's own answers are its hits)
+        metrics::counter!("marquee_pages_rendered_total", "from" => "redis").absolute(s.pages_from_redis);
+        metrics::counter!("marquee_pages_rendered_total", "from" => "database").absolute(s.pages_from_database);
         // the tiers: rendered pages in this server's memory, then keys in Redis
         metrics::counter!("marquee_cache_hits_total", "tier" => "memory", "kind" => "page").absolute(s.kept_hits);
         metrics::counter!("marquee_cache_misses_total", "tier" => "memory", "kind" => "page").absolute(s.kept_misses);

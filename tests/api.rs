@@ -155,6 +155,9 @@ both!(health_readiness_and_metrics, |backend| async move {
         "marquee_deferred_writes_total{outcome=\"failed\"}",
         "marquee_redis_errors_total",
         "marquee_db_queries_total",
+        "marquee_db_pool_waits_total",
+        "marquee_pages_rendered_total{from=\"redis\"}",
+        "marquee_pages_rendered_total{from=\"database\"}",
         "marquee_http_request_duration_seconds_bucket{route=\"/movies\"",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");

@@ -17,7 +17,7 @@ pub const CONNS: u32 = 64;
 /// The header htmx sends (the server answers with the fragment).
 pub const HX: &[(&str, &str)] = &[("HX-Request", "true"), ("HX-Target", "feed")];
 
-fn attr_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
+pub fn attr_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
     let needle = format!("{attr}=\"");
     html.match_indices(&needle)
         .filter_map(|(i, _)| {

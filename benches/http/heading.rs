@@ -42,15 +42,25 @@ pub fn heading(opts: &Opts) -> String {
         "marquee HTTP bench, {date}, commit {commit}{}\n\
          machine: {cpu}, nproc {}, {:.0} GiB RAM, Linux {}, load average at start {}\n\
          Redis {redis_version}, PostgreSQL {}, {wrk_version}; server and load generator share the machine\n\
-         load: wrk -t2 -c{CONNS} -d{}s --latency, {} alternating round(s) per comparison, medians{}",
+         load: {}{}",
         if dirty { " (with uncommitted changes)" } else { "" },
         sh("nproc", &[]),
         mem_kb / 1024.0 / 1024.0,
         sh("uname", &["-r"]),
         load.join(" "),
         sh("sh", &["-c", "psql -h 127.0.0.1 -U postgres -d test -tAc 'show server_version' 2>/dev/null"]),
-        opts.secs,
-        opts.rounds,
+        if opts.mix_only {
+            format!(
+                "wrk -t2 -c{CONNS} --latency, a warm-up of {} s, then one measured run of {} s",
+                opts.secs,
+                2 * opts.secs
+            )
+        } else {
+            format!(
+                "wrk -t2 -c{CONNS} -d{}s --latency, {} alternating round(s) per comparison, medians",
+                opts.secs, opts.rounds
+            )
+        },
         if opts.quick { " (QUICK smoke run: figures are indicative only)" } else { "" },
     )
 }
@@ -83,4 +93,5 @@ on the same keyspace, alternating.
 - Writes (`--only writes`): 200 PUTs retitling the listing's first films, one at a time, round robin over 1, 3 \
 or 8 servers on one PostgreSQL database, each server having served pages (so holding its lease); without \
 Redis, with one Redis, and with a Redis Cluster of 3 masters and 3 replicas (each write waits for WAIT). \
-The added latency is the difference of the medians and of the p99s to the row without Redis.";
+The added latency is the difference of the medians and of the p99s to the row without Redis.
+- Mix (`--only mix`): a sequence of 200,000 requests drawn with a fixed seed from the catalog as the database holds it: 45% listing pages (a document; page 1 is `/`), 15% the listing's next pages as the infinite scroll asks for them (`HX-Request`, `HX-Target: feed`, `HX-Current-URL` and `Referer` the page before), 30% film pages (opened from the listing page the film is on), 5% filtered and sorted lists (one of every genre × sort, uniformly: page 1 as the list's controls ask for it, with the form's empty filters and `HX-Target: listing`, the next pages from its scroll), 5% searches from the search field (`HX-Target: main`; 20 words, uniformly). Pages follow a Zipf law (s = 1) by their number, never past a list's end; films one over every film, ranks shuffled with a fixed seed. Every request carries Chromium's headers (`Accept-Encoding: gzip, deflate, br, zstd`, `Accept`, `Accept-Language`, `User-Agent`, `sec-ch-ua*`, `Sec-Fetch-*`). wrk plays it from a file, each thread from its own half; a warm-up of --secs on a sequence of another seed, then 2 × --secs measured. `RENDERED_CACHE_KB=0` is a second server on the same database and the same Redis keys (two servers of one site), run after the default one, with its own warm-up. Status classes are counted by the script (its `response` callback, which costs wrk time: the warm listing beside it is played by the same script, with the same headers, so the ratio compares like with like). The tiers: pages answered from the page tier (`marquee_cache_hits_total` tier memory), rendered wholly from Redis and rendered with a database read (`marquee_pages_rendered_total`); queries, Redis commands (deferred writes included) and pool waits (`marquee_db_pool_waits_total`: queries that began with every pool connection in use) from /metrics around the measured run, per request wrk completed. The warm listing is checked (200, a whole listing page) before it is timed; a page that fails makes its row a failure, not a figure.";

@@ -17,7 +17,8 @@
 //! written to RESULTS-breaker.md; `search`: search at 1,000,000 films on both backends, and
 //! whether caching it would pay, written to RESULTS-search.md; `cold`: every kind of page with
 //! nothing cached at 1,000,000 films on both backends, the slowest of each kind against 50 ms,
-//! written to RESULTS-cold.md), `--secs N` (wrk
+//! written to RESULTS-cold.md; `mix`: the traffic readers bring, as a browser sends it, on both
+//! backends, with `--million` at a million films too, written to RESULTS-mix.md), `--secs N` (wrk
 //! duration, default 5), `--rounds N` (default 3), `--films N` (size of the big part), `--no-write`.
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
 
@@ -34,6 +35,7 @@ mod heading;
 mod lab;
 mod latency;
 mod million;
+mod mix;
 mod opts;
 mod report;
 mod search;
@@ -127,7 +129,12 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
     janitor.dir(&tmp);
     let mut rows = Vec::new();
     let mut profile = String::new();
-    let part_only = opts.cluster_only || opts.breaker_only || opts.search_only || opts.cold_only || opts.writes_only;
+    let part_only = opts.cluster_only
+        || opts.breaker_only
+        || opts.search_only
+        || opts.cold_only
+        || opts.writes_only
+        || opts.mix_only;
     if !part_only {
         for backend in opts.backends() {
             eprintln!("[{:>5.0} s] {}: the embedded films", started.elapsed().as_secs_f64(), backend.name());
@@ -149,6 +156,9 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             cold::phase(opts, janitor, &tmp, backend, &mut rows).await?;
         }
     }
+    if opts.mix_only {
+        mix::part(opts, janitor, &tmp, started, &mut rows).await?;
+    }
     if opts.writes_only {
         eprintln!("[{:>5.0} s] PostgreSQL: a write's latency", started.elapsed().as_secs_f64());
         latency::phase(opts, janitor, &tmp, &mut rows).await?;
@@ -159,6 +169,7 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         && !opts.steady_only
         && !opts.cold_only
         && !opts.writes_only
+        && !opts.mix_only
     {
         eprintln!("[{:>5.0} s] PostgreSQL: single Redis against a Redis Cluster", started.elapsed().as_secs_f64());
         cluster::phase(opts, janitor, &tmp, &mut rows).await?;
@@ -168,11 +179,17 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
         && !opts.search_only
         && !opts.cold_only
         && !opts.writes_only
+        && !opts.mix_only
     {
         eprintln!("[{:>5.0} s] PostgreSQL: the breaker at twice the saturating rate", started.elapsed().as_secs_f64());
         breaker::phase(opts, janitor, &tmp, &mut rows).await?;
     }
-    if (opts.million || opts.search_only) && !opts.breaker_only && !opts.cold_only && !opts.writes_only {
+    if (opts.million || opts.search_only)
+        && !opts.breaker_only
+        && !opts.cold_only
+        && !opts.writes_only
+        && !opts.mix_only
+    {
         for backend in opts.backends() {
             eprintln!(
                 "[{:>5.0} s] {}: {} films",
@@ -199,6 +216,8 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             _ if opts.steady_only => "cargo bench --bench http -- --only steady",
             _ if opts.cold_only => "cargo bench --bench http -- --only cold",
             _ if opts.writes_only => "cargo bench --bench http -- --only writes",
+            _ if opts.mix_only && opts.million => "cargo bench --bench http -- --only mix --million",
+            _ if opts.mix_only => "cargo bench --bench http -- --only mix",
             (true, _, _, true) => "cargo bench --bench http -- --only cluster --million",
             (true, _, _, false) => "cargo bench --bench http -- --only cluster",
             (false, true, _, _) => "cargo bench --bench http -- --only breaker",
@@ -214,6 +233,8 @@ async fn run(opts: &Opts, janitor: &Janitor) -> Result<()> {
             "benches/RESULTS-cold.md"
         } else if opts.writes_only {
             "benches/RESULTS-writes.md"
+        } else if opts.mix_only {
+            "benches/RESULTS-mix.md"
         } else if opts.cluster_only {
             "benches/RESULTS-cluster.md"
         } else if opts.breaker_only {

@@ -26,6 +26,8 @@ pub struct Opts {
     /// `--only writes`: a write's latency with 1, 3 and 8 servers, without Redis, on one and on a
     /// cluster with replicas (on PostgreSQL).
     pub writes_only: bool,
+    /// `--only mix`: the traffic readers bring, on both backends (with `--million`, at `big` films too).
+    pub mix_only: bool,
     pub secs: u32,
     pub rounds: usize,
     pub write: bool,
@@ -50,6 +52,7 @@ impl Opts {
             steady_only: false,
             cold_only: false,
             writes_only: false,
+            mix_only: false,
             secs: 5,
             rounds: 3,
             write: true,
@@ -89,12 +92,16 @@ impl Opts {
                             o.cold_only = true;
                             None
                         }
+                        Some("mix") => {
+                            o.mix_only = true;
+                            None
+                        }
                         Some("writes") => {
                             o.writes_only = true;
                             Some(Backend::Postgres)
                         }
                         other => {
-                            bail!("--only sqlite|postgres|cluster|breaker|search|steady|cold|writes, got {other:?}")
+                            bail!("--only sqlite|postgres|cluster|breaker|search|steady|cold|writes|mix, got {other:?}")
                         }
                     }
                 }

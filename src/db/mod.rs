@@ -172,6 +172,11 @@ impl Db {
 
     fn counted(&self) {
         self.stats.db_query();
+        // every connection in use: this query waits for one to come back (a connection being
+        // opened, with room in the pool, is not a wait for another query)
+        if self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections() {
+            self.stats.db_pool_wait();
+        }
     }
 
     /// Where a page query is followed by an order change when a test asks; nothing at all

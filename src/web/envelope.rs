@@ -45,7 +45,8 @@ async fn measured(state: &AppState, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let mut response = caching::apply(&asked, answer(state, req, next).await);
     record(route.clone(), &response, start);
-    if response.extensions().get::<Keepable>().is_some() {
+    if let Some(page) = response.extensions().get::<Keepable>() {
+        state.stats.page_rendered(page.from_redis());
         response.extensions_mut().insert(Route(route));
     }
     response

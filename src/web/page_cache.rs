@@ -48,6 +48,13 @@ const SHORTEST: usize = 32;
 #[derive(Clone)]
 pub struct Keepable(Option<(axum::http::HeaderMap, Bytes)>);
 
+impl Keepable {
+    /// Whether the page came wholly from Redis (and so may be kept).
+    pub fn from_redis(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 /// Marks `response` as a page (`body` its bytes when it came wholly from Redis, and so may be kept).
 pub fn keepable(response: &mut Response, body: Option<Bytes>) {
     let page = body.map(|body| (response.headers().clone(), body));
