@@ -436,7 +436,8 @@ async fn history(mut cache: Cache, default_seed: u64) {
         stale.iter().take(20).cloned().collect::<Vec<_>>().join("\n  "),
         server_errors.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ")
     );
-    assert!(h.reads.len() > 100 && acked > 20, "too little happened to judge: {report}");
+    // a write under a fault may take 3 s (see `cache::trust`): one every 4 s at least
+    assert!(h.reads.len() > 100 && acked as u64 >= seconds / 4, "too little happened to judge: {report}");
     assert!(stale.is_empty() && server_errors.is_empty(), "{report}");
     assert!(settled, "after the faults, a server or Redis still holds an older title than the database: {report}");
 }

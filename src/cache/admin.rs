@@ -111,7 +111,7 @@ impl Cache {
     pub async fn stamp(&self) -> Result<Option<Stamp>, CacheError> {
         let key = self.inner.keys.stamp();
         let get = |mut c: Connection| async move { redis::Cmd::get(key).query_async::<Option<Vec<u8>>>(&mut c).await };
-        let raw = self.inner.client.call_coordination(get).await?;
+        let raw = self.inner.client.call_patient(get).await?;
         Ok(super::entry::decode_stamp(raw.as_deref()))
     }
 
@@ -123,7 +123,7 @@ impl Cache {
         let info = |mut c: Connection| async move {
             redis::cmd("INFO").arg("server").arg("replication").query_async::<Value>(&mut c).await
         };
-        let reply = self.inner.client.call_coordination(info).await?;
+        let reply = self.inner.client.call_patient(info).await?;
         let replies = match reply {
             Value::Map(nodes) => nodes.into_iter().map(|(_, reply)| reply).collect(),
             reply => vec![reply],

@@ -170,7 +170,7 @@ impl Client {
     where
         F: Future<Output = Result<T, RedisError>>,
     {
-        self.exchange(Some(commands), f).await
+        self.exchange(Some(commands), self.timeout, f).await
     }
 
     /// `call` for the servers' coordination (leases, a writer waiting for them): counted apart
@@ -179,10 +179,25 @@ impl Client {
     where
         F: Future<Output = Result<T, RedisError>>,
     {
-        self.exchange(None, f).await
+        self.exchange(None, self.timeout, f).await
     }
 
-    async fn exchange<T, F>(&self, commands: Option<u64>, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
+    /// `call_coordination` with no visitor waiting on it (the relay's check of what Redis is):
+    /// allowed `PATIENT` at least, so that a busy moment does not leave the check unanswered.
+    pub async fn call_patient<T, F>(&self, f: impl FnOnce(Connection) -> F) -> Result<T, CacheError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
+        const PATIENT: Duration = Duration::from_secs(1);
+        self.exchange(None, self.timeout.max(PATIENT), f).await
+    }
+
+    async fn exchange<T, F>(
+        &self,
+        commands: Option<u64>,
+        timeout: Duration,
+        f: impl FnOnce(Connection) -> F,
+    ) -> Result<T, CacheError>
     where
         F: Future<Output = Result<T, RedisError>>,
     {
@@ -198,7 +213,7 @@ impl Client {
             Some(n) => self.stats.redis_call(n),
             None => self.stats.lease_call(),
         }
-        let result = match tokio::time::timeout(self.timeout, f(conn)).await {
+        let result = match tokio::time::timeout(timeout, f(conn)).await {
             Ok(Ok(value)) => {
                 self.breaker.record(self.now_ms(), true, probe);
                 return Ok(value);
@@ -215,7 +230,7 @@ impl Client {
                 }
                 CacheError::Redis(e)
             }
-            Err(_) => CacheError::Timeout(self.timeout),
+            Err(_) => CacheError::Timeout(timeout),
         };
         self.failed(&result, probe);
         Err(result)
