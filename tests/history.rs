@@ -180,21 +180,22 @@ impl Cache {
                 // its replica is promoted after the node timeout; it comes back (empty: nothing is
                 // persisted) as a replica, or, if back before that, as an empty master
                 let masters = nodes.masters().await;
-                let port = masters[rng.usize(..masters.len())];
+                // (none answers as one for a moment after a failover: nothing to kill then)
+                let Some(&port) = masters.get(rng.usize(..masters.len().max(1))) else { return };
                 nodes.kill(port);
                 tokio::time::sleep(lasting.max(Duration::from_millis(1500))).await;
                 nodes.revive(port);
             }
             ("freeze a replica", Self::Cluster(nodes)) => {
                 let replicas = nodes.replicas().await;
-                let port = replicas[rng.usize(..replicas.len())];
+                let Some(&port) = replicas.get(rng.usize(..replicas.len().max(1))) else { return };
                 nodes.pause(port);
                 tokio::time::sleep(lasting).await;
                 nodes.resume(port);
             }
             ("freeze a master", Self::Cluster(nodes)) => {
                 let masters = nodes.masters().await;
-                let port = masters[rng.usize(..masters.len())];
+                let Some(&port) = masters.get(rng.usize(..masters.len().max(1))) else { return };
                 nodes.pause(port);
                 tokio::time::sleep(lasting).await;
                 nodes.resume(port);
