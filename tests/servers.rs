@@ -360,6 +360,17 @@ async fn a_cluster_master_lost_costs_no_5xx_and_caching_resumes() {
     }
     let from_db = queries(&servers).await - before;
     eprintln!("master down 3 s: {from_db} database queries (the rest from live nodes or pages kept in memory)");
+    // its replica took its place
+    let promoted = Instant::now();
+    loop {
+        let masters = cluster.masters().await;
+        if masters.len() == 3 && !masters.contains(&victim) {
+            eprintln!("a replica promoted {:?} after the load ended: masters {masters:?}", promoted.elapsed());
+            break;
+        }
+        assert!(promoted.elapsed() < Duration::from_secs(20), "no replica promoted: masters {masters:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // a write while it is down is on every server's pages when its writer is answered: its keys
     // on the live nodes are written, the pages kept from the older copies are dropped (a new
