@@ -471,27 +471,46 @@ async fn the_token_is_set_after_the_keys_when_redis_forgot_its_scripts() {
     assert!(film_at < token_at, "the token (line {token_at}) was set before the film's copy (line {film_at})");
 }
 
+/// Two servers on PostgreSQL and a private Redis that keeps snapshots: a film cached on both, a
+/// snapshot taken, then the film retitled "After The Snapshot" (acknowledged, and taken by Redis).
+struct Snapshotted {
+    redis: RedisServer,
+    db: TestDb,
+    prefix: String,
+    servers: Vec<Server>,
+    slug: String,
+    /// The title the snapshot holds.
+    old: String,
+}
+
+impl Snapshotted {
+    async fn start() -> Self {
+        let redis = RedisServer::start_with_snapshots().await;
+        let db = TestDb::new(Backend::Postgres).await;
+        let prefix = format!("{}:", unique("log"));
+        let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
+        for s in &servers {
+            s.wait_up(Duration::from_secs(90)).await;
+        }
+        let conn = single(&redis.url()).await;
+        let (slug, old) = warm_film(&servers[0], &conn, &prefix).await;
+        for s in &servers {
+            let _ = detail(s, &slug).await;
+            let _ = detail(s, &slug).await;
+        }
+        let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
+        assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
+        let cached = cached_title(&conn, &prefix, &slug).await;
+        assert_eq!(cached.as_deref(), Some("After The Snapshot"), "Redis took it");
+        Self { redis, db, prefix, servers, slug, old }
+    }
+}
+
 // Redis restarted from a snapshot older than an acknowledged write (it had taken the write, then
 // lost it): within 5 s every page shows the write again, and goes on showing it; Redis holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost() {
-    let mut redis = RedisServer::start_with_snapshots().await;
-    let db = TestDb::new(Backend::Postgres).await;
-    let prefix = format!("{}:", unique("log"));
-    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
-    for s in &servers {
-        s.wait_up(Duration::from_secs(90)).await;
-    }
-    let conn = single(&redis.url()).await;
-    let (slug, old) = warm_film(&servers[0], &conn, &prefix).await;
-    for s in &servers {
-        let _ = detail(s, &slug).await;
-        let _ = detail(s, &slug).await;
-    }
-    let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
-
-    assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
-    assert_eq!(cached_title(&conn, &prefix, &slug).await.as_deref(), Some("After The Snapshot"), "Redis took it");
+    let Snapshotted { mut redis, db: _db, prefix, servers, slug, old } = Snapshotted::start().await;
     // the servers frozen meanwhile, so that what Redis came back with can be seen
     for s in &servers {
         s.freeze(true);
@@ -533,22 +552,7 @@ async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost()
 // on shows the write undone, the moment Redis answers again included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_back_from_an_older_snapshot_after_an_outage_never_shows_the_write_undone() {
-    let mut redis = RedisServer::start_with_snapshots().await;
-    let db = TestDb::new(Backend::Postgres).await;
-    let prefix = format!("{}:", unique("log"));
-    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
-    for s in &servers {
-        s.wait_up(Duration::from_secs(90)).await;
-    }
-    let conn = single(&redis.url()).await;
-    let (slug, _) = warm_film(&servers[0], &conn, &prefix).await;
-    for s in &servers {
-        let _ = detail(s, &slug).await;
-        let _ = detail(s, &slug).await;
-    }
-    let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
-    assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
-    assert_eq!(cached_title(&conn, &prefix, &slug).await.as_deref(), Some("After The Snapshot"), "Redis took it");
+    let Snapshotted { mut redis, db: _db, servers, slug, .. } = Snapshotted::start().await;
 
     let refs: Vec<&Server> = servers.iter().collect();
     // gone for 3 s (several of the relays' looks), then back, and read for 3 s more
