@@ -484,7 +484,8 @@ struct Snapshotted {
 }
 
 impl Snapshotted {
-    async fn start() -> Self {
+    /// `filler` keys of 100 bytes in the snapshot besides the site's (for a Redis slow to load it).
+    async fn start(filler: u32) -> Self {
         let redis = RedisServer::start_with_snapshots().await;
         let db = TestDb::new(Backend::Postgres).await;
         let prefix = format!("{}:", unique("log"));
@@ -498,6 +499,8 @@ impl Snapshotted {
             let _ = detail(s, &slug).await;
             let _ = detail(s, &slug).await;
         }
+        let fill = "for i = 1, ARGV[1] do redis.call('SET', 'filler:' .. i, string.rep('x', 100)) end";
+        let _: () = redis::cmd("EVAL").arg(fill).arg(0).arg(filler).query_async(&mut conn.clone()).await.unwrap();
         let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
         assert_eq!(retitle(&servers[1], &slug, "After The Snapshot").await, StatusCode::OK);
         let cached = cached_title(&conn, &prefix, &slug).await;
@@ -510,7 +513,7 @@ impl Snapshotted {
 // lost it): within 5 s every page shows the write again, and goes on showing it; Redis holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost() {
-    let Snapshotted { mut redis, db: _db, prefix, servers, slug, old } = Snapshotted::start().await;
+    let Snapshotted { mut redis, db: _db, prefix, servers, slug, old } = Snapshotted::start(0).await;
     // the servers frozen meanwhile, so that what Redis came back with can be seen
     for s in &servers {
         s.freeze(true);
@@ -552,12 +555,53 @@ async fn a_redis_restarted_from_an_older_snapshot_is_taught_the_writes_it_lost()
 // on shows the write undone, the moment Redis answers again included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_back_from_an_older_snapshot_after_an_outage_never_shows_the_write_undone() {
-    let Snapshotted { mut redis, db: _db, servers, slug, .. } = Snapshotted::start().await;
+    let Snapshotted { mut redis, db: _db, servers, slug, .. } = Snapshotted::start(0).await;
 
     let refs: Vec<&Server> = servers.iter().collect();
     // gone for 3 s (several of the relays' looks), then back, and read for 3 s more
     redis.kill();
     always(&refs, &slug, "After The Snapshot", Duration::from_secs(6), redis.restart()).await;
+}
+
+// Redis restarted from an older snapshot answers INFO (its new run_id) while it loads the snapshot,
+// and refuses reads until it is done; a write of another film then lands at once, with a stamp as
+// new as the log's: the servers that saw the restart while Redis was loading still repair what it
+// lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_was_loading_its_snapshot_when_the_restart_was_seen_is_still_taught() {
+    let Snapshotted { mut redis, db: _db, prefix, servers, slug, old } = Snapshotted::start(4000).await;
+    let (_, page3) = servers[0].get_text("/movies?page=3").await;
+    let other = crate::helpers::card_slugs(&page3)[0].clone();
+    redis.kill();
+    // loading 4,000 keys 1 ms apart: 4 s, several looks of each relay, answering what it may (INFO)
+    // every kilobyte it reads
+    redis.restart_loading(&["--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024"]).await;
+    let conn = single(&redis.url()).await;
+    let key = format!("{prefix}movie:{slug}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("GET").arg(&key).query_async::<Option<String>>(&mut conn.clone()).await.is_err() {
+        assert!(Instant::now() < deadline, "Redis loaded its snapshot");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(retitle(&servers[0], &other, "Written After The Restart").await, StatusCode::OK);
+    // (a relay that saw the restart may have repaired the film already: the snapshot's copy was
+    // `old`, and the filler it held is back)
+    let filler: Option<String> = redis::cmd("GET").arg("filler:1").query_async(&mut conn.clone()).await.unwrap();
+    assert!(filler.is_some(), "Redis came back from the snapshot");
+    eprintln!("the film in Redis once loaded: {:?} (the snapshot's: {old})", cached_title(&conn, &prefix, &slug).await);
+
+    let refs: Vec<&Server> = servers.iter().collect();
+    let repaired = until(CATCH_UP, || async {
+        for s in &refs {
+            if detail(s, &slug).await.heading.as_deref() != Some("After The Snapshot") {
+                return None;
+            }
+        }
+        (cached_title(&conn, &prefix, &slug).await.as_deref() == Some("After The Snapshot")).then_some(())
+    })
+    .await;
+    assert!(repaired.is_some(), "not repaired within 5 s of Redis loading its snapshot");
+    always(&refs, &slug, "After The Snapshot", Duration::from_secs(2), async {}).await;
 }
 
 // A Redis Cluster fails over onto a replica that had not received an acknowledged write (stopped

@@ -232,8 +232,13 @@ async fn history(mut cache: Cache, default_seed: u64) {
     eprintln!("history: seed {seed}, {seconds} s");
     let db = TestDb::new(Backend::Postgres).await;
     let prefix = format!("{}:", unique("history"));
-    let env = [("REDIS_TIMEOUT_MS", "300")];
+    // `MARQUEE_HISTORY_LOG=marquee=trace` logs what each server read from where (see the logs
+    // named in the report)
+    let log = std::env::var("MARQUEE_HISTORY_LOG").unwrap_or_else(|_| "marquee=info".into());
+    let env = [("REDIS_TIMEOUT_MS", "300"), ("RUST_LOG", log.as_str())];
     let servers: Vec<Server> = (0..SERVERS).map(|i| Server::spawn(&db.url, &cache.url(i), &prefix, &env)).collect();
+    let mut logs: Vec<String> =
+        servers.iter().enumerate().map(|(i, s)| format!("server {i}: {}", s.log_path().display())).collect();
     for s in &servers {
         s.wait_up(Duration::from_secs(90)).await;
     }
@@ -252,6 +257,8 @@ async fn history(mut cache: Cache, default_seed: u64) {
     let films = Arc::new(films);
     let history = Arc::new(Mutex::new(History::default()));
     let start = Instant::now();
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    eprintln!("history: started at {:.3} s after the Unix epoch", wall.as_secs_f64());
     let end = start + Duration::from_secs(seconds);
 
     let writer = {
@@ -351,6 +358,7 @@ async fn history(mut cache: Cache, default_seed: u64) {
                 // lease held), and a new server in its place
                 servers[victim].read().unwrap().crash();
                 let fresh = Server::spawn(&db.url, &cache.url(victim), &prefix, &env);
+                logs.push(format!("server {victim} from {:?}: {}", start.elapsed(), fresh.log_path().display()));
                 fresh.wait_up(Duration::from_secs(90)).await;
                 *servers[victim].write().unwrap() = Arc::new(fresh);
             }
@@ -432,7 +440,8 @@ async fn history(mut cache: Cache, default_seed: u64) {
         h.errors.len() - server_errors.len()
     );
     let report = format!(
-        "seed {seed}\nfaults:\n  {}\nstale reads:\n  {}\n5xx:\n  {}",
+        "seed {seed}\nservers' logs:\n  {}\nfaults:\n  {}\nstale reads:\n  {}\n5xx:\n  {}",
+        logs.join("\n  "),
         faults.join("\n  "),
         stale.iter().take(20).cloned().collect::<Vec<_>>().join("\n  "),
         server_errors.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ")

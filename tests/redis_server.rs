@@ -53,11 +53,24 @@ impl RedisServer {
 
     /// Starts the server (again) on its port, with nothing persisted, and waits for PING.
     pub async fn restart(&mut self) {
+        self.spawn(&[]);
+        self.wait_for("PING").await;
+    }
+
+    /// Starts the server again with `args` added, and waits only until it answers INFO: it may
+    /// still be loading its snapshot, refusing every other command with LOADING.
+    pub async fn restart_loading(&mut self, args: &[&str]) {
+        self.spawn(args);
+        self.wait_for("INFO").await;
+    }
+
+    fn spawn(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "the server is already running");
         let mut command = Command::new(BINARY);
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--loglevel", "warning"]);
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .args(args);
         if let Some(dir) = &self.dir {
             command.arg("--dir").arg(dir);
         }
@@ -68,16 +81,19 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
+    }
+
+    async fn wait_for(&self, command: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(client) = redis::Client::open(self.url())
                 && let Ok(Ok(mut conn)) =
                     tokio::time::timeout(Duration::from_secs(1), client.get_multiplexed_async_connection()).await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                && redis::cmd(command).query_async::<redis::Value>(&mut conn).await.is_ok()
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer {command}", self.port);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

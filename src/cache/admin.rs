@@ -18,6 +18,10 @@ const UNLINK_BATCH: usize = 1000;
 /// measured by the clock that set it.
 const READ_TOKEN: &str = "return {redis.call('TIME'), redis.call('HGETALL', KEYS[1])}";
 
+/// What Redis is: every node's `run_id` and replication ID (see `Cache::identity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisIdentity(String);
+
 /// The stamp as Redis holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CachedStamp {
@@ -115,11 +119,10 @@ impl Cache {
         Ok(super::entry::decode_stamp(raw.as_deref()))
     }
 
-    /// Whether Redis — the one, or any master of a cluster — restarted or was replaced (a new
-    /// `run_id`, a new replication ID: a failover) since this server last asked: it may have come
-    /// back with less than it had taken (an older snapshot, a replica that had not received every
-    /// write). The first call answers `false`.
-    pub async fn replaced(&self) -> Result<bool, CacheError> {
+    /// What Redis is now — the one, or every master of a cluster: each node's `run_id` and
+    /// replication ID. A change (a restart, a failover) means it may have come back with less
+    /// than it had taken (an older snapshot, a replica that had not received every write).
+    pub async fn identity(&self) -> Result<RedisIdentity, CacheError> {
         let info = |mut c: Connection| async move {
             redis::cmd("INFO").arg("server").arg("replication").query_async::<Value>(&mut c).await
         };
@@ -134,11 +137,20 @@ impl Cache {
         self.inner.replicas.store(replicas, std::sync::atomic::Ordering::Relaxed);
         let mut nodes: Vec<String> = texts.iter().map(|t| identity(t)).collect();
         nodes.sort();
-        let now = nodes.join(" ");
-        let Ok(mut seen) = self.inner.seen_redis.lock() else { return Ok(false) };
-        let replaced = seen.as_ref().is_some_and(|before| *before != now);
-        *seen = Some(now);
-        Ok(replaced)
+        Ok(RedisIdentity(nodes.join(" ")))
+    }
+
+    /// Whether `now` differs from the identity last remembered (`false` before the first).
+    pub fn is_replaced(&self, now: &RedisIdentity) -> bool {
+        self.inner.seen_redis.lock().map_or(true, |seen| seen.as_ref().is_some_and(|before| before != now))
+    }
+
+    /// Remembers `now` as what Redis is: call once what a change calls for has been done, so that
+    /// a check cut short (an error after the identity was read) sees the change again next time.
+    pub fn remember(&self, now: RedisIdentity) {
+        if let Ok(mut seen) = self.inner.seen_redis.lock() {
+            *seen = Some(now);
+        }
     }
 
     /// The token's hash: the current token, its age, and each server's lease.

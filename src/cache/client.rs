@@ -226,7 +226,8 @@ impl Client {
             }
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-                    self.lost.fetch_add(1, Relaxed);
+                    let lost = self.lost.fetch_add(1, Relaxed) + 1;
+                    tracing::debug!(lost, error = %e, "redis connection lost");
                 }
                 CacheError::Redis(e)
             }

@@ -17,7 +17,7 @@ mod token;
 mod trust;
 
 /// What `marquee cache stats` shows of the cache.
-pub use admin::{CacheState, CachedStamp, LeaseState, NodeMemory, TokenState};
+pub use admin::{CacheState, CachedStamp, LeaseState, NodeMemory, RedisIdentity, TokenState};
 pub use batch::WriteBatch;
 pub use breaker::BreakerConfig;
 /// One Redis or a cluster, behind the same commands (for tools and tests that look at the cache).
@@ -94,8 +94,8 @@ struct Inner {
     token_reads: Arc<token::TokenReads>,
     lease: lease::Lease,
     trust: trust::Trust,
-    /// What Redis was when last asked (see `admin::replaced`).
-    seen_redis: std::sync::Mutex<Option<String>>,
+    /// What Redis was when its relay last acted on it (see `Cache::identity`).
+    seen_redis: std::sync::Mutex<Option<admin::RedisIdentity>>,
     /// The fewest replicas any master had when last asked: a write's keys are taken once that
     /// many have them (`WAIT`; see `batch`).
     replicas: std::sync::atomic::AtomicU64,

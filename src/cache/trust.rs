@@ -61,6 +61,9 @@ impl Cache {
             && state.generation == look.generation
         {
             let until = look.began + CONFIRMED_FOR;
+            if state.lost != look.lost || state.until.is_none_or(|u| u <= Instant::now()) {
+                tracing::debug!(lost = look.lost, "redis trusted again");
+            }
             state.until = Some(state.until.map_or(until, |u| u.max(until)));
             state.lost = look.lost;
         }
@@ -73,6 +76,7 @@ impl Cache {
             state.generation += 1;
             state.until = None;
         }
+        tracing::debug!("redis not trusted until a look at the cache log confirms it");
     }
 
     pub fn is_trusted(&self) -> bool {

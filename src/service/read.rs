@@ -240,12 +240,17 @@ impl MovieService {
         let mut ticket = self.inner.films.ticket();
         loop {
             let seen = match self.inner.cache.movie(slug.as_str()).await {
-                Ok(MovieEntry::Movie(m)) => return Ok(Some(*m)),
+                Ok(MovieEntry::Movie(m)) => {
+                    tracing::trace!(title = %m.title, "film from redis");
+                    return Ok(Some(*m));
+                }
                 Ok(MovieEntry::Gone) => return Ok(None),
                 Ok(MovieEntry::Missing) | Err(_) => None,
                 Ok(MovieEntry::Unreadable(seen)) => seen,
             };
             if let Got::Read(read) = self.load_movies(&[(slug.to_string(), seen)], ticket).await? {
+                let title = read.movies.first().map(|m| m.title.as_str());
+                tracing::trace!(title, version = read.stamp.version, "film from a database read");
                 return Ok(read.movies.first().cloned());
             }
             ticket = ticket.always_read();

@@ -120,19 +120,29 @@ impl MovieService {
     /// and Redis is not trusted until it is.
     async fn went_back_in_time(&self, backlog: crate::db::Backlog) -> Result<Check> {
         let cache = &self.inner.cache;
-        let Ok(replaced) = cache.replaced().await else { return Ok(Check::Unanswered) };
-        let Some(applied) = backlog.applied else { return Ok(Check::Answered { went_back: replaced }) };
-        let Ok(stamp) = cache.stamp().await else { return Ok(Check::Unanswered) };
-        let stamp = stamp.map(|s| s.version);
-        let older = stamp.is_some_and(|v| v < applied);
+        let Ok(now) = cache.identity().await else { return Ok(Check::Unanswered) };
+        let replaced = cache.is_replaced(&now);
+        // a replaced Redis is repaired whatever its stamp says (it may not answer reads while it
+        // loads its snapshot); otherwise the stamp tells whether it lost writes it had taken
+        let (older, stamp) = match backlog.applied {
+            Some(applied) if !replaced => {
+                let Ok(stamp) = cache.stamp().await else { return Ok(Check::Unanswered) };
+                let stamp = stamp.map(|s| s.version);
+                (stamp.is_some_and(|v| v < applied), stamp)
+            }
+            _ => (false, None),
+        };
         if !older && !replaced {
+            cache.remember(now);
             return Ok(Check::Answered { went_back: false });
         }
         cache.distrust();
+        // remembered only once the rows are reopened: a check cut short here sees the change again
         let reopened = self.inner.db.reopen().await?;
+        cache.remember(now);
         tracing::warn!(
             stamp,
-            taken = applied,
+            taken = backlog.applied,
             replaced,
             reopened,
             "redis may have lost writes it had taken; applying the cache log's kept rows again"

@@ -132,6 +132,7 @@ impl PageCacheLayer {
     fn answer(&self, token: u64, name: &[u8], req: &Request, start: Instant) -> Option<Response> {
         let gzip = gzip_wanted(req)?;
         let page = self.store.get(token, name)?;
+        tracing::trace!(token, path = %req.uri(), "kept page");
         self.stats.kept(true);
         let mut response = Response::new(Body::from(if gzip { page.gzipped } else { page.body }));
         *response.headers_mut() = page.headers;

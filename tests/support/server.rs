@@ -55,6 +55,11 @@ impl Server {
         panic!("{} did not come up within {limit:?}:\n{}", self.base, self.log());
     }
 
+    /// Where its log goes (a file under the temporary directory, kept after it stops).
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
