@@ -232,11 +232,19 @@ async fn history(mut cache: Cache, default_seed: u64) {
     eprintln!("history: seed {seed}, {seconds} s");
     let db = TestDb::new(Backend::Postgres).await;
     let prefix = format!("{}:", unique("history"));
-    // `MARQUEE_HISTORY_LOG=marquee=trace` logs what each server read from where (see the logs
-    // named in the report)
+    // `MARQUEE_HISTORY_LOG=marquee=trace` logs what each server read from where, in logs kept
+    // after the run (named in the report)
     let log = std::env::var("MARQUEE_HISTORY_LOG").unwrap_or_else(|_| "marquee=info".into());
     let env = [("REDIS_TIMEOUT_MS", "300"), ("RUST_LOG", log.as_str())];
-    let servers: Vec<Server> = (0..SERVERS).map(|i| Server::spawn(&db.url, &cache.url(i), &prefix, &env)).collect();
+    let keep_logs = std::env::var("MARQUEE_HISTORY_LOG").is_ok();
+    let spawn = |redis: String| {
+        let server = Server::spawn(&db.url, &redis, &prefix, &env);
+        if keep_logs {
+            server.keep_log();
+        }
+        server
+    };
+    let servers: Vec<Server> = (0..SERVERS).map(|i| spawn(cache.url(i))).collect();
     let mut logs: Vec<String> =
         servers.iter().enumerate().map(|(i, s)| format!("server {i}: {}", s.log_path().display())).collect();
     for s in &servers {
@@ -357,7 +365,7 @@ async fn history(mut cache: Cache, default_seed: u64) {
                 // SIGKILL, whatever it was doing (a write committed and not yet told to Redis, a
                 // lease held), and a new server in its place
                 servers[victim].read().unwrap().crash();
-                let fresh = Server::spawn(&db.url, &cache.url(victim), &prefix, &env);
+                let fresh = spawn(cache.url(victim));
                 logs.push(format!("server {victim} from {:?}: {}", start.elapsed(), fresh.log_path().display()));
                 fresh.wait_up(Duration::from_secs(90)).await;
                 *servers[victim].write().unwrap() = Arc::new(fresh);

@@ -15,6 +15,8 @@ pub struct Server {
     pub client: reqwest::Client,
     child: Option<Child>,
     log: PathBuf,
+    /// Whether the log stays when the server is dropped (see `keep_log`).
+    keep: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -40,7 +42,8 @@ impl Server {
         }
         let child = cmd.spawn().expect("the binary starts");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
-        Self { base: format!("http://127.0.0.1:{port}"), client, child: Some(child), log }
+        let keep = std::sync::atomic::AtomicBool::new(false);
+        Self { base: format!("http://127.0.0.1:{port}"), client, child: Some(child), log, keep }
     }
 
     /// Waits (up to `limit`) until the server answers /healthz; panics with its log if not.
@@ -55,9 +58,15 @@ impl Server {
         panic!("{} did not come up within {limit:?}:\n{}", self.base, self.log());
     }
 
-    /// Where its log goes (a file under the temporary directory, kept after it stops).
+    /// Where its log goes (a file under the temporary directory).
     pub fn log_path(&self) -> &std::path::Path {
         &self.log
+    }
+
+    /// Leaves the log in place when the server is dropped (it is removed otherwise, unless the
+    /// test is failing).
+    pub fn keep_log(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn log(&self) -> String {
@@ -118,6 +127,8 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_file(&self.log);
+        if !self.keep.load(std::sync::atomic::Ordering::Relaxed) && !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
