@@ -26,6 +26,9 @@ struct Seams {
     reorder_on_reads: AtomicBool,
     hold_sweeps: RwLock<Option<Arc<Semaphore>>>,
     sweeps_held: AtomicU64,
+    hold_relay_ticks: RwLock<Option<Arc<Semaphore>>>,
+    hold_relay_passes: RwLock<Option<Arc<Semaphore>>>,
+    relay_passes_held: AtomicU64,
     stall_after_commit: AtomicBool,
 }
 
@@ -81,6 +84,24 @@ impl Hooks {
         }
     }
 
+    /// Before a tick of the cache log's relay begins: waits while a test holds ticks.
+    pub async fn before_relay_tick(&self) {
+        #[cfg(feature = "test-hooks")]
+        pass(&self.seams.hold_relay_ticks).await;
+    }
+
+    /// Before a pass of the cache log's relay claims rows (after its check of what Redis is):
+    /// waits while a test holds passes.
+    pub async fn before_relay_pass(&self) {
+        #[cfg(feature = "test-hooks")]
+        {
+            if self.seams.hold_relay_passes.read().is_ok_and(|g| g.is_some()) {
+                self.seams.relay_passes_held.fetch_add(1, Relaxed);
+            }
+            pass(&self.seams.hold_relay_passes).await;
+        }
+    }
+
     /// After a write's commit, before the cache is told: stops for good while a test asks (it
     /// kills the process there).
     pub async fn after_commit(&self) {
@@ -131,6 +152,26 @@ impl Hooks {
     /// How many sweep batches have reached the hold.
     pub fn sweeps_held(&self) -> u64 {
         self.seams.sweeps_held.load(Relaxed)
+    }
+
+    /// Every tick of the relay waits for a permit of `gate` before it begins (`None` lets them
+    /// through).
+    pub fn hold_relay_ticks(&self, gate: Option<Arc<Semaphore>>) {
+        if let Ok(mut hold) = self.seams.hold_relay_ticks.write() {
+            *hold = gate;
+        }
+    }
+
+    /// Every pass of the relay waits for a permit of `gate` (`None` lets them through).
+    pub fn hold_relay_passes(&self, gate: Option<Arc<Semaphore>>) {
+        if let Ok(mut hold) = self.seams.hold_relay_passes.write() {
+            *hold = gate;
+        }
+    }
+
+    /// How many relay passes have reached the hold.
+    pub fn relay_passes_held(&self) -> u64 {
+        self.seams.relay_passes_held.load(Relaxed)
     }
 }
 

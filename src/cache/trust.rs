@@ -54,6 +54,13 @@ impl Cache {
         Look { began: Instant::now(), generation, lost: self.inner.client.lost() }
     }
 
+    /// A look begun now that vouches for Redis only as far as `earlier` did: its check of what
+    /// Redis is (see `service::relay`) came before any connection lost since `earlier` began, and
+    /// a lost connection may be a restart that check did not see.
+    pub fn look_on(&self, earlier: Look) -> Look {
+        Look { lost: earlier.lost, ..self.look() }
+    }
+
     /// The look found nothing overdue in the cache log: Redis may be trusted until `CONFIRMED_FOR`
     /// after it began.
     pub fn confirm(&self, look: Look) {

@@ -127,6 +127,7 @@ impl MovieService {
             _ => self.read_movies(vec![(slug.to_string(), None)]).await?.movies.first().cloned(),
         };
         let Some(movie) = movie else { return Ok(None) };
+        tracing::trace!(title = %movie.title, from_redis = film_cached, "film page");
         let of = PageOf::Related(movie.slug.clone());
         let (db, hooks) = (self.inner.db.clone(), self.inner.hooks.clone());
         let load = || {

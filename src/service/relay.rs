@@ -46,6 +46,7 @@ impl MovieService {
         let mut last_error = None::<String>;
         loop {
             ticks.tick().await;
+            self.inner.hooks.before_relay_tick().await;
             match self.relay_tick().await {
                 Ok(0) => {}
                 Ok(applied) => tracing::info!(applied, "cache log: applied what Redis had not learnt"),
@@ -104,7 +105,8 @@ impl MovieService {
                 break;
             }
         }
-        let look = cache.look();
+        // (a connection lost during the passes may be a restart the check above did not see)
+        let look = cache.look_on(look);
         let backlog = db.backlog().await?;
         self.inner.stats.cache_log(backlog);
         // rows another server's relay holds are not applied yet: trust waits for them
@@ -153,6 +155,7 @@ impl MovieService {
     /// Claims, applies and marks up to `PER_PASS` rows. On an error the rows stay, released
     /// for the next pass of any server.
     async fn relay_pass(&self) -> Result<usize> {
+        self.inner.hooks.before_relay_pass().await;
         let db = &self.inner.db;
         let claim = db.claim(PER_PASS).await?;
         let n = claim.entries.len();
