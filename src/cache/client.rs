@@ -225,10 +225,7 @@ impl Client {
                 return Err(CacheError::Redis(e));
             }
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-                    let lost = self.lost.fetch_add(1, Relaxed) + 1;
-                    tracing::debug!(lost, error = %e, "redis connection lost");
-                }
+                self.note_loss(&e);
                 CacheError::Redis(e)
             }
             Err(_) => CacheError::Timeout(timeout),
@@ -250,8 +247,21 @@ impl Client {
         self.stats.redis_call(commands);
         match tokio::time::timeout(self.timeout, f(conn)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(CacheError::Redis(e)),
+            Ok(Err(e)) => {
+                self.note_loss(&e);
+                Err(CacheError::Redis(e))
+            }
             Err(_) => Err(CacheError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Counts `e` when it is a lost connection. Every reconnection follows an error some call
+    /// saw, so counting every call's keeps the count true: the next call may reach a Redis that
+    /// restarted meanwhile (see `trust`).
+    fn note_loss(&self, e: &RedisError) {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            let lost = self.lost.fetch_add(1, Relaxed) + 1;
+            tracing::debug!(lost, error = %e, "redis connection lost");
         }
     }
 

@@ -1,6 +1,8 @@
 //! Reads: a page of slugs (GET), the films it names with the catalog stamp (ONE MGET), a film's
 //! page (ONE MGET), one film (GET). Whatever is missing, expired or unreadable comes back as a miss;
-//! while Redis is not trusted (see `trust`), nothing is read.
+//! while Redis is not trusted (see `trust`), nothing is read. Trust is asked again once the answer
+//! is in: a call that began trusted may have waited for a connection made again meanwhile (another
+//! call lost the old one), to a Redis that restarted from an older snapshot.
 
 use redis::Cmd;
 
@@ -24,6 +26,7 @@ impl Cache {
             Err(CacheError::Redis(e)) if is_wrong_type(&e) => Some(Vec::new()),
             Err(e) => return Err(e),
         };
+        self.trusted()?;
         Ok(self.decoded_page(of, raw.as_deref()))
     }
 
@@ -60,6 +63,7 @@ impl Cache {
         let mget =
             |mut c: Connection| async move { Cmd::mget(names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await };
         let mut raw = self.inner.client.call(1, mget).await?.into_iter();
+        self.trusted()?;
         let stamp = if with_stamp { raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m))) } else { None };
         let movies: Vec<MovieEntry> = raw.map(|r| entry::decode_movie(r.as_deref())).collect();
         self.tally(&movies);
@@ -75,6 +79,7 @@ impl Cache {
         let mget =
             |mut c: Connection| async move { Cmd::mget(&names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await };
         let mut raw = self.inner.client.call(1, mget).await?.into_iter();
+        self.trusted()?;
         let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
         let movie = entry::decode_movie(raw.next().flatten().as_deref());
         let page = self.decoded_page(&related, raw.next().flatten().as_deref());
@@ -92,6 +97,7 @@ impl Cache {
             Err(CacheError::Redis(e)) if is_wrong_type(&e) => MovieEntry::Unreadable(None),
             Err(e) => return Err(e),
         };
+        self.trusted()?;
         self.tally(std::slice::from_ref(&entry));
         Ok(entry)
     }

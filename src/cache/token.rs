@@ -41,7 +41,12 @@ impl Cache {
         let (tx, rx) = oneshot::channel();
         reads.waiting.lock().ok()?.push(tx);
         reads.wake.notify_one();
-        rx.await.ok().flatten()
+        let token = rx.await.ok().flatten();
+        // (asked again: see `read`)
+        if !self.is_trusted() {
+            return None;
+        }
+        token
     }
 
     /// One GET of the token (and a SET NX of a new one when there is none).
