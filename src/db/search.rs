@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::anchors;
 use super::repo::{STAMP, stamp_and_movies};
 use super::rows;
 use super::{Backend, Db, Result, Stamp};
@@ -17,6 +18,11 @@ impl Db {
             return Ok((self.stamp().await?, 0, Vec::new()));
         }
         let words = &query.words;
+        if let [word] = words.as_slice()
+            && page.offset(size) >= anchors::STEP
+        {
+            return self.deep_search(word, page, size).await;
+        }
         let mut binds: Vec<String> = Vec::new();
         let mut param = |v: String| {
             binds.push(v);
@@ -158,6 +164,90 @@ impl Db {
         }
         self.counted();
         let found = q.fetch_all(&self.pool).await?;
+        let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
+        let (stamp, movies) = stamp_and_movies(&found)?;
+        Ok((stamp, total.unwrap_or(0), movies))
+    }
+
+    /// A deep page of a one-word search (see migration 0010). A common word finds the bucket of
+    /// votes its page starts in from `search_buckets` and walks movies_by_votes from that bucket's
+    /// top, testing titles; a rare one reads the index of words and sorts its few films, as page
+    /// 1 does. Films titled exactly the word come first; the buckets count them too, so the walk
+    /// skips those among the films before it (the walk itself leaves them out).
+    async fn deep_search(&self, word: &str, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
+        // $1 the word (and the exact title), $2 its index query, $3 its LIKE pattern, $4 the page
+        // size, $5 the offset
+        let like = "(' ' || search_title) like $3";
+        // The walk's guard, as on page 1: a condition of no row on PostgreSQL, a LIMIT of 0 on
+        // SQLite (which tests a condition on every row), and nothing asked of SQLite's index of
+        // words when the walk answers.
+        let (walked, rare, limit): (&str, String, fn(&str) -> String) = match self.backend {
+            Backend::Postgres => (
+                "(select walk from t) and ",
+                "not (select walk from t) and to_tsvector('simple', search_title) @@ to_tsquery('simple', $2)"
+                    .to_owned(),
+                |n: &str| n.to_owned(),
+            ),
+            Backend::Sqlite => (
+                "",
+                "rowid in (select rowid from movies_search where movies_search match \
+                 (select case when walk then '\"\"' else $2 end from t))"
+                    .to_owned(),
+                |n: &str| format!("(select case when walk then {n} else 0 end from t)"),
+            ),
+        };
+        let sql = format!(
+            "with e as materialized (select count(*) as exact, count(imdb_votes) as exact_valued \
+               from movies where search_title = $1), \
+             b as materialized (select top, n, cast(sum(n) over (order by top desc) as bigint) as upto \
+               from search_buckets where prefix = $1 and n > 0), \
+             w as materialized (select coalesce(max(n), 0) as total from search_prefixes where prefix = $1), \
+             t as materialized (select w.total, w.total - e.exact as inexact, \
+               case when $5 > e.exact then $5 - e.exact else 0 end as at, \
+               (select cast(coalesce(sum(n), 0) as bigint) from b where top <> -1) - e.exact_valued as valued, \
+               $4 * (select movie_count from catalog) < w.total * w.total as walk from w cross join e), \
+             s0 as materialized (select b.top, t.at - (b.upto - b.n) as skip from b cross join t \
+               where b.upto > t.at order by b.top desc limit 1), \
+             s as materialized (select top, skip + (select count(*) from movies \
+               where search_title = $1 and imdb_votes > s0.top) as skip from s0) \
+             select {STAMP}, t.total as f_total, {cols} from catalog c cross join t left join \
+             (select u.rank, {mcols} from ( \
+                select 0 as rank, slug from (select slug from movies where search_title = $1 \
+                  order by imdb_votes desc nulls last, slug limit $4 offset $5) x \
+                union all \
+                select 1 as rank, slug from (select slug from movies where {walked}imdb_votes <= (select top from s) \
+                  and {like} and search_title <> $1 order by imdb_votes desc nulls last, slug \
+                  limit {valued_limit} offset (select coalesce(max(skip), 0) from s)) v \
+                union all \
+                select 1 as rank, slug from (select slug from movies where {walked}imdb_votes is null \
+                  and {like} and search_title <> $1 order by imdb_votes desc nulls last, slug \
+                  limit {nulls_limit} \
+                  offset (select case when at > valued then at - valued else 0 end from t)) z \
+                union all \
+                select 1 as rank, slug from (select slug from movies where {rare} and search_title <> $1 \
+                  order by imdb_votes + 0 desc nulls last, slug limit $4 offset (select at from t)) r \
+              ) u cross join movies m where m.slug = u.slug \
+              order by u.rank, m.imdb_votes desc nulls last, m.slug limit $4) f on 1 = 1 \
+             order by f.rank, f.imdb_votes desc nulls last, f.slug",
+            cols = rows::columns_of("f"),
+            mcols = rows::columns_of("m"),
+            valued_limit = limit("$4"),
+            nulls_limit = limit("(select case when at + $4 > valued and at < inexact then $4 else 0 end from t)"),
+        );
+        let term = match self.backend {
+            Backend::Sqlite => format!("\"{word}\"*"),
+            Backend::Postgres => format!("{word}:*"),
+        };
+        let offset = i64::try_from(page.offset(size)).unwrap_or(i64::MAX);
+        self.counted();
+        let found = sqlx::query(&sql)
+            .bind(word)
+            .bind(term)
+            .bind(format!("% {word}%"))
+            .bind(i64::from(size))
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
         let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
         let (stamp, movies) = stamp_and_movies(&found)?;
         Ok((stamp, total.unwrap_or(0), movies))
