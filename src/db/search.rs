@@ -49,8 +49,12 @@ impl Db {
         let (limit, offset, reach) = (param(size.to_string()), param(String::new()), param(String::new()));
         let k = words.len();
         // The word fewest films have (the first of equals) always goes to the index of words, with
-        // the others that at most one film in 20 has; a more common word is tested on the
-        // candidates' titles instead (its index entries would cost more than the test).
+        // the next fewest when it is at most ten times as common, and the others that at most one
+        // film in 20 has; a more common word is tested on the candidates' titles instead (its
+        // index entries would cost more than the test). With the next word the index gives
+        // fewer titles to test: `escape from the north` tested the 39,075 titles with `north`
+        // (78 ms of SQLite, 189 ms of PostgreSQL), and now the 7,641 with `north` and `escape`
+        // (26 ms, 43 ms).
         let lead = (0..k)
             .map(|i| {
                 let fewest: Vec<String> = (0..k)
@@ -62,7 +66,24 @@ impl Db {
             })
             .collect::<Vec<_>>()
             .join(" ");
-        let indexed = |i: usize| format!("(lead = {i} or n{i} * 20 <= (select movie_count from catalog))");
+        // the word fewest films have after the lead (the first of equals)
+        let next = (0..k)
+            .map(|i| {
+                let fewest: Vec<String> = (0..k)
+                    .filter(|j| *j != i)
+                    .map(|j| format!("(lead = {j} or n{i} {} n{j})", if j < i { "<" } else { "<=" }))
+                    .collect();
+                let fewest = if fewest.is_empty() { "1 = 1".to_owned() } else { fewest.join(" and ") };
+                format!("when lead <> {i} and {fewest} then {i}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let indexed = |i: usize| {
+            format!(
+                "(lead = {i} or (next = {i} and n{i} <= 10 * n_lead) or n{i} * 20 <= (select movie_count from catalog))"
+            )
+        };
+        let n_lead = (0..k).map(|i| format!("when {i} then n{i}")).collect::<Vec<_>>().join(" ");
         let query_text = match self.backend {
             Backend::Sqlite => (0..k)
                 .map(|i| format!("case when {} then {} else '' end", indexed(i), terms[i]))
@@ -90,7 +111,8 @@ impl Db {
         let order = |alias: &str| format!("{alias}rank, {alias}imdb_votes desc nulls last, {alias}slug");
         let head = format!(
             "with w as materialized (select {counts}), \
-             d as materialized (select w.*, case {lead} end as lead from w), \
+             l as materialized (select w.*, case {lead} end as lead from w), \
+             d as materialized (select l.*, case {next} end as next, case lead {n_lead} end as n_lead from l), \
              q as materialized (select {query_text} as text, {flags} from d), ",
             counts = counts.join(", ")
         );
