@@ -116,15 +116,17 @@ impl Db {
              q as materialized (select {query_text} as text, {flags} from d), ",
             counts = counts.join(", ")
         );
+        // the page is cut from the candidates' own votes; only its films are read whole
         let tail = format!(
-            ") u cross join movies m where m.slug = u.slug and {offset} < (select total from t) \
-              order by u.rank, m.imdb_votes desc nulls last, m.slug limit {limit} offset {offset}) f on 1 = 1 \
+            ") u where {offset} < (select total from t) \
+              order by u.rank, u.imdb_votes desc nulls last, u.slug limit {limit} offset {offset}) p \
+             cross join movies m where m.slug = p.slug) f on 1 = 1 \
              order by {outer}",
             outer = order("f."),
         );
         let select = format!(
             "select {STAMP}, t.total as f_total, {cols} from catalog c cross join t left join \
-             (select u.rank, {mcols} from (",
+             (select p.rank, {mcols} from (select u.rank, u.slug, u.imdb_votes from (",
             cols = rows::columns_of("f"),
             mcols = rows::columns_of("m"),
         );
@@ -151,12 +153,13 @@ impl Db {
                 "{head} t as materialized (select n0 as total, \
                    {reach} * (select movie_count from catalog) < n0 * n0 as walk from d) \
                  {select} \
-                    select 0 as rank, slug from movies where search_title = {phrase} and {all_likes} \
+                    select 0 as rank, slug, imdb_votes from movies where search_title = {phrase} and {all_likes} \
                     union all \
-                    select 1 as rank, slug from (select slug from movies where {walked}{all_likes} \
+                    select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies where {walked}{all_likes} \
                       and search_title <> {phrase} order by imdb_votes desc nulls last, slug limit {walk_limit}) o \
                     union all \
-                    select 1 as rank, slug from (select slug from movies where not {walk} and {unwalked} \
+                    select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies \
+                      where not {walk} and {unwalked} \
                       and search_title <> {phrase} order by imdb_votes + 0 desc nulls last, slug limit {reach}) s \
                  {tail}"
             )
@@ -167,9 +170,10 @@ impl Db {
                 "{head} hits as materialized (select slug, imdb_votes, search_title from movies where {matched}{tested}), \
                  t as materialized (select count(*) as total from hits) \
                  {select} \
-                    select 0 as rank, slug from hits where search_title = {phrase} \
+                    select 0 as rank, slug, imdb_votes from hits where search_title = {phrase} \
                     union all \
-                    select 1 as rank, slug from (select slug from hits where search_title <> {phrase} \
+                    select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from hits \
+                      where search_title <> {phrase} \
                       order by imdb_votes desc nulls last, slug limit {reach}) s \
                  {tail}"
             )
@@ -233,23 +237,26 @@ impl Db {
              s as materialized (select top, skip + (select count(*) from movies \
                where search_title = $1 and imdb_votes > s0.top) as skip from s0) \
              select {STAMP}, t.total as f_total, {cols} from catalog c cross join t left join \
-             (select u.rank, {mcols} from ( \
-                select 0 as rank, slug from (select slug from movies where search_title = $1 \
+             (select p.rank, {mcols} from (select u.rank, u.slug, u.imdb_votes from ( \
+                select 0 as rank, slug, imdb_votes from (select slug, imdb_votes from movies where search_title = $1 \
                   order by imdb_votes desc nulls last, slug limit $4 offset $5) x \
                 union all \
-                select 1 as rank, slug from (select slug from movies where {walked}imdb_votes <= (select top from s) \
+                select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies \
+                  where {walked}imdb_votes <= (select top from s) \
                   and {like} and search_title <> $1 order by imdb_votes desc nulls last, slug \
                   limit {valued_limit} offset (select coalesce(max(skip), 0) from s)) v \
                 union all \
-                select 1 as rank, slug from (select slug from movies where {walked}imdb_votes is null \
+                select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies \
+                  where {walked}imdb_votes is null \
                   and {like} and search_title <> $1 order by imdb_votes desc nulls last, slug \
                   limit {nulls_limit} \
                   offset (select case when at > valued then at - valued else 0 end from t)) z \
                 union all \
-                select 1 as rank, slug from (select slug from movies where {rare} and search_title <> $1 \
+                select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies \
+                  where {rare} and search_title <> $1 \
                   order by imdb_votes + 0 desc nulls last, slug limit $4 offset (select at from t)) r \
-              ) u cross join movies m where m.slug = u.slug \
-              order by u.rank, m.imdb_votes desc nulls last, m.slug limit $4) f on 1 = 1 \
+              ) u order by u.rank, u.imdb_votes desc nulls last, u.slug limit $4) p \
+              cross join movies m where m.slug = p.slug) f on 1 = 1 \
              order by f.rank, f.imdb_votes desc nulls last, f.slug",
             cols = rows::columns_of("f"),
             mcols = rows::columns_of("m"),
