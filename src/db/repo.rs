@@ -147,7 +147,7 @@ impl Db {
             Backend::Postgres => (format!(" and {when}"), limit.to_owned()),
             Backend::Sqlite => (String::new(), format!("(case when {when} then {limit} else 0 end)")),
         };
-        let (forward, forward_limit) = walk(&format!("$2 * 2 <= {total}"), "$1");
+        let (forward, forward_limit) = walk(&format!("$2 < {total} and $2 * 2 <= {total}"), "$1");
         let (backward, backward_limit) = walk(
             &format!("$2 * 2 > {total} and $2 < {total}"),
             // never negative, even where the walk is not taken (PostgreSQL reads its LIMIT first)
