@@ -251,7 +251,7 @@ impl Db {
                     parts.push(part(&format!("where {col} <= {bound}"), &limit, &offset));
                 }
                 if let Some((skipped, taken)) = seek.nulls {
-                    let filter = format!("where {col} is null");
+                    let filter = format!("{} where {col} is null", self.nulls_index(sort));
                     if skipped * 2 > seek.null_count {
                         // past the middle of the films without the value: from their end (the
                         // last page of `votes`, 70,000 of them at 1M films, walked them all)
@@ -291,6 +291,17 @@ impl Db {
         let rows = q.fetch_all(&self.pool).await?;
         self.reorder_if_asked().await?;
         stamp_and_movies(&rows)
+    }
+
+    /// What a walk of the films without `sort`'s value says of its index: on SQLite, that it is
+    /// the sort's own. SQLite's figures count the films per value, not the films without one: it
+    /// takes `col is null` for a few films, skip-scans another index for them and sorts them all
+    /// (70,000 films without votes at 1M: 15-30 ms a page; with a search's title test, 250-430 ms).
+    pub(super) fn nulls_index(&self, sort: Sort) -> String {
+        match self.backend {
+            Backend::Sqlite => format!(" indexed by movies_by_{}", sort.name()),
+            Backend::Postgres => String::new(),
+        }
     }
 
     /// Reads one sort's bucket counts, unless another task already did while we waited.

@@ -7,7 +7,7 @@ use super::anchors;
 use super::repo::{STAMP, stamp_and_movies};
 use super::rows;
 use super::{Backend, Db, Result, Stamp};
-use crate::movies::{Movie, PageNumber, SearchQuery, search_text};
+use crate::movies::{Movie, PageNumber, SearchQuery, Sort, search_text};
 
 impl Db {
     /// Page `page` of the films whose title has, for each word of the query, a word starting with
@@ -246,7 +246,7 @@ impl Db {
                   and {like} and search_title <> $1 order by imdb_votes desc nulls last, slug \
                   limit {valued_limit} offset (select coalesce(max(skip), 0) from s)) v \
                 union all \
-                select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies \
+                select 1 as rank, slug, imdb_votes from (select slug, imdb_votes from movies{nulls_index} \
                   where {walked}imdb_votes is null \
                   and {like} and search_title <> $1 order by imdb_votes desc nulls last, slug \
                   limit {nulls_limit} \
@@ -261,6 +261,7 @@ impl Db {
             cols = rows::columns_of("f"),
             mcols = rows::columns_of("m"),
             valued_limit = limit("$4"),
+            nulls_index = self.nulls_index(Sort::Votes),
             nulls_limit = limit("(select case when at + $4 > valued and at < inexact then $4 else 0 end from t)"),
         );
         let term = match self.backend {
