@@ -133,13 +133,13 @@ both!(deep_search_pages_follow_the_dataset, |backend| async move {
         films.push(db.create(new.unwrap()).await.unwrap().0);
     }
     // `a` by 100: a rare word for its page size (the index of words); the others walk the votes
-    for (query, size) in [("the", 5), ("the", 24), ("t", 11), ("of", 7), ("a", 100)] {
+    for (query, size) in [("the", 5u32), ("the", 24), ("t", 11), ("of", 7), ("a", 100)] {
         let want = expected_in(films.clone(), query);
         assert!(want.len() > 300, "{query}: deep pages");
         let search = SearchQuery::parse(query).unwrap();
         let mut got = Vec::new();
-        for n in 1..=u32::try_from(want.len().div_ceil(size)).unwrap() + 1 {
-            let (_, total, movies) = db.search(&search, PageNumber::new(n).unwrap(), size as u32).await.unwrap();
+        for n in 1..=u32::try_from(want.len()).unwrap().div_ceil(size) + 1 {
+            let (_, total, movies) = db.search(&search, PageNumber::new(n).unwrap(), size).await.unwrap();
             assert_eq!(total, want.len() as i64, "{query} by {size}, page {n}: the size");
             got.extend(movies.into_iter().map(|m| m.slug));
         }
