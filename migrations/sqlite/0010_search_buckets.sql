@@ -13,7 +13,7 @@ create table search_buckets (
     primary key (prefix, top)
 ) without rowid;
 
--- The distinct prefixes of a title's distinct words, as search_prefixes has them (0008).
+-- The distinct prefixes of a title's distinct words, as 0008 made them.
 insert into search_buckets (prefix, top, n)
     select p, top, count(*) from (
         select distinct m.rowid as film, substr(w.value, 1, k.value) as p, case when m.imdb_votes is null then -1 else m.imdb_votes - m.imdb_votes % cast('1' || substr('000000000000000000', 1, max(length(m.imdb_votes) - 2, 0)) as integer) + cast('1' || substr('000000000000000000', 1, max(length(m.imdb_votes) - 2, 0)) as integer) - 1 end as top
@@ -46,3 +46,10 @@ create trigger search_buckets_update after update of search_title, imdb_votes on
         where w.value <> '' and k.value <= length(w.value)
         on conflict (prefix, top) do update set n = n + 1;
 end;
+
+-- A word's films are the sum of its buckets: search_buckets replaces search_prefixes (0008), and
+-- a write keeps one table of prefixes instead of two (seeding took 75% longer with both).
+drop trigger search_prefixes_insert;
+drop trigger search_prefixes_delete;
+drop trigger search_prefixes_update;
+drop table search_prefixes;

@@ -43,7 +43,10 @@ impl Db {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                format!("(select coalesce(max(n), 0) from search_prefixes where prefix = {}) as n{i}", param(w.clone()))
+                format!(
+                    "(select cast(coalesce(sum(n), 0) as bigint) from search_buckets where prefix = {}) as n{i}",
+                    param(w.clone())
+                )
             })
             .collect();
         let (limit, offset, reach) = (param(size.to_string()), param(String::new()), param(String::new()));
@@ -227,7 +230,7 @@ impl Db {
                from movies where search_title = $1), \
              b as materialized (select top, n, cast(sum(n) over (order by top desc) as bigint) as upto \
                from search_buckets where prefix = $1 and n > 0), \
-             w as materialized (select coalesce(max(n), 0) as total from search_prefixes where prefix = $1), \
+             w as materialized (select cast(coalesce(sum(n), 0) as bigint) as total from b), \
              t as materialized (select w.total, w.total - e.exact as inexact, \
                case when $5 > e.exact then $5 - e.exact else 0 end as at, \
                (select cast(coalesce(sum(n), 0) as bigint) from b where top <> -1) - e.exact_valued as valued, \
