@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use marquee::dataset;
-use marquee::movies::Movie;
+use marquee::movies::{Movie, NewMovie, PageNumber, SearchQuery};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -39,10 +39,13 @@ fn words(text: &str) -> Vec<String> {
 /// What a search should find in the dataset: every word of the query starts a word of the title;
 /// the exact title first, then the most voted, then by slug.
 fn expected(query: &str) -> Vec<String> {
+    expected_in(dataset::parse(dataset::MOVIES_JSON).unwrap().movies, query)
+}
+
+/// What a search should find among `films`, in its order.
+fn expected_in(films: Vec<Movie>, query: &str) -> Vec<String> {
     let q = words(query);
-    let mut found: Vec<Movie> = dataset::parse(dataset::MOVIES_JSON)
-        .unwrap()
-        .movies
+    let mut found: Vec<Movie> = films
         .into_iter()
         .filter(|m| {
             let t = words(&m.title);
@@ -114,6 +117,34 @@ both!(search_finds_titles_by_the_start_of_their_words, |backend| async move {
     let (status, html) = app.get_text("/search").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Type a title to look for."));
+});
+
+// A deep page of a one-word search (past the first 256 films) starts at the bucket of votes its
+// first film is in, and walks the films by votes from there (or, for a rarer word, sorts what the
+// index of words finds). Read page after page, in pages small enough that most are deep, every
+// search gives the dataset's films in its order, with films titled exactly the word (which come
+// first, and which the buckets count among the others) and films without votes (which come last).
+both!(deep_search_pages_follow_the_dataset, |backend| async move {
+    let app = spawn_app(backend).await;
+    let db = app.database();
+    let mut films = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
+    for (title, votes) in [("The", json!(10_000)), ("The", json!(null)), ("A", json!(250)), ("Of", json!(7))] {
+        let new = NewMovie::from_json(json!({"title": title, "release_date": "2001-02-03", "imdb_votes": votes}));
+        films.push(db.create(new.unwrap()).await.unwrap().0);
+    }
+    // `a` by 100: a rare word for its page size (the index of words); the others walk the votes
+    for (query, size) in [("the", 5u32), ("the", 24), ("t", 11), ("of", 7), ("a", 100)] {
+        let want = expected_in(films.clone(), query);
+        assert!(want.len() > 300, "{query}: deep pages");
+        let search = SearchQuery::parse(query).unwrap();
+        let mut got = Vec::new();
+        for n in 1..=u32::try_from(want.len()).unwrap().div_ceil(size) + 1 {
+            let (_, total, movies) = db.search(&search, PageNumber::new(n).unwrap(), size).await.unwrap();
+            assert_eq!(total, want.len() as i64, "{query} by {size}, page {n}: the size");
+            got.extend(movies.into_iter().map(|m| m.slug));
+        }
+        assert_eq!(got, want, "{query} by {size}");
+    }
 });
 
 both!(search_follows_every_write_and_import, |backend| async move {

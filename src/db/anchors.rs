@@ -36,6 +36,8 @@ pub struct Seek {
     pub keyed: Option<(f64, u64)>,
     /// Films without the value: (skipped, taken), when the page reaches them.
     pub nulls: Option<(u64, u64)>,
+    /// How many films are without the value: a page past the middle of them walks from their end.
+    pub null_count: u64,
 }
 
 impl Buckets {
@@ -48,7 +50,7 @@ impl Buckets {
             return None;
         }
         if offset >= valued {
-            return Some(Seek { keyed: None, nulls: Some((offset - valued, size)) });
+            return Some(Seek { keyed: None, nulls: Some((offset - valued, size)), null_count: nulls });
         }
         let mut before = 0;
         let mut keyed = None;
@@ -60,7 +62,7 @@ impl Buckets {
             before += count(n);
         }
         let reach = offset + size;
-        Some(Seek { keyed, nulls: (reach > valued && nulls > 0).then(|| (0, reach - valued)) })
+        Some(Seek { keyed, nulls: (reach > valued && nulls > 0).then(|| (0, reach - valued)), null_count: nulls })
     }
 }
 
@@ -127,18 +129,21 @@ mod tests {
     #[test]
     fn a_page_starts_in_the_bucket_of_its_first_film() {
         let b = buckets(&[(9.0, 10), (8.0, 5), (7.0, 20), (NULLS, 4)]);
-        assert_eq!(b.locate(0, 3), Some(Seek { keyed: Some((9.0, 0)), nulls: None }));
-        assert_eq!(b.locate(12, 3), Some(Seek { keyed: Some((8.0, 2)), nulls: None }));
-        assert_eq!(b.locate(15, 3), Some(Seek { keyed: Some((7.0, 0)), nulls: None }));
+        assert_eq!(b.locate(0, 3), Some(Seek { keyed: Some((9.0, 0)), nulls: None, null_count: 4 }));
+        assert_eq!(b.locate(12, 3), Some(Seek { keyed: Some((8.0, 2)), nulls: None, null_count: 4 }));
+        assert_eq!(b.locate(15, 3), Some(Seek { keyed: Some((7.0, 0)), nulls: None, null_count: 4 }));
     }
 
     #[test]
     fn films_without_the_value_come_after_every_bucket() {
         let b = buckets(&[(9.0, 10), (7.0, 20), (NULLS, 4)]);
-        assert_eq!(b.locate(28, 3), Some(Seek { keyed: Some((7.0, 18)), nulls: Some((0, 1)) }));
-        assert_eq!(b.locate(31, 3), Some(Seek { keyed: None, nulls: Some((1, 3)) }));
+        assert_eq!(b.locate(28, 3), Some(Seek { keyed: Some((7.0, 18)), nulls: Some((0, 1)), null_count: 4 }));
+        assert_eq!(b.locate(31, 3), Some(Seek { keyed: None, nulls: Some((1, 3)), null_count: 4 }));
         assert_eq!(b.locate(34, 3), None, "past the end");
-        assert_eq!(buckets(&[(9.0, 10)]).locate(9, 3), Some(Seek { keyed: Some((9.0, 9)), nulls: None }));
+        assert_eq!(
+            buckets(&[(9.0, 10)]).locate(9, 3),
+            Some(Seek { keyed: Some((9.0, 9)), nulls: None, null_count: 0 })
+        );
     }
 
     #[test]

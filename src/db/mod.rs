@@ -110,11 +110,28 @@ impl Db {
             .acquire_timeout(Duration::from_secs(2))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;",
-                        )
-                        .await?;
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute(
+                                "pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;",
+                            )
+                            .await?;
+                        }
+                        // Every statement is prepared once per connection, and after five runs
+                        // PostgreSQL may keep a generic plan, made without the values: a page's
+                        // `limit $1 offset $2` is then guessed at 10,000 rows, and the page's films
+                        // were joined by hashing all 1,000,000 (0.5–1 s a deep page, at 1M films).
+                        // Planning each run costs ~1 ms. Nor do page queries run long enough for
+                        // JIT compilation or parallel workers to pay: the misplanned ones spent
+                        // 170–210 ms compiling, and starting workers for a branch of a deep search
+                        // page that reads nothing took 26–38 ms.
+                        Backend::Postgres => {
+                            conn.execute(
+                                "set plan_cache_mode = force_custom_plan; set jit = off; \
+                                 set max_parallel_workers_per_gather = 0;",
+                            )
+                            .await?;
+                        }
                     }
                     Ok(())
                 })

@@ -17,10 +17,13 @@ pub struct RelatedSlugs {
 impl Db {
     /// Up to `limit` films of each kind related to `movie` (never the film itself).
     pub async fn related(&self, movie: &Movie, limit: u32) -> Result<(Stamp, RelatedSlugs)> {
-        let decade = movie.release_date.year() / 10 * 10;
-        let (from, to) = (format!("{decade:04}-01-01"), format!("{:04}-01-01", decade + 10));
-        // each relation is a walk of its own index that stops at `limit` films (movies_by_director;
-        // movies_by_genre_votes, the decade read from the index), numbered once they are found
+        // the decade as the first three digits of the year, as the indexes led by it have it
+        let decade = format!("{:03}", movie.release_date.year() / 10);
+        // each relation is a walk of an index in its order that stops at `limit` films
+        // (movies_by_director; movies_by_genre_votes or movies_by_decade_votes, the other of genre
+        // and decade read from the index entry), numbered once they are found. The decade as a
+        // range of dates instead led SQLite to read the genre's films of the decade by date and
+        // sort them (Drama from the 1950s: ~20,000 films, 70-100 ms).
         let sql = format!(
             "select {STAMP}, r.kind as r_kind, r.slug as r_slug from catalog c left join ( \
                select cast(0 as bigint) as kind, slug, row_number() over (order by release_date desc, slug) as i \
@@ -29,7 +32,7 @@ impl Db {
                union all \
                select cast(1 as bigint) as kind, slug, row_number() over (order by imdb_votes desc nulls last, slug) as i \
                from (select slug, imdb_votes from movies \
-                 where genre = $2 and slug <> $3 and release_date >= $5 and release_date < $6 \
+                 where genre = $2 and substr(release_date, 1, 3) = $5 and slug <> $3 \
                  order by imdb_votes desc nulls last, slug limit $4) g \
              ) r on 1 = 1 where c.id = 1 order by r.kind, r.i"
         );
@@ -39,8 +42,7 @@ impl Db {
             .bind(movie.genre.as_deref())
             .bind(movie.slug.as_str())
             .bind(i64::from(limit))
-            .bind(from)
-            .bind(to)
+            .bind(decade)
             .fetch_all(&self.pool)
             .await?;
         let first = rows.first().ok_or(sqlx::Error::RowNotFound)?;
