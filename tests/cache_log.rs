@@ -51,6 +51,18 @@ async fn cached_field(conn: &Connection, prefix: &str, slug: &str, field: &str) 
     value[field].as_str().map(str::to_owned)
 }
 
+/// A database of the test's own and two servers on it with `redis` (a URL, or a cluster's seeds),
+/// up, under a prefix of their own.
+async fn two_servers(redis: &str) -> (TestDb, String, Vec<Server>) {
+    let db = TestDb::new(Backend::Postgres).await;
+    let prefix = format!("{}:", unique("log"));
+    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, redis, &prefix, ENV)).collect();
+    for s in &servers {
+        s.wait_up(Duration::from_secs(90)).await;
+    }
+    (db, prefix, servers)
+}
+
 /// A film of page 2 whose detail page has been read (so Redis holds its entry), and its title.
 async fn warm_film(server: &Server, conn: &Connection, prefix: &str) -> (String, String) {
     let (_, html) = server.get_text("/movies?page=2").await;
@@ -270,12 +282,7 @@ async fn a_write_redis_refuses_for_memory_removes_the_old_copy_and_lands_later()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_from_the_command_line_reaches_every_server_once() {
     let redis = RedisServer::start().await;
-    let db = TestDb::new(Backend::Postgres).await;
-    let prefix = format!("{}:", unique("log"));
-    let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
-    for s in &servers {
-        s.wait_up(Duration::from_secs(90)).await;
-    }
+    let (db, prefix, servers) = two_servers(&redis.url()).await;
     let conn = single(&redis.url()).await;
     let (slug, title) = warm_film(&servers[0], &conn, &prefix).await;
     let _ = detail(&servers[1], &slug).await;
@@ -488,12 +495,7 @@ impl Snapshotted {
     /// `filler` keys of 100 bytes in the snapshot besides the site's (for a Redis slow to load it).
     async fn start(filler: u32) -> Self {
         let redis = RedisServer::start_with_snapshots().await;
-        let db = TestDb::new(Backend::Postgres).await;
-        let prefix = format!("{}:", unique("log"));
-        let servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &redis.url(), &prefix, ENV)).collect();
-        for s in &servers {
-            s.wait_up(Duration::from_secs(90)).await;
-        }
+        let (db, prefix, servers) = two_servers(&redis.url()).await;
         let conn = single(&redis.url()).await;
         let (slug, old) = warm_film(&servers[0], &conn, &prefix).await;
         for s in &servers {
@@ -614,12 +616,7 @@ async fn a_failover_onto_a_replica_that_missed_a_write_loses_nothing() {
     const TITLE: &str = "Written Before The Failover";
     let nodes = PrivateCluster::start(7151).await;
     let seeds = nodes.seeds().join(",");
-    let db = TestDb::new(Backend::Postgres).await;
-    let prefix = format!("{}:", unique("log"));
-    let mut servers: Vec<Server> = (0..2).map(|_| Server::spawn(&db.url, &seeds, &prefix, ENV)).collect();
-    for s in &servers {
-        s.wait_up(Duration::from_secs(90)).await;
-    }
+    let (db, prefix, mut servers) = two_servers(&seeds).await;
     let conn = cluster(nodes.seeds()).await;
     let (slug, _) = warm_film(&servers[0], &conn, &prefix).await;
     for s in &servers {
