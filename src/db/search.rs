@@ -58,29 +58,10 @@ impl Db {
         // fewer titles to test: `escape from the north` tested the 39,075 titles with `north`
         // (78 ms of SQLite, 189 ms of PostgreSQL), and now the 7,641 with `north` and `escape`
         // (26 ms, 43 ms).
-        let lead = (0..k)
-            .map(|i| {
-                let fewest: Vec<String> = (0..k)
-                    .filter(|j| *j != i)
-                    .map(|j| format!("n{i} {} n{j}", if j < i { "<" } else { "<=" }))
-                    .collect();
-                let fewest = if fewest.is_empty() { "1 = 1".to_owned() } else { fewest.join(" and ") };
-                format!("when {fewest} then {i}")
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let lead = fewest_first(k, |_| String::new(), |i, j, op| format!("n{i} {op} n{j}"));
         // the word fewest films have after the lead (the first of equals)
-        let next = (0..k)
-            .map(|i| {
-                let fewest: Vec<String> = (0..k)
-                    .filter(|j| *j != i)
-                    .map(|j| format!("(lead = {j} or n{i} {} n{j})", if j < i { "<" } else { "<=" }))
-                    .collect();
-                let fewest = if fewest.is_empty() { "1 = 1".to_owned() } else { fewest.join(" and ") };
-                format!("when lead <> {i} and {fewest} then {i}")
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let next =
+            fewest_first(k, |i| format!("lead <> {i} and "), |i, j, op| format!("(lead = {j} or n{i} {op} n{j})"));
         let indexed = |i: usize| {
             format!(
                 "(lead = {i} or (next = {i} and n{i} <= 10 * n_lead) or n{i} * 20 <= (select movie_count from catalog))"
@@ -317,4 +298,19 @@ impl Db {
             filled += batch.len() as u64;
         }
     }
+}
+
+/// A `case` arm per word `i` of `k`: `when {guard(i)}{each other word j's test} then i`, the test
+/// told whether `i` must be strictly fewer (`<`, for the words before it: the first of equals wins)
+/// or at most as many (`<=`).
+fn fewest_first(k: usize, guard: impl Fn(usize) -> String, test: impl Fn(usize, usize, &str) -> String) -> String {
+    (0..k)
+        .map(|i| {
+            let fewest: Vec<String> =
+                (0..k).filter(|j| *j != i).map(|j| test(i, j, if j < i { "<" } else { "<=" })).collect();
+            let fewest = if fewest.is_empty() { "1 = 1".to_owned() } else { fewest.join(" and ") };
+            format!("when {}{fewest} then {i}", guard(i))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
