@@ -467,6 +467,8 @@ struct Measured {
     queries: f64,
     commands: f64,
     pool_waits: f64,
+    /// The server's CPU time over the run, in seconds.
+    cpu: f64,
 }
 
 impl Measured {
@@ -475,13 +477,14 @@ impl Measured {
         let share = |x: f64| if total > 0.0 { format!("{:.0}%", 100.0 * x / total) } else { "–".to_owned() };
         let per = |x: f64| x / self.run.requests.max(1) as f64;
         format!(
-            "{} · pages from kept {} / Redis {} / database {} · per request {:.2} queries, {:.2} Redis commands · {} pool waits",
+            "{} · pages from kept {} / Redis {} / database {} · per request {:.2} queries, {:.2} Redis commands, {:.0} µs of server CPU · {} pool waits",
             self.run.statuses(),
             share(self.tiers[0]),
             share(self.tiers[1]),
             share(self.tiers[2]),
             per(self.queries),
             per(self.commands),
+            per(self.cpu) * 1e6,
             thousands(self.pool_waits)
         )
     }
@@ -501,11 +504,13 @@ async fn measure(
     wrk(server.addr, &warm, o.secs).await?;
     client::settle(server.addr).await?;
     let before = counters(server.addr).await?;
+    let cpu_before = server.cpu_seconds();
     let run = wrk(server.addr, &timed, 2 * o.secs).await?;
+    let cpu = server.cpu_seconds().zip(cpu_before).map_or(0.0, |(after, before)| after - before);
     client::settle(server.addr).await?;
     let after = counters(server.addr).await?;
     let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-    Ok(Measured { run, tiers: [d[0], d[1], d[2]], queries: d[3], commands: d[4], pool_waits: d[5] })
+    Ok(Measured { run, tiers: [d[0], d[1], d[2]], queries: d[3], commands: d[4], pool_waits: d[5], cpu })
 }
 
 /// The warm listing's pages answer 200 with a listing page before they are timed; `Err` says what
@@ -557,6 +562,22 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
         tmp,
     )
     .await?;
+    // another build's Redis tier beside ours, to compare in one run (`MARQUEE_BENCH_BASELINE`)
+    let baseline = match std::env::var_os("MARQUEE_BENCH_BASELINE") {
+        Some(bin) => {
+            let spec = Spec {
+                name: &format!("{short}-baseline"),
+                db: &db,
+                prefix: Some(&prefix),
+                redis: lab::REDIS,
+                static_dir: &static_dir,
+                load_dataset: false,
+                env: &[("RENDERED_CACHE_KB", "0")],
+            };
+            Some((Server::start_built(spec, tmp, Path::new(&bin)).await?, PathBuf::from(bin)))
+        }
+        None => None,
+    };
     let catalog = Catalog::read(&db, on.addr).await?;
     let scope = scope(backend, catalog.films.len());
     let scope = scope.as_str();
@@ -588,6 +609,13 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     eprintln!("  the mix, RENDERED_CACHE_KB=0");
     let alone = measure(o, &redis_tier, &dir, "mix-redis-tier", &warm_up, &mix).await?;
     let rss_alone = redis_tier.peak_rss().unwrap_or(0) as f64;
+    let before = match &baseline {
+        Some((server, bin)) => {
+            eprintln!("  the mix, RENDERED_CACHE_KB=0, {}", bin.display());
+            Some((measure(o, server, &dir, "mix-baseline", &warm_up, &mix).await?, bin))
+        }
+        None => None,
+    };
 
     if let Some(warm) = &warm {
         rows.push(
@@ -623,8 +651,18 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
                 Verdict::of(alone.run.rps >= goal),
             ),
     );
+    if let Some((before, bin)) = &before {
+        rows.push(
+            Row::new(scope, format!("{WHAT}, RENDERED_CACHE_KB=0, the build at {}", bin.display()))
+                .ours(before.run.figures())
+                .other(before.counts())
+                .ratio_text(format!("this build: {}", times(alone.run.rps / before.run.rps)))
+                .target("this build ≥ 3× its rate", Verdict::of(alone.run.rps >= 3.0 * before.run.rps)),
+        );
+    }
     drop(on);
     drop(redis_tier);
+    drop(baseline);
     let mut redis = lab::connect().await?;
     lab::unlink_prefix(&mut redis, &prefix).await?;
     Ok(default.run.rps)

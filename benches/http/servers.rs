@@ -179,8 +179,8 @@ fn free_port() -> Result<u16> {
 }
 
 /// The binary with only our settings (every documented variable cleared first).
-fn command(db: &Database) -> Command {
-    let mut cmd = Command::new(BIN);
+fn command(db: &Database, bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
     for (name, ..) in marquee::config::VARIABLES {
         cmd.env_remove(name);
     }
@@ -190,11 +190,16 @@ fn command(db: &Database) -> Command {
 
 impl Server {
     pub async fn start(spec: Spec<'_>, tmp: &Path) -> Result<Self> {
+        Self::start_built(spec, tmp, Path::new(BIN)).await
+    }
+
+    /// `spec` served by the binary at `bin` (another build of marquee, to compare in one run).
+    pub async fn start_built(spec: Spec<'_>, tmp: &Path, bin: &Path) -> Result<Self> {
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let log = tmp.join(format!("{}.log", spec.name));
         let out = std::fs::File::create(&log)?;
-        let mut cmd = command(spec.db);
+        let mut cmd = command(spec.db, bin);
         cmd.arg("serve")
             .env("LISTEN_ADDR", addr.to_string())
             .env("REDIS_URL", spec.prefix.map_or("off", |_| spec.redis))
@@ -206,7 +211,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        let child = cmd.spawn().with_context(|| format!("start {BIN}"))?;
+        let child = cmd.spawn().with_context(|| format!("start {}", bin.display()))?;
         let mut server = Self { name: spec.name.to_owned(), addr, pid: child.id(), child, log };
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
@@ -229,6 +234,17 @@ impl Server {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// CPU time the server has used so far (user and system, every thread), in seconds: beside a
+    /// rate, the cost of a request whatever else shares the machine.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // the fields after the command's name, which is in parentheses and may hold spaces
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime and stime are the stat file's 14th and 15th fields, in clock ticks (USER_HZ, 100 on Linux)
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
     }
 
     /// Peak resident set size so far (VmHWM), in bytes.
@@ -258,7 +274,7 @@ impl Drop for Server {
 
 /// `marquee seed --count N` into `db`; returns the time it took.
 pub async fn seed(db: &Database, count: u64) -> Result<Duration> {
-    let mut cmd = command(db);
+    let mut cmd = command(db, Path::new(BIN));
     cmd.arg("seed").arg("--count").arg(count.to_string()).stdin(Stdio::null());
     let start = Instant::now();
     let out = tokio::task::spawn_blocking(move || cmd.output()).await??;

@@ -29,7 +29,7 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
 use tower_http::LatencyUnit;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestId, PropagateRequestIdLayer, RequestId, SetRequestId, SetRequestIdLayer,
 };
@@ -46,6 +46,14 @@ use error::{ApiError, AppError, PageError};
 
 /// The largest request body accepted (the write API's JSON).
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The gzip level of every page sent compressed, by the compression layer and by the page tier
+/// (which keeps pages gzipped at this level, so both send the same bytes under one tag). Level 2:
+/// on a listing page, a tenth more bytes than level 6 for less than half its time (zlib-rs,
+/// measured on this project's pages: 19 KB to 3.6 KB in 70 µs against 3.3 KB in 165 µs); a page
+/// not kept is compressed on every request, and compressing was most of what a page rendered from
+/// Redis cost.
+pub const GZIP_LEVEL: u32 = 2;
 
 /// What every handler gets: one `Arc`, so that the clone each request makes of it (every layer
 /// and extractor that takes the state makes one) is one counter, not one per part.
@@ -199,7 +207,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), envelope::envelope))
         .layer(HandleErrorLayer::new(timed_out))
         .layer(TimeoutLayer::new(state.config.request_timeout))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(GZIP_LEVEL as i32)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     // Past MAX_IN_FLIGHT requests at once, a fast refusal instead of a queue for everyone. The
     // operators' endpoints added after it stay outside the bound: a busy server is not a dead one.

@@ -274,9 +274,10 @@ impl Page {
     }
 }
 
-/// `body` gzipped at the default level, as the compression layer would.
+/// `body` gzipped as the compression layer gzips it (`GZIP_LEVEL`).
 fn gzip(body: &[u8]) -> Bytes {
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), Default::default());
+    let level = flate2::Compression::new(super::GZIP_LEVEL);
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), level);
     // writing to memory cannot fail
     let _ = std::io::Write::write_all(&mut gz, body);
     gz.finish().map(Bytes::from).unwrap_or_default()
