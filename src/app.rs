@@ -87,7 +87,8 @@ impl Application {
             service.token().await;
         }
         let config = Arc::new(config);
-        let state = AppState::new(Shared { service, deferred, stats, bad_tokens, config, pages });
+        let state =
+            AppState::new(Shared { service, deferred, stats, bad_tokens, config, pages, cards: Default::default() });
         Ok(Self { listener, state, hooks })
     }
 

@@ -7,6 +7,7 @@ mod admin;
 mod batch;
 mod breaker;
 mod client;
+mod decoded;
 mod entry;
 mod keys;
 mod lease;
@@ -101,6 +102,8 @@ struct Inner {
     replicas: std::sync::atomic::AtomicU64,
     /// The tests' seams (see `hooks`): a sweep held halfway.
     hooks: Hooks,
+    /// Films decoded from the copies read last (see `decoded`).
+    decoded: decoded::Decoded,
 }
 
 impl Cache {
@@ -121,6 +124,7 @@ impl Cache {
                 seen_redis: std::sync::Mutex::default(),
                 replicas: std::sync::atomic::AtomicU64::new(0),
                 hooks,
+                decoded: decoded::Decoded::default(),
             }),
         })
     }

@@ -65,7 +65,8 @@ impl Cache {
         let mut raw = self.inner.client.call(1, mget).await?.into_iter();
         self.trusted()?;
         let stamp = if with_stamp { raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m))) } else { None };
-        let movies: Vec<MovieEntry> = raw.map(|r| entry::decode_movie(r.as_deref())).collect();
+        let movies: Vec<MovieEntry> =
+            raw.zip(slugs).map(|(r, slug)| self.inner.decoded.entry(slug, r.as_deref())).collect();
         self.tally(&movies);
         Ok((stamp, movies))
     }
@@ -81,7 +82,7 @@ impl Cache {
         let mut raw = self.inner.client.call(1, mget).await?.into_iter();
         self.trusted()?;
         let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
-        let movie = entry::decode_movie(raw.next().flatten().as_deref());
+        let movie = self.inner.decoded.entry(slug, raw.next().flatten().as_deref());
         let page = self.decoded_page(&related, raw.next().flatten().as_deref());
         self.tally(std::slice::from_ref(&movie));
         Ok((stamp, movie, page))

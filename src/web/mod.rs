@@ -85,6 +85,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Rendered pages kept in this server's memory (see `page_cache`).
     pub pages: page_cache::PageCacheLayer,
+    /// The feeds' cards, rendered once per film version (see `views::Cards`).
+    pub cards: views::Cards,
 }
 
 /// The bad-token limiter: `per_minute` wrong tokens a minute per client address, in bursts as large.

@@ -63,7 +63,7 @@ async fn listing(state: &AppState, list: &MovieList, page: PageNumber, view: Vie
         return Err(AppError::NotFound(format!("There is no page {page}: the list ends before it.")).into());
     };
     let cached = listing.cached;
-    let feed = Feed::new(listing, view == View::Feed);
+    let feed = Feed::new(listing, view == View::Feed, &state.cards);
     // the list's own URL, not the form's (which names empty filters)
     let url = list.href(page.get());
     let html = answer(
@@ -169,7 +169,7 @@ pub async fn search(
     };
     let cached = found.cached;
     let url = query.href(page.get());
-    let feed = Feed::found(found, view == View::Feed);
+    let feed = Feed::found(found, view == View::Feed, &state.cards);
     let history = if on_search { "hx-replace-url" } else { "hx-push-url" };
     let text = query.text;
     let mut html = answer(

@@ -1,9 +1,11 @@
 //! The feed: one page of a list or of a search as cards, with its paging and its words.
 
+use super::cards::{Cards, FeedCard};
 use crate::movies::{Movie, PageNumber, format};
 use crate::service::{Found, Listing};
 
-/// A listing card.
+/// A film as its cards show it (a feed's, rendered once per version by `Cards`, and a related
+/// film's).
 pub struct Card {
     pub slug: String,
     pub title: String,
@@ -58,7 +60,7 @@ pub(super) fn hue(slug: &str) -> u16 {
 
 /// The feed's items for one page, shared by the full pages (lists, search) and the htmx fragments.
 pub struct Feed {
-    pub cards: Vec<Card>,
+    pub cards: Vec<FeedCard>,
     pub page: u32,
     /// The next page's URL (same list or search), absent on the last page.
     pub next_href: Option<String>,
@@ -85,7 +87,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(listing: Listing, fragment: bool) -> Self {
+    pub fn new(listing: Listing, fragment: bool, cards: &Cards) -> Self {
         let list = listing.of;
         let total_text = format::count(listing.total);
         let end_text = match (listing.total, list.is_default()) {
@@ -100,10 +102,10 @@ impl Feed {
             first: listing.offset() + 1,
         };
         let text = Text { heading: list.heading(), end: end_text, total: total_text, narrowed: !list.is_default() };
-        Self::of(listing.movies, paging, |n| list.href(n), text, fragment)
+        Self::of(listing.movies, paging, |n| list.href(n), text, fragment, cards)
     }
 
-    pub fn found(found: Found, fragment: bool) -> Self {
+    pub fn found(found: Found, fragment: bool, cards: &Cards) -> Self {
         let total_text = format::count(found.total);
         let query = &found.of;
         let end_text = match found.total {
@@ -117,14 +119,21 @@ impl Feed {
         let paging =
             Paging { page: found.page, total: found.total, has_next: found.has_next, first: found.offset() + 1 };
         let text = Text { heading, end: end_text, total: total_text, narrowed: true };
-        Self::of(found.movies, paging, |n| query.href(n), text, fragment)
+        Self::of(found.movies, paging, |n| query.href(n), text, fragment, cards)
     }
 
     /// The feed of one page of films, whatever chose them; `href` names page `n` of the same choice.
-    fn of(movies: Vec<Movie>, paging: Paging, href: impl Fn(u32) -> String, text: Text, fragment: bool) -> Self {
+    fn of(
+        movies: Vec<Movie>,
+        paging: Paging,
+        href: impl Fn(u32) -> String,
+        text: Text,
+        fragment: bool,
+        cards: &Cards,
+    ) -> Self {
         let page = paging.page.get();
         Self {
-            cards: movies.into_iter().map(Card::new).collect(),
+            cards: movies.into_iter().map(|m| cards.card(m)).collect(),
             page,
             next_href: paging.page.next().filter(|_| paging.has_next).map(|n| href(n.get())),
             href: href(page),

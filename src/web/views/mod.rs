@@ -2,10 +2,12 @@
 //! functions, so templates only place values (all escaped by askama). The pages are here; the feed
 //! of cards (`feed`), the list's controls (`controls`) and the film's page (`detail`) beside them.
 
+mod cards;
 mod controls;
 mod detail;
 mod feed;
 
+pub use cards::{Cards, FeedCard};
 pub use controls::Controls;
 pub use detail::{Bar, DetailPage, MoneyChart, Related};
 pub use feed::{Card, Feed};
