@@ -18,12 +18,12 @@ use crate::movies::Movie;
 const FILMS: usize = 4096;
 
 /// A film as remembered: the copy's bytes, and the film they decode to.
-type Copy = (Box<[u8]>, Movie);
+type Remembered = (Box<[u8]>, Movie);
 
 /// The films remembered, by slug.
 #[derive(Default)]
 pub struct Decoded {
-    films: RwLock<HashMap<Box<str>, Copy>>,
+    films: RwLock<HashMap<Box<str>, Remembered>>,
 }
 
 impl Decoded {
