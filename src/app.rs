@@ -42,7 +42,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<MovieService> {
 /// under the database's setup lock: of several servers started at once on an empty database, one
 /// migrates and loads it while the others wait, then find it done.
 async fn open(config: &Config, stats: Arc<Stats>, hooks: Hooks, load: bool) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url, config.db_max_connections, stats, hooks).await?;
+    let db = Db::connect(&config.database_url, config.db_max_connections, config.db_heavy, stats, hooks).await?;
     let lock = db.setup_lock().await?;
     db.migrate().await?;
     if load && db.count().await? == 0 {

@@ -58,6 +58,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     pub database_url: String,
     pub db_max_connections: u32,
+    /// The heavy reads' own pool, wait and statement timeout (see `db::HeavyBudget`).
+    pub db_heavy: crate::db::HeavyBudget,
     pub cache: CacheConfig,
     pub page_size: u32,
     pub admin_token: Option<String>,
@@ -88,6 +90,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("LISTEN_ADDR", "127.0.0.1:3000"),
     ("DATABASE_URL", "sqlite://marquee.db"),
     ("DB_MAX_CONNECTIONS", "16"),
+    ("DB_HEAVY_CONNECTIONS", "4"),
+    ("DB_HEAVY_WAIT_MS", "1000"),
+    ("DB_STATEMENT_TIMEOUT_MS", "2000"),
     ("REDIS_URL", "redis://127.0.0.1:6379"),
     ("REDIS_CLUSTER", "false"),
     ("CACHE_PREFIX", ""),
@@ -157,6 +162,12 @@ impl Config {
             listen_addr,
             database_url,
             db_max_connections: number(get("DB_MAX_CONNECTIONS"), 1, 1000)?,
+            db_heavy: crate::db::HeavyBudget {
+                connections: number(get("DB_HEAVY_CONNECTIONS"), 1, 1000)?,
+                wait: number(get("DB_HEAVY_WAIT_MS"), 1, 60_000).map(|ms| Duration::from_millis(ms.into()))?,
+                statement_timeout: number(get("DB_STATEMENT_TIMEOUT_MS"), 1, 3_600_000)
+                    .map(|ms| Duration::from_millis(ms.into()))?,
+            },
             cache: CacheConfig {
                 redis,
                 prefix,

@@ -30,6 +30,8 @@ struct Seams {
     hold_relay_passes: RwLock<Option<Arc<Semaphore>>>,
     relay_passes_held: AtomicU64,
     stall_after_commit: AtomicBool,
+    hold_heavy_reads: RwLock<Option<Arc<Semaphore>>>,
+    heavy_reads_held: AtomicU64,
 }
 
 /// Waits for a permit of the gate in `slot`, if a test set one.
@@ -62,6 +64,18 @@ impl Hooks {
             if self.seams.panic_on_reads.load(Relaxed) {
                 panic!("test hook: this read panics");
             }
+        }
+    }
+
+    /// While a heavy read holds its connection, before its statement: waits while a test holds
+    /// heavy reads (a slow search, as the pool sees it).
+    pub async fn in_heavy_read(&self) {
+        #[cfg(feature = "test-hooks")]
+        {
+            if self.seams.hold_heavy_reads.read().is_ok_and(|g| g.is_some()) {
+                self.seams.heavy_reads_held.fetch_add(1, Relaxed);
+            }
+            pass(&self.seams.hold_heavy_reads).await;
         }
     }
 
@@ -167,6 +181,18 @@ impl Hooks {
         if let Ok(mut hold) = self.seams.hold_relay_passes.write() {
             *hold = gate;
         }
+    }
+
+    /// Every heavy read waits for a permit of `gate` on its connection (`None` lets them through).
+    pub fn hold_heavy_reads(&self, gate: Option<Arc<Semaphore>>) {
+        if let Ok(mut hold) = self.seams.hold_heavy_reads.write() {
+            *hold = gate;
+        }
+    }
+
+    /// How many heavy reads have reached the hold.
+    pub fn heavy_reads_held(&self) -> u64 {
+        self.seams.heavy_reads_held.load(Relaxed)
     }
 
     /// How many relay passes have reached the hold.

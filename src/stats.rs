@@ -53,6 +53,7 @@ pub struct Stats {
     pages_from_redis: AtomicU64,
     pages_from_database: AtomicU64,
     db_pool_waits: AtomicU64,
+    db_heavy_shed: AtomicU64,
 }
 
 /// A copy of every counter at one moment.
@@ -98,6 +99,9 @@ pub struct Snapshot {
     pub pages_from_database: u64,
     /// Database queries that began with every connection of the pool in use (each waits for one).
     pub db_pool_waits: u64,
+    /// Heavy reads refused: no connection of their own budget within its wait, or stopped by the
+    /// statement timeout (see `db::HeavyBudget`); each is a 503 with `Retry-After`.
+    pub db_heavy_shed: u64,
 }
 
 impl Stats {
@@ -174,6 +178,10 @@ impl Stats {
         self.db_pool_waits.fetch_add(1, Relaxed);
     }
 
+    pub fn db_heavy_shed(&self) {
+        self.db_heavy_shed.fetch_add(1, Relaxed);
+    }
+
     pub fn kept(&self, hit: bool) {
         if hit { &self.kept_hits } else { &self.kept_misses }.fetch_add(1, Relaxed);
     }
@@ -217,6 +225,7 @@ impl Stats {
             pages_from_redis: self.pages_from_redis.load(Relaxed),
             pages_from_database: self.pages_from_database.load(Relaxed),
             db_pool_waits: self.db_pool_waits.load(Relaxed),
+            db_heavy_shed: self.db_heavy_shed.load(Relaxed),
         }
     }
 
@@ -225,6 +234,7 @@ impl Stats {
         let s = self.snapshot();
         metrics::counter!("marquee_db_queries_total").absolute(s.db_queries);
         metrics::counter!("marquee_db_pool_waits_total").absolute(s.db_pool_waits);
+        metrics::counter!("marquee_db_heavy_shed_total").absolute(s.db_heavy_shed);
         // pages rendered, by where their data came from (the page tier's own answers are its hits)
         metrics::counter!("marquee_pages_rendered_total", "from" => "redis").absolute(s.pages_from_redis);
         metrics::counter!("marquee_pages_rendered_total", "from" => "database").absolute(s.pages_from_database);

@@ -156,6 +156,7 @@ both!(health_readiness_and_metrics, |backend| async move {
         "marquee_redis_errors_total",
         "marquee_db_queries_total",
         "marquee_db_pool_waits_total",
+        "marquee_db_heavy_shed_total",
         "marquee_pages_rendered_total{from=\"redis\"}",
         "marquee_pages_rendered_total{from=\"database\"}",
         "marquee_http_request_duration_seconds_bucket{route=\"/movies\"",

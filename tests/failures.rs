@@ -208,3 +208,68 @@ async fn a_flood_of_bad_tokens_is_refused_and_the_right_one_is_not() {
         app.client.put(&url).bearer_auth("guess").json(&body).send().await.unwrap().json().await.unwrap();
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("too many wrong admin tokens")), "{answer}");
 }
+
+// Heavy reads have connections of their own (DB_HEAVY_CONNECTIONS): while a slow search holds the
+// only one, with a main pool of one connection, the listing's first and deep pages, a film's page
+// and the API's film are served as usual; a second heavy read waits DB_HEAVY_WAIT_MS at most, then
+// gets a 503 with Retry-After in the site's words (counted as shed, not as the pool's wait); and
+// the slow search, once through, answers 200. On one pool the held search kept the film page
+// waiting until the pool's 2 s acquire timeout, a 503.
+both!(a_slow_heavy_read_keeps_no_page_or_film_from_a_connection, |backend| async move {
+    let app = Setup::new(backend)
+        .env("DB_MAX_CONNECTIONS", "1")
+        .env("DB_HEAVY_CONNECTIONS", "1")
+        .env("DB_HEAVY_WAIT_MS", "300")
+        .env("RENDERED_CACHE_KB", "0")
+        .spawn()
+        .await;
+    let slug = app.listing(2).await.slugs[0].clone();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    app.hooks.hold_heavy_reads(Some(gate.clone()));
+    let slow = {
+        let (client, url) = (app.client.clone(), app.url("/search?q=love"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+    };
+    let held = Instant::now();
+    while app.hooks.heavy_reads_held() == 0 {
+        assert!(held.elapsed() < Duration::from_secs(10), "the search reaches its connection");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for path in
+        ["/movies".to_owned(), "/movies?page=40".into(), format!("/movies/{slug}"), format!("/api/movies/{slug}")]
+    {
+        let started = Instant::now();
+        assert_eq!(app.get(&path).await.status(), StatusCode::OK, "{path} beside a held search");
+        assert!(started.elapsed() < Duration::from_secs(1), "{path}: no wait for a connection");
+    }
+    let started = Instant::now();
+    let shed = app.get("/movies?genre=drama&sort=rating").await;
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_millis(1500), "refused after its budget's wait, not the pool's");
+    assert_eq!(shed.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    let text = shed.text().await.unwrap();
+    assert_in_layout(&text, "shed page");
+    assert!(text.contains("searches and narrowed lists"), "says why: {text}");
+    assert_eq!(app.stats().db_heavy_shed, 1);
+    app.hooks.hold_heavy_reads(None);
+    gate.add_permits(100);
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    assert_eq!(app.get("/movies?genre=drama&sort=rating").await.status(), StatusCode::OK, "served once there is room");
+});
+
+/// PostgreSQL stops a heavy read at DB_STATEMENT_TIMEOUT_MS: a search that waits for films held
+/// locked by someone else is answered with the shed read's 503 and Retry-After, counted, well
+/// before the request's own time limit; once the lock is gone the same search is a 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_read_past_the_statement_timeout_is_shed() {
+    let app = Setup::new(Backend::Postgres).env("DB_STATEMENT_TIMEOUT_MS", "300").spawn().await;
+    let lock = app.lock_films().await;
+    let started = Instant::now();
+    let shed = app.get("/search?q=love").await;
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped at its timeout: {:?}", started.elapsed());
+    assert_eq!(shed.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    assert_eq!(app.stats().db_heavy_shed, 1);
+    drop(lock);
+    assert_eq!(app.get("/search?q=love").await.status(), StatusCode::OK);
+}

@@ -457,7 +457,9 @@ async fn sigterm_during_load_finishes_requests_and_cache_writes() {
 
     // films of page 30, read straight from the database file, for cold detail pages
     let stats = Arc::new(marquee::stats::Stats::default());
-    let db = marquee::db::Db::connect(&db_url, 1, stats, Default::default()).await.expect("the database file opens");
+    let db = marquee::db::Db::connect(&db_url, 1, Default::default(), stats, Default::default())
+        .await
+        .expect("the database file opens");
     let (_, movies) = db.page(marquee::movies::PageNumber::new(30).expect("page"), 24).await.expect("page 30");
     db.close().await;
     let details: Vec<String> = movies.iter().take(12).map(|f| f.slug.clone()).collect();

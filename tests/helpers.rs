@@ -448,6 +448,17 @@ impl TestApp {
         cmd.output().await.expect("marquee runs")
     }
 
+    /// PostgreSQL: a connection of the test's own that holds every film locked (`access
+    /// exclusive`) until it is dropped: any statement reading them waits meanwhile.
+    pub async fn lock_films(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.test_db.url).await.expect("the database answers");
+        for sql in ["begin", "lock table movies in access exclusive mode"] {
+            sqlx::query(sql).execute(&mut conn).await.expect("the lock is taken");
+        }
+        conn
+    }
+
     /// An operator changes a film's title with SQL, behind the cache's back: no version, no
     /// cache log, no new token.
     pub async fn retitle_by_hand(&self, slug: &str, title: &str) {

@@ -266,3 +266,35 @@ on_each_redis!(held_back_reads_never_leave_a_filtered_list_stale, |target| async
         assert_eq!(seen, fresh.into_iter().map(|m| m.slug).collect::<Vec<_>>(), "round {round}");
     }
 });
+
+// A page past a list's end is answered from what Redis knows of the list's length, with no query:
+// the listing's from the stamp (the catalog's count), another list's from its first page (which
+// holds the list's size), when that was read at the stamp's version. Films added to the list make
+// the same page number a page of films at once.
+both!(pages_past_a_lists_end_are_known_from_the_cache, |backend| async move {
+    let app = redis_tier_app(backend).await;
+    let westerns = expected(|m| m.genre.as_deref() == Some("Western") && (1950..1960).contains(&year(m)), |_| None);
+    let all = app.listing(1).await.setsize.unwrap();
+    let list = "/movies?genre=western&decade=1950";
+    assert_eq!(app.get(list).await.status(), StatusCode::OK);
+    app.settle().await;
+    let (list_end, listing_end) = (westerns.len() / 24 + 2, all / 24 + 2);
+    let before = app.stats().db_queries;
+    for path in [
+        format!("{list}&page={list_end}"),
+        format!("{list}&page={}", list_end + 1),
+        format!("{list}&page=5000"),
+        format!("/movies?page={listing_end}"),
+        "/movies?page=99999".to_owned(),
+    ] {
+        assert_eq!(app.get(&path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(app.stats().db_queries, before, "no query for pages past the end");
+    for n in 0..25 {
+        let film = json!({"title": format!("Late Western {n}"), "release_date": "1955-06-01", "genre": "Western"});
+        assert_eq!(app.add_movie(&film).await.status(), StatusCode::CREATED);
+    }
+    assert_eq!(app.get(&format!("{list}&page={list_end}")).await.status(), StatusCode::OK, "the list grew");
+    assert_eq!(app.get(&format!("/movies?page={listing_end}")).await.status(), StatusCode::OK, "the listing grew");
+    assert_eq!(app.get(&format!("{list}&page=5000")).await.status(), StatusCode::NOT_FOUND);
+});

@@ -71,6 +71,27 @@ impl Cache {
         Ok((stamp, movies))
     }
 
+    /// A list's page past its first, in ONE MGET with the stamp and the list's first page, which
+    /// holds the list's size: what tells a page past the end without the database. The first page
+    /// is not counted as a hit or a miss (it was not asked for).
+    pub async fn list_page(
+        &self,
+        of: &PageOf,
+        first: &PageOf,
+    ) -> Result<(Option<Stamp>, Option<CachedPage>, Option<CachedPage>), CacheError> {
+        self.trusted()?;
+        let keys = &self.inner.keys;
+        let names = [keys.stamp(), keys.page_of(of), keys.page_of(first)];
+        let mget =
+            |mut c: Connection| async move { Cmd::mget(&names).query_async::<Vec<Option<Vec<u8>>>>(&mut c).await };
+        let mut raw = self.inner.client.call(1, mget).await?.into_iter();
+        self.trusted()?;
+        let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
+        let page = self.decoded_page(of, raw.next().flatten().as_deref());
+        let first = entry::decode_page(raw.next().flatten().as_deref()).and_then(Result::ok);
+        Ok((stamp, page, first))
+    }
+
     /// A film's page in one MGET: the stamp, the film, and the page of its related films' slugs.
     pub async fn detail(&self, slug: &str) -> Result<(Option<Stamp>, MovieEntry, Option<CachedPage>), CacheError> {
         self.trusted()?;

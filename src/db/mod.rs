@@ -18,8 +18,9 @@ pub use rows::LIST_FIELDS;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow, install_default_drivers};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor};
 
 use crate::hooks::Hooks;
 use crate::stats::Stats;
@@ -40,9 +41,76 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A heavy read refused: its budget had no connection for it within its wait, or it ran past
+    /// the statement timeout (see `HeavyBudget`).
+    #[error("too many heavy reads at once: this one was refused")]
+    Shed,
 }
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// The heavy reads' budget. A read whose cost grows with the catalog — a search, a narrowed list,
+/// a deep page of the listing read by offset — runs on a small pool of its own, so that however
+/// many of them are slow at once, the main pool keeps its connections for what every reader
+/// asks first and is cheap at any size: the listing's pages (anchored), films, related films,
+/// writes. A heavy read waits at most `wait` for a connection of its budget and, on PostgreSQL,
+/// runs at most `statement_timeout`; past either it is shed (`DbError::Shed`), which the site
+/// answers as a 503 with `Retry-After` naming the heavy page, not a pool exhausted by it. SQLite
+/// has no statement timeout (its statements cannot be stopped from sqlx's `Any` driver): there
+/// the budget alone bounds how many run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeavyBudget {
+    pub connections: u32,
+    pub wait: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for HeavyBudget {
+    fn default() -> Self {
+        Self { connections: 4, wait: Duration::from_millis(1000), statement_timeout: Duration::from_millis(2000) }
+    }
+}
+
+/// A pool's options; `statement_timeout` is set on each PostgreSQL connection when given.
+fn pool_options(
+    backend: Backend,
+    max_connections: u32,
+    acquire: Duration,
+    statement_timeout: Option<Duration>,
+) -> AnyPoolOptions {
+    AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire).after_connect(move |conn, _| {
+        Box::pin(async move {
+            match backend {
+                Backend::Sqlite => {
+                    conn.execute("pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;")
+                        .await?;
+                }
+                // Every statement is prepared once per connection, and after five runs
+                // PostgreSQL may keep a generic plan, made without the values: a page's
+                // `limit $1 offset $2` is then guessed at 10,000 rows, and the page's films
+                // were joined by hashing all 1,000,000 (0.5–1 s a deep page, at 1M films).
+                // Planning each run costs ~1 ms. Nor do page queries run long enough for
+                // JIT compilation or parallel workers to pay: the misplanned ones spent
+                // 170–210 ms compiling, and starting workers for a branch of a deep search
+                // page that reads nothing took 26–38 ms.
+                Backend::Postgres => {
+                    let timeout = statement_timeout
+                        .map(|t| format!(" set statement_timeout = {};", t.as_millis().max(1)))
+                        .unwrap_or_default();
+                    conn.execute(
+                        format!(
+                            "set plan_cache_mode = force_custom_plan; set jit = off; \
+                                 set max_parallel_workers_per_gather = 0;{timeout}"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+    })
+}
 
 impl DbError {
     /// The database could not be reached or is refusing work for now (a 503), as opposed to a
@@ -62,10 +130,12 @@ impl DbError {
     }
 }
 
-/// The pool plus what the repository keeps beside it (the deep pages' bucket counts, the query counter).
+/// The pools plus what the repository keeps beside it (the deep pages' bucket counts, the query counter).
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// The heavy reads' own connections (see `HeavyBudget`).
+    heavy: AnyPool,
     url: String,
     backend: Backend,
     anchors: Arc<anchors::Anchors>,
@@ -95,8 +165,15 @@ impl SetupLock {
 }
 
 impl Db {
-    /// Opens the pool. A SQLite file is created when missing.
-    pub async fn connect(url: &str, max_connections: u32, stats: Arc<Stats>, hooks: Hooks) -> Result<Self> {
+    /// Opens the pools: the main one, and the heavy reads' (see `HeavyBudget`), opened lazily. A
+    /// SQLite file is created when missing.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        heavy: HeavyBudget,
+        stats: Arc<Stats>,
+        hooks: Hooks,
+    ) -> Result<Self> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         let url = match backend {
@@ -105,41 +182,12 @@ impl Db {
             }
             _ => url.to_owned(),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(2))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    match backend {
-                        Backend::Sqlite => {
-                            conn.execute(
-                                "pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;",
-                            )
-                            .await?;
-                        }
-                        // Every statement is prepared once per connection, and after five runs
-                        // PostgreSQL may keep a generic plan, made without the values: a page's
-                        // `limit $1 offset $2` is then guessed at 10,000 rows, and the page's films
-                        // were joined by hashing all 1,000,000 (0.5–1 s a deep page, at 1M films).
-                        // Planning each run costs ~1 ms. Nor do page queries run long enough for
-                        // JIT compilation or parallel workers to pay: the misplanned ones spent
-                        // 170–210 ms compiling, and starting workers for a branch of a deep search
-                        // page that reads nothing took 26–38 ms.
-                        Backend::Postgres => {
-                            conn.execute(
-                                "set plan_cache_mode = force_custom_plan; set jit = off; \
-                                 set max_parallel_workers_per_gather = 0;",
-                            )
-                            .await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let pool = pool_options(backend, max_connections, Duration::from_secs(2), None).connect(&url).await?;
+        let heavy_pool =
+            pool_options(backend, heavy.connections, heavy.wait, Some(heavy.statement_timeout)).connect_lazy(&url)?;
         Ok(Self {
             pool,
+            heavy: heavy_pool,
             url,
             backend,
             anchors: Arc::default(),
@@ -184,7 +232,30 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.heavy.close().await;
         self.pool.close().await;
+    }
+
+    /// The rows of `query`, a heavy read, on a connection of the heavy budget: `Shed` when none is
+    /// free within its wait, or when PostgreSQL stopped the statement at its timeout.
+    async fn fetch_heavy<'q>(&self, query: Query<'q, Any, AnyArguments<'q>>) -> Result<Vec<AnyRow>> {
+        self.stats.db_query();
+        let shed = |e: sqlx::Error| match e {
+            sqlx::Error::PoolTimedOut => DbError::Shed,
+            // query_canceled: the heavy connections' statement_timeout
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => DbError::Shed,
+            e => DbError::Sqlx(e),
+        };
+        let read = async {
+            let mut conn = self.heavy.acquire().await.map_err(shed)?;
+            self.hooks.in_heavy_read().await;
+            query.fetch_all(&mut *conn).await.map_err(shed)
+        };
+        let rows = read.await;
+        if matches!(rows, Err(DbError::Shed)) {
+            self.stats.db_heavy_shed();
+        }
+        rows
     }
 
     fn counted(&self) {

@@ -176,8 +176,7 @@ impl Db {
         for v in &values {
             q = q.bind(v.as_str());
         }
-        self.counted();
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = self.fetch_heavy(q).await?;
         let total: Option<i64> = rows.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
         let (stamp, movies) = stamp_and_movies(&rows)?;
         Ok((stamp, total.unwrap_or(0), movies))
@@ -287,8 +286,14 @@ impl Db {
                 Value::Text(t) => q.bind(t),
             };
         }
-        self.counted();
-        let rows = q.fetch_all(&self.pool).await?;
+        // a walk of every entry above the page: a heavy read (see `HeavyBudget`); an anchored
+        // page, or one near the top, walks at most a bucket
+        let rows = if seek.is_none() && skip >= anchors::STEP {
+            self.fetch_heavy(q).await?
+        } else {
+            self.counted();
+            q.fetch_all(&self.pool).await?
+        };
         self.reorder_if_asked().await?;
         stamp_and_movies(&rows)
     }

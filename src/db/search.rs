@@ -172,8 +172,7 @@ impl Db {
                 None => q.bind(v),
             };
         }
-        self.counted();
-        let found = q.fetch_all(&self.pool).await?;
+        let found = self.fetch_heavy(q).await?;
         let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
         let (stamp, movies) = stamp_and_movies(&found)?;
         Ok((stamp, total.unwrap_or(0), movies))
@@ -253,15 +252,9 @@ impl Db {
             Backend::Postgres => format!("{word}:*"),
         };
         let offset = i64::try_from(page.offset(size)).unwrap_or(i64::MAX);
-        self.counted();
-        let found = sqlx::query(&sql)
-            .bind(word)
-            .bind(term)
-            .bind(format!("% {word}%"))
-            .bind(i64::from(size))
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let query =
+            sqlx::query(&sql).bind(word).bind(term).bind(format!("% {word}%")).bind(i64::from(size)).bind(offset);
+        let found = self.fetch_heavy(query).await?;
         let total: Option<i64> = found.first().map(|r| r.try_get("f_total")).transpose()?.flatten();
         let (stamp, movies) = stamp_and_movies(&found)?;
         Ok((stamp, total.unwrap_or(0), movies))

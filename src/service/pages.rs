@@ -3,7 +3,7 @@
 
 use super::read::{Known, Rows, SlugPage};
 use super::{MovieService, Result};
-use crate::cache::{MovieEntry, PageOf};
+use crate::cache::{CachedPage, MovieEntry, PageOf};
 use crate::db::{Db, DbError, Stamp};
 use crate::movies::{Movie, MovieList, PageNumber, SearchQuery, Slug};
 
@@ -47,6 +47,18 @@ pub struct Detail {
     pub cached: bool,
 }
 
+/// How many films `list` has as of `stamp`, when Redis knows it at that version: the listing's is
+/// the catalog's count, in the stamp itself; another list's is in its first page, when that page
+/// was read at the stamp's version of it. A page past it is past the end, with no query.
+fn list_length(list: &MovieList, stamp: &Stamp, first: Option<&CachedPage>) -> Option<u64> {
+    let count = if list.is_default() {
+        stamp.movie_count
+    } else {
+        first.filter(|p| p.version >= stamp.version_of(list))?.count?
+    };
+    u64::try_from(count).ok()
+}
+
 /// How many related films of each kind a film's page shows.
 pub const RELATED: u32 = 6;
 
@@ -56,7 +68,20 @@ impl MovieService {
     pub async fn list_page(&self, list: &MovieList, page: PageNumber) -> Result<Option<Listing>> {
         let (size, list) = (self.inner.page_size, *list);
         let of = PageOf::List(list, page.get());
-        let read = self.films_page(of, move |db| async move { db.list_page(&list, page, size).await }).await?;
+        let mut known = None;
+        if page != PageNumber::FIRST
+            && let Ok((stamp, cached, first)) =
+                self.inner.cache.list_page(&of, &PageOf::List(list, PageNumber::FIRST.get())).await
+        {
+            if stamp
+                .and_then(|stamp| list_length(&list, &stamp, first.as_ref()))
+                .is_some_and(|n| n <= page.offset(size))
+            {
+                return Ok(None);
+            }
+            known = Some(Known { stamp, page: cached });
+        }
+        let read = self.films_page(of, known, move |db| async move { db.list_page(&list, page, size).await }).await?;
         Ok(self.page(list, page, read))
     }
 
@@ -72,7 +97,7 @@ impl MovieService {
         let (size, asked) = (self.inner.page_size, query.clone());
         let of = PageOf::Search(query.key(), page.get());
         let read = self
-            .films_page(of, move |db| {
+            .films_page(of, None, move |db| {
                 let asked = asked.clone();
                 async move { db.search(&asked, page, size).await }
             })
@@ -81,8 +106,8 @@ impl MovieService {
     }
 
     /// A page whose database read (`read`) gives its films, a list's or a search's, through the one
-    /// slug-page read.
-    async fn films_page<F>(&self, of: PageOf, read: impl Fn(Db) -> F) -> Result<SlugPage>
+    /// slug-page read; `known`: what the caller already read of it from Redis.
+    async fn films_page<F>(&self, of: PageOf, known: Option<Known>, read: impl Fn(Db) -> F) -> Result<SlugPage>
     where
         F: Future<Output = Result<(Stamp, i64, Vec<Movie>), DbError>> + Send + 'static,
     {
@@ -96,7 +121,7 @@ impl MovieService {
                 Ok(Rows::loaded(of, stamp, total, slugs, Some(movies)))
             }
         };
-        self.slug_page(&of, None, true, load).await
+        self.slug_page(&of, known, true, load).await
     }
 
     /// The page as shown; `None` for a page past the end.

@@ -37,6 +37,12 @@ pub enum AppError {
     TimedOut,
     #[error("the site is very busy right now; please try again in a moment")]
     Overloaded,
+    /// A heavy read shed (see `db::HeavyBudget`): too many searches or narrowed lists at once for
+    /// their own share of the database. A 503 with `Retry-After` for this page alone: its answer
+    /// is not there yet, and a retry a second later finds it (the first read that got through is
+    /// cached for every reader); the other pages keep being served from the main pool meanwhile.
+    #[error("many searches and narrowed lists are being read right now; please try this one again in a moment")]
+    Busy,
     #[error("too many wrong admin tokens from this address; try again in {0} s")]
     TooManyTries(u64),
     /// A bug of ours: logged with its cause, shown without it.
@@ -48,6 +54,7 @@ impl From<ServiceError> for AppError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::SlugTaken(_) | ServiceError::NoFreeSlug(_) => Self::Conflict(e.to_string()),
+            ServiceError::Db(ref db) if matches!(**db, crate::db::DbError::Shed) => Self::Busy,
             ServiceError::Db(ref db) if db.is_unavailable() => Self::Unavailable(e),
             ServiceError::Db(_) | ServiceError::Panicked => Self::Internal(error_chain(&e)),
         }
@@ -72,7 +79,7 @@ impl AppError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) | Self::TimedOut | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TimedOut | Self::Overloaded | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TooManyTries(_) => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -85,8 +92,19 @@ impl AppError {
             }
             Self::Internal(cause) => tracing::error!(error = %cause, "request failed: internal error"),
             Self::TimedOut => tracing::warn!("request timed out"),
+            Self::Busy => tracing::warn!("request refused: its heavy read was shed"),
             _ => {}
         }
+    }
+
+    /// `Retry-After` on the answers that have one.
+    fn retry_after(&self, response: &mut Response) {
+        let secs = match self {
+            Self::TooManyTries(secs) => *secs,
+            Self::Busy => 1,
+            _ => return,
+        };
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
     }
 
     fn heading(&self) -> &'static str {
@@ -98,7 +116,7 @@ impl AppError {
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::TooLarge(_) => "Too large",
             Self::NotJson => "Not JSON",
-            Self::Unavailable(_) | Self::TimedOut | Self::Overloaded => "The catalog is resting",
+            Self::Unavailable(_) | Self::TimedOut | Self::Overloaded | Self::Busy => "The catalog is resting",
             Self::Internal(_) => "Something went wrong",
         }
     }
@@ -120,7 +138,9 @@ impl IntoResponse for PageError {
         e.log();
         let status = e.status();
         let page = ErrorPage { status: status.as_u16(), heading: e.heading().to_owned(), message: e.to_string() };
-        (status, page).into_response()
+        let mut response = (status, page).into_response();
+        e.retry_after(&mut response);
+        response
     }
 }
 
@@ -158,9 +178,7 @@ impl IntoResponse for ApiError {
         if matches!(e, AppError::Unauthorized) {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
-        if let AppError::TooManyTries(secs) = e {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
-        }
+        e.retry_after(&mut response);
         response
     }
 }
