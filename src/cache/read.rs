@@ -13,6 +13,9 @@ use super::{Cache, CacheError, MovieEntry, entry};
 use crate::db::Stamp;
 use crate::stats::KeyKind;
 
+/// What `Cache::list_page` read: the stamp, the page (`None`: nothing read for it), the list's first page.
+pub type ListRead = (Option<Stamp>, Option<Option<CachedPage>>, Option<CachedPage>);
+
 impl Cache {
     /// GET of a page of slugs. `Ok(None)` on a miss; a value that does not decode (or a key of
     /// another type) is a miss too. Whether the page is still current is for the caller to tell,
@@ -73,12 +76,10 @@ impl Cache {
 
     /// A list's page past its first, in ONE MGET with the stamp and the list's first page, which
     /// holds the list's size: what tells a page past the end without the database. The first page
-    /// is not counted as a hit or a miss (it was not asked for).
-    pub async fn list_page(
-        &self,
-        of: &PageOf,
-        first: &PageOf,
-    ) -> Result<(Option<Stamp>, Option<CachedPage>, Option<CachedPage>), CacheError> {
+    /// is not counted as a hit or a miss (it was not asked for). The page is `None` when MGET read
+    /// nothing: MGET reads a key of another type as missing, and only the page's own GET (`page`)
+    /// tells the two apart (a key of another type is a corrupt entry, counted and overwritten).
+    pub async fn list_page(&self, of: &PageOf, first: &PageOf) -> Result<ListRead, CacheError> {
         self.trusted()?;
         let keys = &self.inner.keys;
         let names = [keys.stamp(), keys.page_of(of), keys.page_of(first)];
@@ -87,7 +88,7 @@ impl Cache {
         let mut raw = self.inner.client.call(1, mget).await?.into_iter();
         self.trusted()?;
         let stamp = raw.next().flatten().and_then(|m| entry::decode_stamp(Some(&m)));
-        let page = self.decoded_page(of, raw.next().flatten().as_deref());
+        let page = raw.next().flatten().map(|bytes| self.decoded_page(of, Some(&bytes)));
         let first = entry::decode_page(raw.next().flatten().as_deref()).and_then(Result::ok);
         Ok((stamp, page, first))
     }

@@ -79,7 +79,8 @@ impl MovieService {
             {
                 return Ok(None);
             }
-            known = Some(Known { stamp, page: cached });
+            // nothing read for the page itself: its own GET tells a missing key from a corrupt one
+            known = cached.map(|page| Known { stamp, page });
         }
         let read = self.films_page(of, known, move |db| async move { db.list_page(&list, page, size).await }).await?;
         Ok(self.page(list, page, read))

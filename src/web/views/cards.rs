@@ -1,9 +1,9 @@
-//! Cards rendered once per film version and reused by every page that shows them: key-based
-//! fragments, as Rails' "Russian doll" caching names them. A card holds only what its film says
-//! (title, year, genre, director, ratings, the poster's letters and colour); where it sits on a
-//! page (its position, the page it starts) is written around it by the feed. Its key is the film's
-//! slug and version, and the version comes with the film's own copy (every write gives a film a
-//! new, larger one: see `db::repo`), so a card is never older than the film it is shown for.
+//! Cards rendered once per film and reused by every page that shows them: key-based fragments,
+//! as Rails' "Russian doll" caching names them. A card holds only what its film says (title, year,
+//! genre, director, ratings, the poster's letters and colour); where it sits on a page (its
+//! position, the page it starts) is written around it by the feed. A card is kept with what it
+//! shows and reused only for a film that shows the same, so it is never older than the film it is
+//! shown for — even when an operator changed a film by hand, which gives it no new version.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use askama::Template;
 
 use super::feed::Card;
-use crate::movies::Movie;
+use crate::movies::{Date, Movie};
 
 /// Cards kept at most (about 700 bytes each); past it, all are dropped and the cards shown next
 /// are kept again. 4,096 holds the embedded catalog whole.
@@ -30,8 +30,42 @@ pub struct FeedCard {
     pub body: Arc<str>,
 }
 
-/// A card as kept: the version it was rendered at, and its markup.
-type Rendered = (i64, Arc<str>);
+/// What a card shows of its film (besides the slug, its key).
+#[derive(PartialEq)]
+struct Shown {
+    title: String,
+    date: Date,
+    genre: Option<String>,
+    director: Option<String>,
+    imdb_rating: Option<f64>,
+    mpaa_rating: Option<String>,
+}
+
+impl Shown {
+    fn of(m: &Movie) -> Self {
+        Self {
+            title: m.title.clone(),
+            date: m.release_date,
+            genre: m.genre.clone(),
+            director: m.director.clone(),
+            imdb_rating: m.imdb_rating,
+            mpaa_rating: m.mpaa_rating.clone(),
+        }
+    }
+
+    /// Whether `m`'s card shows what this one does.
+    fn is_shown_by(&self, m: &Movie) -> bool {
+        self.title == m.title
+            && self.date == m.release_date
+            && self.genre == m.genre
+            && self.director == m.director
+            && self.imdb_rating == m.imdb_rating
+            && self.mpaa_rating == m.mpaa_rating
+    }
+}
+
+/// A card as kept: what it shows, and its markup.
+type Rendered = (Shown, Arc<str>);
 
 /// The cards rendered so far, by slug.
 #[derive(Default)]
@@ -40,15 +74,15 @@ pub struct Cards {
 }
 
 impl Cards {
-    /// `movie`'s card: the one rendered for its version, or rendered now.
+    /// `movie`'s card: the one rendered before for a film that showed the same, or rendered now.
     pub fn card(&self, movie: Movie) -> FeedCard {
         if let Ok(rendered) = self.rendered.read()
-            && let Some((version, body)) = rendered.get(movie.slug.as_str())
-            && *version == movie.version
+            && let Some((shown, body)) = rendered.get(movie.slug.as_str())
+            && shown.is_shown_by(&movie)
         {
             return FeedCard { body: body.clone(), slug: movie.slug };
         }
-        let version = movie.version;
+        let shown = Shown::of(&movie);
         let card = Card::new(movie);
         // a card's template only places the film's values: it cannot fail
         let body: Arc<str> = CardBody { card: &card }.render().unwrap_or_default().into();
@@ -56,7 +90,7 @@ impl Cards {
             if rendered.len() >= CARDS && !rendered.contains_key(card.slug.as_str()) {
                 rendered.clear();
             }
-            rendered.insert(card.slug.as_str().into(), (version, body.clone()));
+            rendered.insert(card.slug.as_str().into(), (shown, body.clone()));
         }
         FeedCard { slug: card.slug, body }
     }
@@ -77,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn a_card_is_rendered_again_for_a_new_version_only() {
+    fn a_card_is_rendered_again_when_what_it_shows_changed() {
         let cards = Cards::default();
         let first = cards.card(film("Heat", 1));
         assert!(first.body.contains(">Heat</a>") && first.body.contains("Michael Mann"), "{}", first.body);
@@ -87,6 +121,13 @@ mod tests {
         assert!(retitled.body.contains(">Heat (1995)</a>"), "a new version: {}", retitled.body);
         // Redis brought an older copy back (a restart from an older snapshot): its own card
         assert!(cards.card(film("Heat", 1)).body.contains(">Heat</a>"));
+        // changed by hand in the database: the same version, another director
+        let by_hand = Movie { director: Some("Someone Else".into()), ..film("Heat", 1) };
+        assert!(cards.card(by_hand).body.contains("Someone Else"));
+        // what a card does not show changes nothing
+        let grossed = Movie { us_gross: Some(67_436_818), ..film("Heat", 1) };
+        let before = cards.card(film("Heat", 1));
+        assert!(Arc::ptr_eq(&before.body, &cards.card(grossed).body));
     }
 
     #[test]
