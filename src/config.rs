@@ -100,7 +100,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PAGE_TTL_SECS", "300"),
     ("MOVIE_TTL_SECS", "3600"),
     ("NEGATIVE_TTL_SECS", "30"),
-    ("RENDERED_CACHE_KB", "4096"),
+    // The page tier's budget, from the readers' mix at the embedded 3,200 films: its whole working
+    // set (every listing page as a document and as a scroll fragment, every film page, every list's
+    // pages, the searches, each asked as the mix asks it: 3,999 pages, 7.4 MiB gzipped, films 5.8 of
+    // it) counts 11.0 MiB with names, headers, tags and bookkeeping (`marquee_cache_kept_bytes`).
+    // 16 MiB holds all of it, so the mix misses only pages asked for the first time, with room for
+    // a catalog a half larger; the server's peak RSS under the mix stays within 64 MiB
+    // (benches/RESULTS-mix.md). Past it, the least used pages go (see `web::page_cache`).
+    ("RENDERED_CACHE_KB", "16384"),
     ("CACHE_LEASE_MS", "1000"),
     ("REDIS_TIMEOUT_MS", "50"),
     ("REDIS_BREAKER_MIN_FAILURES", "20"),

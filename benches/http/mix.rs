@@ -469,6 +469,9 @@ struct Measured {
     pool_waits: f64,
     /// The server's CPU time over the run, in seconds.
     cpu: f64,
+    /// What the page tier held at the end, and its budget, in bytes.
+    kept: f64,
+    budget: f64,
 }
 
 impl Measured {
@@ -476,8 +479,13 @@ impl Measured {
         let total: f64 = self.tiers.iter().sum();
         let share = |x: f64| if total > 0.0 { format!("{:.0}%", 100.0 * x / total) } else { "–".to_owned() };
         let per = |x: f64| x / self.run.requests.max(1) as f64;
+        let held = if self.budget > 0.0 {
+            format!(" ({} of {} held)", mib(self.kept).trim_end_matches(" MiB"), mib(self.budget))
+        } else {
+            String::new()
+        };
         format!(
-            "{} · pages from kept {} / Redis {} / database {} · per request {:.2} queries, {:.2} Redis commands, {:.0} µs of server CPU · {} pool waits",
+            "{} · pages from kept {}{held} / Redis {} / database {} · per request {:.2} queries, {:.2} Redis commands, {:.0} µs of server CPU · {} pool waits",
             self.run.statuses(),
             share(self.tiers[0]),
             share(self.tiers[1]),
@@ -510,7 +518,18 @@ async fn measure(
     client::settle(server.addr).await?;
     let after = counters(server.addr).await?;
     let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-    Ok(Measured { run, tiers: [d[0], d[1], d[2]], queries: d[3], commands: d[4], pool_waits: d[5], cpu })
+    let m = client::metrics(server.addr).await?;
+    let gauge = |name: &str| m.get(name).copied().unwrap_or(0.0);
+    Ok(Measured {
+        run,
+        tiers: [d[0], d[1], d[2]],
+        queries: d[3],
+        commands: d[4],
+        pool_waits: d[5],
+        cpu,
+        kept: gauge("marquee_cache_kept_bytes"),
+        budget: gauge("marquee_cache_kept_budget_bytes"),
+    })
 }
 
 /// The warm listing's pages answer 200 with a listing page before they are timed; `Err` says what

@@ -51,6 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let (pages, bytes) = state.pages.size();
     metrics::gauge!("marquee_cache_kept_pages").set(pages as f64);
     metrics::gauge!("marquee_cache_kept_bytes").set(bytes as f64);
+    metrics::gauge!("marquee_cache_kept_budget_bytes").set(state.pages.budget() as f64);
     let text = recorder.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

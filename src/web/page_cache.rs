@@ -14,17 +14,17 @@
 //! may predate a write the token already names). Without a lease the token costs a shared GET, so
 //! it is read only for requests a page handler answered before.
 
-use std::collections::{HashMap, HashSet};
+mod store;
+
 use std::convert::Infallible;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
@@ -32,6 +32,7 @@ use super::caching::{self, CachePolicy};
 use super::envelope;
 use crate::service::MovieService;
 use crate::stats::Stats;
+use store::{Page, Store};
 
 /// The headers a page depends on besides its address (its `Vary`, and the host): a request is
 /// named by them.
@@ -132,10 +133,11 @@ impl PageCacheLayer {
     fn answer(&self, token: u64, name: &[u8], req: &Request, start: Instant) -> Option<Response> {
         let gzip = gzip_wanted(req)?;
         let page = self.store.get(token, name)?;
+        let body = if gzip { page.gzipped.clone() } else { page.body()? };
         tracing::trace!(token, path = %req.uri(), "kept page");
         self.stats.kept(true);
-        let mut response = Response::new(Body::from(if gzip { page.gzipped } else { page.body }));
-        *response.headers_mut() = page.headers;
+        let mut response = Response::new(Body::from(body));
+        *response.headers_mut() = page.headers.clone();
         if gzip {
             response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -144,7 +146,7 @@ impl PageCacheLayer {
         // the tags computed when the page was kept; a 304 when the request names them
         let asked = caching::Asked::of(req);
         let mut response = caching::conclude(CachePolicy::Revalidate, Some(&page.etags), &asked, response);
-        envelope::record(page.route, &response, start);
+        envelope::record(page.route.clone(), &response, start);
         super::finish(&mut response, req);
         Some(response)
     }
@@ -170,7 +172,7 @@ impl PageCacheLayer {
             && answered
             && body.len() >= SHORTEST
         {
-            self.store.put(token, name, Page::new(headers, body, etags, route));
+            self.store.put(token, name, Page::new(headers, &body, etags, route));
         }
         Ok(response)
     }
@@ -183,6 +185,11 @@ impl PageCacheLayer {
     /// Pages and bytes kept.
     pub fn size(&self) -> (usize, usize) {
         self.store.size()
+    }
+
+    /// The bytes it may keep (`RENDERED_CACHE_KB`; 0 without a cache).
+    pub fn budget(&self) -> usize {
+        self.store.budget()
     }
 }
 
@@ -245,151 +252,6 @@ fn weight(q: &str) -> Option<u16> {
     Some(whole + fraction).filter(|w| *w <= 1000)
 }
 
-// The pages kept: one entry per request variant (see `name`), good under one Redis token, within
-// one byte budget that counts everything an entry holds (its name, the page and its gzipped copy).
-
-/// A page as the handler answered it: the headers it set and its bytes, gzipped once at keeping,
-/// and its tags (computed once, by the handler).
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub gzipped: Bytes,
-    pub etags: caching::Etags,
-    /// The latency metric's label of the route that rendered it.
-    pub route: metrics::SharedString,
-}
-
-impl Page {
-    pub fn new(headers: HeaderMap, body: Bytes, etags: caching::Etags, route: metrics::SharedString) -> Self {
-        let gzipped = gzip(&body);
-        Self { headers, body, gzipped, etags, route }
-    }
-
-    fn size(&self) -> usize {
-        self.body.len()
-            + self.gzipped.len()
-            + self.etags.size()
-            + self.headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum::<usize>()
-    }
-}
-
-/// `body` gzipped as the compression layer gzips it (`GZIP_LEVEL`).
-fn gzip(body: &[u8]) -> Bytes {
-    let level = flate2::Compression::new(super::GZIP_LEVEL);
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), level);
-    // writing to memory cannot fail
-    let _ = std::io::Write::write_all(&mut gz, body);
-    gz.finish().map(Bytes::from).unwrap_or_default()
-}
-
-/// Request names seen answered by a page handler are remembered (as hashes) up to this many: without
-/// a lease, only they are worth reading the token for before the handler runs.
-const PAGES_KNOWN: usize = 1 << 16;
-
-pub struct Store {
-    budget: usize,
-    ttl: Duration,
-    kept: RwLock<Kept>,
-    known: RwLock<HashSet<u64>>,
-}
-
-#[derive(Default)]
-struct Kept {
-    token: u64,
-    bytes: usize,
-    pages: HashMap<Box<[u8]>, (Instant, Page)>,
-}
-
-fn hash(name: &[u8]) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
-}
-
-impl Store {
-    /// Keeps at most `budget` bytes (0: nothing), each page at most `ttl`.
-    pub fn new(budget: usize, ttl: Duration) -> Self {
-        Self { budget, ttl, kept: RwLock::default(), known: RwLock::default() }
-    }
-
-    pub fn is_on(&self) -> bool {
-        self.budget > 0
-    }
-
-    /// The page kept for `name` under `token`, if any. Asked under another token than the pages'
-    /// own, it drops them all: a token is never current again once replaced — unless Redis went
-    /// back in time (a restart from an older snapshot brings an older token back), and then pages
-    /// kept under it must not come back with it.
-    pub fn get(&self, token: u64, name: &[u8]) -> Option<Page> {
-        {
-            let kept = self.kept.read().ok()?;
-            if kept.token == token {
-                return kept.pages.get(name).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, page)| page.clone());
-            }
-        }
-        if let Ok(mut kept) = self.kept.write()
-            && kept.token != token
-        {
-            *kept = Kept { token, ..Kept::default() };
-        }
-        None
-    }
-
-    /// Keeps `page` for `name` under `token`. Pages of another token are dropped: they were
-    /// rendered before a write (or this one was, and the next request puts them back). Past the
-    /// budget, pages are dropped until a quarter of it is free (not all: a working set a little
-    /// over the budget would be read again in full).
-    pub fn put(&self, token: u64, name: Box<[u8]>, page: Page) {
-        let size = name.len() + page.size();
-        if size > self.budget {
-            return;
-        }
-        let Ok(mut kept) = self.kept.write() else { return };
-        if kept.token != token {
-            *kept = Kept { token, ..Kept::default() };
-        }
-        if let Some((_, old)) = kept.pages.remove(&name) {
-            kept.bytes -= name.len() + old.size();
-        }
-        if kept.bytes + size > self.budget {
-            let goal = (self.budget / 4 * 3).saturating_sub(size);
-            let mut bytes = kept.bytes;
-            kept.pages.retain(|name, (_, page)| {
-                let drop = bytes > goal;
-                if drop {
-                    bytes -= name.len() + page.size();
-                }
-                !drop
-            });
-            kept.bytes = bytes;
-        }
-        kept.bytes += size;
-        kept.pages.insert(name, (Instant::now(), page));
-    }
-
-    /// Whether a page handler answered `name` before.
-    pub fn is_known(&self, name: &[u8]) -> bool {
-        self.known.read().is_ok_and(|known| known.contains(&hash(name)))
-    }
-
-    pub fn learn(&self, name: &[u8]) {
-        // a name learnt before (the usual case) takes no write lock: every page answer comes here
-        if self.is_known(name) {
-            return;
-        }
-        if let Ok(mut known) = self.known.write() {
-            if known.len() >= PAGES_KNOWN {
-                known.clear();
-            }
-            known.insert(hash(name));
-        }
-    }
-
-    /// Pages and bytes kept.
-    pub fn size(&self) -> (usize, usize) {
-        self.kept.read().map_or((0, 0), |kept| (kept.pages.len(), kept.bytes))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,79 +289,5 @@ mod tests {
         assert_eq!(weight("q=0."), Some(0));
         assert_eq!(weight("q=.5"), None);
         assert_eq!(weight("q=0.5x"), None);
-    }
-
-    fn name(n: u32) -> Box<[u8]> {
-        format!("/movies?page={n}").into_bytes().into_boxed_slice()
-    }
-
-    fn page(n: usize) -> Page {
-        let body = "x".repeat(n);
-        let etags = caching::Etags::of(body.as_bytes(), &HeaderMap::new());
-        Page::new(HeaderMap::new(), Bytes::from(body), etags, "/movies".into())
-    }
-
-    /// Every byte an entry holds, counted from the entries themselves.
-    fn counted(store: &Store) -> usize {
-        let kept = store.kept.read().unwrap();
-        kept.pages.iter().map(|(name, (_, page))| name.len() + page.size()).sum()
-    }
-
-    #[test]
-    fn a_page_is_kept_only_under_its_token() {
-        let store = Store::new(10_000, Duration::from_secs(60));
-        store.put(7, name(1), page(10));
-        assert_eq!(store.get(7, &name(1)).map(|p| p.body.len()), Some(10));
-        assert!(store.get(8, &name(1)).is_none(), "another token: a write came since");
-        assert!(store.get(7, &name(2)).is_none());
-        // a page of the new token drops every page of the old one
-        store.put(8, name(2), page(10));
-        assert!(store.get(8, &name(2)).is_some());
-        assert!(store.get(7, &name(1)).is_none());
-    }
-
-    #[test]
-    fn pages_of_a_replaced_token_never_come_back_with_it() {
-        let store = Store::new(1 << 20, Duration::from_secs(60));
-        store.put(1, name(1), page(100));
-        assert!(store.get(1, &name(1)).is_some());
-        // a write: the token is 2 now, and nothing is kept under it yet
-        assert!(store.get(2, &name(1)).is_none());
-        // Redis back from a snapshot taken under token 1
-        assert!(store.get(1, &name(1)).is_none(), "a page kept before the write is not served again");
-        assert_eq!(counted(&store), 0);
-    }
-
-    #[test]
-    fn every_byte_kept_is_counted_and_within_the_budget() {
-        let store = Store::new(2_000, Duration::from_secs(60));
-        for n in 0..50 {
-            store.put(1, name(n % 7), page(300));
-            let (_, bytes) = store.size();
-            assert_eq!(bytes, counted(&store), "after {n} puts, some of them replacing a page");
-            assert!(bytes <= 2_000);
-        }
-        assert!(store.size().0 >= 2, "a full budget drops some pages, not all");
-        // the last page put (49 % 7): just kept, so not dropped
-        let gzipped = store.get(1, &name(0)).map(|p| p.gzipped.len());
-        assert!(gzipped.is_some_and(|n| n > 0), "the gzipped copy is kept (and counted) too");
-        store.put(1, name(99), page(5_000));
-        assert!(store.get(1, &name(99)).is_none(), "a page larger than the budget is not kept");
-        assert!(!Store::new(0, Duration::from_secs(60)).is_on());
-    }
-
-    #[test]
-    fn a_page_lives_no_longer_than_the_ttl() {
-        let store = Store::new(10_000, Duration::ZERO);
-        store.put(1, name(1), page(10));
-        assert!(store.get(1, &name(1)).is_none());
-    }
-
-    #[test]
-    fn the_gzipped_copy_is_the_page() {
-        let kept = page(1_000);
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&kept.gzipped[..]), &mut text).unwrap();
-        assert_eq!(text.as_bytes(), &kept.body[..]);
     }
 }
