@@ -6,6 +6,7 @@ pub mod caching;
 mod envelope;
 /// `AppError` and how it is shown: a page in the site's layout, or JSON under `/api/`.
 pub mod error;
+mod gzip;
 mod openapi;
 mod ops;
 /// The in-memory page tier, the outermost layer: rendered pages kept under Redis's token.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
@@ -131,7 +131,7 @@ where
 impl PageCacheLayer {
     /// The page kept for `name` under `token`, answered as the full path answers `req`.
     fn answer(&self, token: u64, name: &[u8], req: &Request, start: Instant) -> Option<Response> {
-        let gzip = gzip_wanted(req)?;
+        let gzip = gzip_wanted(req.headers())?;
         let page = self.store.get(token, name)?;
         let body = if gzip { page.gzipped.clone() } else { page.body()? };
         tracing::trace!(token, path = %req.uri(), "kept page");
@@ -218,9 +218,9 @@ fn name(req: &Request) -> Option<Box<[u8]>> {
 /// (`Some(false)`): gzip when it is accepted with a weight above zero and no lower than identity's,
 /// as the layer negotiates (codings it does not speak and malformed weights are passed over).
 /// `None` for an `Accept-Encoding` that is not text: the full path decides.
-fn gzip_wanted(req: &Request) -> Option<bool> {
+pub(super) fn gzip_wanted(headers: &HeaderMap) -> Option<bool> {
     let (mut gzip, mut identity) = (0u16, 0u16);
-    for value in req.headers().get_all(header::ACCEPT_ENCODING) {
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
         for ask in value.to_str().ok()?.split(',') {
             let mut parts = ask.splitn(2, ';');
             let coding = parts.next().unwrap_or_default().trim();
@@ -261,7 +261,7 @@ mod tests {
         for value in values {
             req.headers_mut().append(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
         }
-        gzip_wanted(&req)
+        gzip_wanted(req.headers())
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::query::SearchParams;
 use super::views::{
     Controls, DetailPage, Feed, FeedFragment, ListingPage, ListingSection, Related, SearchPage, SearchSection,
 };
-use super::{caching, page_cache};
+use super::{caching, gzip, page_cache};
 use crate::movies::{MovieList, PageNumber, Slug};
 
 /// What a listing request is answered with. The one place this choice is made.
@@ -41,10 +41,10 @@ fn view(headers: &HeaderMap) -> View {
 }
 
 /// `/`: always the whole first page, whatever the request's headers.
-pub async fn home(State(state): State<AppState>) -> Result<Response, PageError> {
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     let (mut html, cached) = listing(&state, &MovieList::default(), PageNumber::FIRST, View::Page).await?;
     html.vary = None;
-    Ok(html.page(cached))
+    Ok(html.page(cached, &headers))
 }
 
 /// `/movies?genre=…&decade=…&rating=…&sort=…&page=N`: the whole page, or for htmx the part it asked for.
@@ -54,7 +54,7 @@ pub async fn movies(
     query: ListingQuery,
 ) -> Result<Response, PageError> {
     let (html, cached) = listing(&state, &query.list, query.page, view(&headers)).await?;
-    Ok(html.page(cached))
+    Ok(html.page(cached, &headers))
 }
 
 /// A list's page as `view` asks for it, and whether it came wholly from Redis.
@@ -98,9 +98,11 @@ const SEARCH_INPUTS: &str = "HX-Target, HX-Current-URL";
 const DETAIL_INPUTS: &str = "Referer";
 
 impl Html {
-    /// The page's answer, revalidated with its tags (see `caching`) and marked for the page tier
-    /// (see `page_cache`): it may be kept when it came wholly from Redis (`cached`).
-    fn page(self, cached: bool) -> Response {
+    /// The page's answer to a request with `asked` headers, revalidated with its tags (see
+    /// `caching`) and marked for the page tier (see `page_cache`): it may be kept when it came
+    /// wholly from Redis (`cached`). Gzipped here when the client takes gzip (see `gzip`): the
+    /// compression layer then leaves it as it is, and marks the other answers as it would.
+    fn page(self, cached: bool, asked: &HeaderMap) -> Response {
         let body = cached.then(|| self.body.clone());
         let mut response = (StatusCode::OK, Body::from(self.body.clone())).into_response();
         let headers = response.headers_mut();
@@ -113,6 +115,13 @@ impl Html {
         }
         caching::revalidated(&mut response, &self.body);
         page_cache::keepable(&mut response, body);
+        if page_cache::gzip_wanted(asked) == Some(true) {
+            *response.body_mut() = Body::from(gzip::gzip(&self.body));
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            // as the compression layer marks every page it could compress
+            headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
         response
     }
 }
@@ -181,7 +190,7 @@ pub async fn search(
         |feed| render(&SearchSection { feed, query: text.clone() }),
     )?;
     html.vary = Some(SEARCH_INPUTS);
-    Ok(html.page(cached))
+    Ok(html.page(cached, &headers))
 }
 
 /// `/movies/{slug}`. A segment that is not even UTF-8 (`%ff`) is no film either: the 404 page,
@@ -204,7 +213,7 @@ pub async fn movie(
     }
     let mut html = render(&page)?;
     html.vary = Some(DETAIL_INPUTS);
-    Ok(html.page(cached))
+    Ok(html.page(cached, &headers))
 }
 
 /// An absolute http(s) URL as its authority and its path with the query, without the fragment.

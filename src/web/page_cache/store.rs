@@ -18,6 +18,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::web::caching;
+use crate::web::gzip::gzip;
 
 /// A page as the handler answered it: the headers it set, its bytes gzipped once at keeping, and
 /// its tags (computed once, by the handler).
@@ -76,18 +77,6 @@ const BLOCK: usize = 16;
 /// What keeping `page` under `name` costs.
 fn cost(name: &[u8], page: &Page) -> usize {
     name.len() + page.size() + PER_ENTRY
-}
-
-/// `body` gzipped as the compression layer gzips it (`GZIP_LEVEL`), in a block of its size.
-fn gzip(body: &[u8]) -> Bytes {
-    let level = flate2::Compression::new(crate::web::GZIP_LEVEL);
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), level);
-    // writing to memory cannot fail
-    let _ = std::io::Write::write_all(&mut gz, body);
-    let mut gzipped = gz.finish().unwrap_or_default();
-    // the spare capacity would be kept, and not counted, for as long as the page
-    gzipped.shrink_to_fit();
-    Bytes::from(gzipped)
 }
 
 /// Request names seen answered by a page handler are remembered (as hashes) up to this many: without
