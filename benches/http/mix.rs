@@ -568,32 +568,22 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     let (prefix, _, static_dir, on) = crate::common::cached_server(j, tmp, short, &db, true).await?;
     // the same Redis keys as the default server (two servers of one site): what differs is the
     // page tier in front of them
-    let redis_tier = Server::start(
-        Spec {
-            name: &format!("{short}-redis-tier"),
-            db: &db,
-            prefix: Some(&prefix),
-            redis: lab::REDIS,
-            static_dir: &static_dir,
-            load_dataset: false,
-            env: &[("RENDERED_CACHE_KB", "0")],
-        },
-        tmp,
-    )
-    .await?;
+    let (tier_name, baseline_name) = (format!("{short}-redis-tier"), format!("{short}-baseline"));
+    let redis_tier_spec = |name| Spec {
+        name,
+        db: &db,
+        prefix: Some(&prefix),
+        redis: lab::REDIS,
+        static_dir: &static_dir,
+        load_dataset: false,
+        env: &[("RENDERED_CACHE_KB", "0")],
+    };
+    let redis_tier = Server::start(redis_tier_spec(&tier_name), tmp).await?;
     // another build's Redis tier beside ours, to compare in one run (`MARQUEE_BENCH_BASELINE`)
     let baseline = match std::env::var_os("MARQUEE_BENCH_BASELINE") {
         Some(bin) => {
-            let spec = Spec {
-                name: &format!("{short}-baseline"),
-                db: &db,
-                prefix: Some(&prefix),
-                redis: lab::REDIS,
-                static_dir: &static_dir,
-                load_dataset: false,
-                env: &[("RENDERED_CACHE_KB", "0")],
-            };
-            Some((Server::start_built(spec, tmp, Path::new(&bin)).await?, PathBuf::from(bin)))
+            let server = Server::start_built(redis_tier_spec(&baseline_name), tmp, Path::new(&bin)).await?;
+            Some((server, PathBuf::from(bin)))
         }
         None => None,
     };

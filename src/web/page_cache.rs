@@ -45,9 +45,10 @@ const LONGEST: usize = 4096;
 /// Pages shorter than this are not compressed by the compression layer: not worth keeping twice.
 const SHORTEST: usize = 32;
 
-/// On a page handler's response: the page's headers and bytes when it may be kept.
+/// On a page handler's response: the page's headers and bytes when it may be kept, and the
+/// bytes gzipped when the handler gzipped them already.
 #[derive(Clone)]
-pub struct Keepable(Option<(axum::http::HeaderMap, Bytes)>);
+pub struct Keepable(Option<(axum::http::HeaderMap, Bytes, Option<Bytes>)>);
 
 impl Keepable {
     /// Whether the page came wholly from Redis (and so may be kept).
@@ -56,9 +57,10 @@ impl Keepable {
     }
 }
 
-/// Marks `response` as a page (`body` its bytes when it came wholly from Redis, and so may be kept).
-pub fn keepable(response: &mut Response, body: Option<Bytes>) {
-    let page = body.map(|body| (response.headers().clone(), body));
+/// Marks `response` as a page (`body` its bytes when it came wholly from Redis, and so may be kept;
+/// `gzipped` them gzipped, when the handler gzipped them: not gzipped again to be kept).
+pub fn keepable(response: &mut Response, body: Option<Bytes>, gzipped: Option<Bytes>) {
+    let page = body.map(|body| (response.headers().clone(), body, gzipped));
     response.extensions_mut().insert(Keepable(page));
 }
 
@@ -168,11 +170,11 @@ impl PageCacheLayer {
         let etags = response.extensions().get::<caching::Etags>().cloned();
         // a 304 in place of the page: the client had it, the page tier may keep it
         let answered = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
-        if let (Some(token), Some((headers, body)), Some(etags), Some(route)) = (token, page, etags, route)
+        if let (Some(token), Some((headers, body, gzipped)), Some(etags), Some(route)) = (token, page, etags, route)
             && answered
             && body.len() >= SHORTEST
         {
-            self.store.put(token, name, Page::new(headers, &body, etags, route));
+            self.store.put(token, name, Page::new(headers, &body, gzipped, etags, route));
         }
         Ok(response)
     }

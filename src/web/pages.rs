@@ -114,9 +114,10 @@ impl Html {
             headers.insert(header::VARY, HeaderValue::from_static(vary));
         }
         caching::revalidated(&mut response, &self.body);
-        page_cache::keepable(&mut response, body);
-        if page_cache::gzip_wanted(asked) == Some(true) {
-            *response.body_mut() = Body::from(gzip::gzip(&self.body));
+        let gzipped = (page_cache::gzip_wanted(asked) == Some(true)).then(|| gzip::gzip(&self.body));
+        page_cache::keepable(&mut response, body, gzipped.clone());
+        if let Some(gzipped) = gzipped {
+            *response.body_mut() = Body::from(gzipped);
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             // as the compression layer marks every page it could compress

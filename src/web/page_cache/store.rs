@@ -34,8 +34,15 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(headers: HeaderMap, body: &[u8], etags: caching::Etags, route: metrics::SharedString) -> Self {
-        Self { headers, gzipped: gzip(body), length: body.len(), etags, route }
+    /// `gzipped`: `body` gzipped already (by `gzip`), or `None` to gzip it here.
+    pub fn new(
+        headers: HeaderMap,
+        body: &[u8],
+        gzipped: Option<Bytes>,
+        etags: caching::Etags,
+        route: metrics::SharedString,
+    ) -> Self {
+        Self { headers, gzipped: gzipped.unwrap_or_else(|| gzip(body)), length: body.len(), etags, route }
     }
 
     /// The page as the handler made it, for a client that refuses gzip (`None` if the kept copy
@@ -245,7 +252,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
         let etags = caching::Etags::of(body.as_bytes(), &headers);
-        Page::new(headers, body.as_bytes(), etags, "/movies".into())
+        Page::new(headers, body.as_bytes(), None, etags, "/movies".into())
     }
 
     /// Every byte an entry holds, counted again from the entries themselves.
@@ -310,7 +317,8 @@ mod tests {
     #[test]
     fn only_the_gzipped_copy_is_kept_and_it_decompresses_to_the_page() {
         let body = "<li>a card</li>".repeat(1_000);
-        let kept = Page::new(HeaderMap::new(), body.as_bytes(), caching::Etags::of(b"", &HeaderMap::new()), "/".into());
+        let kept =
+            Page::new(HeaderMap::new(), body.as_bytes(), None, caching::Etags::of(b"", &HeaderMap::new()), "/".into());
         assert!(kept.size() < body.len() / 10, "a page of repeated cards is kept in a few hundred bytes");
         assert_eq!(kept.body().as_deref(), Some(body.as_bytes()));
         let mut text = String::new();
