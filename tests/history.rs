@@ -13,7 +13,8 @@
 //!
 //! `cargo test history -- --nocapture` prints the seed, the faults and the figures; a run of
 //! another length or seed: `MARQUEE_HISTORY_SECONDS=300 MARQUEE_HISTORY_SEED=7 cargo test history`
-//! (add `_on_a_cluster` or `random_nemesis$ -- --exact`-style filters for one of the two).
+//! (add `_on_a_cluster` or `random_nemesis$ -- --exact`-style filters for one of the two), and
+//! `MARQUEE_HISTORY_FAULTS="restart redis from its snapshot,snapshot"` for those faults alone.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -349,6 +350,12 @@ async fn history(mut cache: Cache, default_seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut faults: Vec<&str> = cache.faults().to_vec();
     faults.extend(["freeze a server", "replace a server"]);
+    // `MARQUEE_HISTORY_FAULTS=a,b` keeps only the faults named (to dwell on one window)
+    if let Ok(only) = std::env::var("MARQUEE_HISTORY_FAULTS") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        faults.retain(|f| only.contains(f));
+        assert!(!faults.is_empty(), "MARQUEE_HISTORY_FAULTS names none of {:?}", cache.faults());
+    }
     while Instant::now() + Duration::from_secs(3) < end {
         tokio::time::sleep(Duration::from_millis(rng.u64(300..1500))).await;
         let lasting = Duration::from_millis(rng.u64(300..2000));

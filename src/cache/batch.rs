@@ -248,6 +248,15 @@ impl Cache {
         (replicas > 0).then_some(WaitFor { replicas, ms })
     }
 
+    /// Whether every replica (see `wait_for`) has taken what this server sent so far: `true` with
+    /// none.
+    pub(super) async fn replicated(&self) -> bool {
+        let Some(wait) = self.wait_for() else { return true };
+        let acked =
+            self.inner.client.call_coordination(|mut c| async move { wait.cmd().query_async::<u64>(&mut c).await });
+        acked.await.is_ok_and(|acked| acked >= wait.replicas)
+    }
+
     /// UNLINKs the film keys of `batch`, the stamp and the token: what a writer does when Redis
     /// refuses to take a newer copy (out of memory, read-only), so that the older copy is not read
     /// meanwhile, nor any page rendered from it. UNLINK needs no memory. Without the stamp every

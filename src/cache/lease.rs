@@ -14,7 +14,12 @@
 //! whatever happened, no server still trusts the old token. Each server ends its lease a tenth of
 //! the length early on its own clock, so the two clocks need only run at the same rate. When the
 //! hash itself is new (Redis restarted, or lost it), a lease granted under the lost one may still
-//! run: a writer then waits until the hash is one lease length old.
+//! run: a writer then waits until the hash is one lease length old. So it does while Redis itself
+//! has been up for less than a lease length: restarted from a snapshot, it holds the hash as it was
+//! then, old enough, but without the leases granted since, which may still run.
+//!
+//! On a Redis with replicas a renewal counts only once they have it (`WAIT`): one promoted after
+//! a failover knows every lease a server relies on.
 //!
 //! Pub/sub only makes it quick: a lost announcement costs a writer at most one renewal period.
 //! Correctness rests on the scripts, which touch the one key (one slot on a cluster).
@@ -39,8 +44,8 @@ fn renew_script() -> String {
 
 /// KEYS[1] the token's hash; ARGV the token a writer set, lease ms. Returns 1 when no server can
 /// still trust an older token (every unexpired lease renewed with that token or the current one,
-/// and the hash older than a lease), 0 when some may, -1 when the hash is gone (then nobody can
-/// tell: the writer waits a whole lease). Drops leases a minute past their end.
+/// and the hash and Redis itself up for longer than a lease), 0 when some may, -1 when the hash is
+/// gone (then nobody can tell: the writer waits a whole lease). Drops leases a minute past their end.
 fn check_script() -> String {
     concat!(include_str!("lua/now.lua"), include_str!("lua/check.lua")).to_owned()
 }
@@ -199,6 +204,10 @@ impl Cache {
             if granted == 1
                 && let Some(token) = current
             {
+                // a replica promoted without this renewal would not make writers wait for it
+                if !self.replicated().await {
+                    return Ok(false);
+                }
                 let length = self.lease_length();
                 lease.grant(token, sent + length - length / 10);
                 return Ok(true);
