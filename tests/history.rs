@@ -5,7 +5,7 @@
 //! a seeded nemesis freezes a server or kills it (SIGKILL) and starts another in its place, and, on
 //! one Redis, freezes Redis, kills it and restarts it from its last snapshot, flushes it, fills it
 //! (out of memory), turns it into a read-only replica, makes it forget its scripts, cuts one server
-//! off from it; on the cluster, kills a master (its replica is promoted; it comes back empty),
+//! off from it or pauses its path (nothing dropped, nothing carried); on the cluster, kills a master (its replica is promoted; it comes back empty),
 //! freezes a master or a replica (a replica that misses writes), flushes every node, fills them,
 //! makes them forget their scripts. The checker fails on any read begun after a write was acknowledged that shows an older
 //! title, on any 5xx, and on a final state (faults healed) where a server or Redis holds anything
@@ -126,6 +126,7 @@ impl Cache {
                 "redis read-only",
                 "script flush",
                 "cut a server off",
+                "pause a server's path",
                 "snapshot",
             ],
             Self::Cluster(_) => &[
@@ -175,6 +176,21 @@ impl Cache {
                 paths[victim].down().await;
                 tokio::time::sleep(lasting).await;
                 paths[victim].up().await;
+            }
+            ("pause a server's path", Self::One { paths, redis }) => {
+                // a partition that drops nothing: its calls time out, and what Redis does meanwhile
+                // (a restart from its snapshot, half the time) reaches it only when the path is back
+                paths[victim].pause();
+                let restart = rng.bool();
+                // (soon, while the server's lease may still run)
+                let before = Duration::from_millis(rng.u64(0..200)).min(lasting);
+                tokio::time::sleep(before).await;
+                if restart {
+                    redis.kill();
+                    redis.restart().await;
+                }
+                tokio::time::sleep(lasting - before).await;
+                paths[victim].resume();
             }
             ("snapshot", _) => every(redis::cmd("SAVE")).await,
             ("kill a master", Self::Cluster(nodes)) => {
