@@ -1,5 +1,6 @@
 //! The ceilings marquee's warm pages are measured against: the very bytes of those pages, saved as
-//! files, served by nginx (Debian's `nginx-light`, one worker, `sendfile`) and by a bare
+//! files, served by nginx (Debian's `nginx-light`, one worker, `sendfile`; or at full strength: a
+//! worker per core and `gzip_static`) and by a bare
 //! axum/hyper server that holds them in memory and does nothing else.
 //!
 //! The bare server is this bench's own binary started again with `--bare-server DIR PORT` (see
@@ -11,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use std::io::Write as _;
 
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
@@ -98,6 +101,16 @@ async fn until_served(addr: SocketAddr, probe: &str, child: &mut Child, name: &s
 
 /// nginx serving `pages` from files under `dir`, with one worker and `sendfile`, no access log.
 pub async fn nginx(dir: &Path, pages: &[Saved]) -> Result<Ceiling> {
+    nginx_with(dir, pages, false).await
+}
+
+/// nginx at full strength, as a site would run it for browsers: a worker per core, and each page
+/// gzipped beside it (at the best level, once) for `gzip_static`.
+pub async fn nginx_full(dir: &Path, pages: &[Saved]) -> Result<Ceiling> {
+    nginx_with(dir, pages, true).await
+}
+
+async fn nginx_with(dir: &Path, pages: &[Saved], full: bool) -> Result<Ceiling> {
     let root = dir.join("nginx");
     for p in pages {
         let file = root.join(file_of(&p.path)?);
@@ -105,17 +118,25 @@ pub async fn nginx(dir: &Path, pages: &[Saved]) -> Result<Ceiling> {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&file, &p.body)?;
+        if full {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&p.body)?;
+            let mut name = file.into_os_string();
+            name.push(".gz");
+            std::fs::write(name, gz.finish()?)?;
+        }
     }
     let port = free_port()?;
     let conf = dir.join("nginx.conf");
     let d = dir.display();
+    let (workers, gzip) = if full { ("auto", "  gzip_static on;\n") } else { ("1", "") };
     std::fs::write(
         &conf,
         format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+            "worker_processes {workers};\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 1000000;\n\
-               default_type text/html;\n  client_body_temp_path {d}/nginx-body;\n\
+               default_type text/html;\n  client_body_temp_path {d}/nginx-body;\n{gzip}\
                server {{\n    listen 127.0.0.1:{port};\n    root {root};\n\
                  location = /movies {{ try_files /list/$arg_page.html =404; }}\n\
                  location /movies/ {{ }}\n  }}\n}}\n",
@@ -135,6 +156,21 @@ pub async fn nginx(dir: &Path, pages: &[Saved]) -> Result<Ceiling> {
     let probe = pages.first().map_or("/", |p| p.path.as_str());
     until_served(addr, probe, &mut child, "nginx").await?;
     Ok(Ceiling { addr, child })
+}
+
+/// Each of `pages` from `addr` as a browser asks for it (gzip accepted): a 200, gzipped, with the
+/// page's bytes once unzipped. `Err` says which was not.
+pub async fn check_gzipped(addr: SocketAddr, pages: &[Saved]) -> Result<()> {
+    let mut conn = client::Conn::open(addr).await?;
+    for p in pages {
+        let r = conn.send("GET", &p.path, &[("Accept-Encoding", "gzip, deflate, br, zstd")], &[]).await?;
+        let mut body = Vec::new();
+        let unzipped = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut body);
+        if r.status != 200 || unzipped.is_err() || body != p.body {
+            bail!("{}: status {}, {} bytes, not the page gzipped", p.path, r.status, r.body.len());
+        }
+    }
+    Ok(())
 }
 
 /// The bare server serving `pages` from memory (this binary, `--bare-server`).

@@ -24,6 +24,7 @@ use std::process::Command;
 use anyhow::{Context, Result, anyhow, bail};
 use marquee::movies::{GENRES, Sort};
 
+use crate::ceilings;
 use crate::client;
 use crate::common::{CONNS, PAGE_SIZE, attr_values};
 use crate::lab;
@@ -532,6 +533,24 @@ async fn measure(
     })
 }
 
+/// nginx at full strength serving the warm listing's pages as `on` serves them, checked (each a 200
+/// with the page gzipped) and then timed with the warm listing's script: a warm-up, then the
+/// measured run. A run with any answer but a 200 is an error, not a figure.
+async fn nginx_full(o: &Opts, on: &Server, tmp: &Path, dir: &Path, short: &str, listing: &[Request]) -> Result<Run> {
+    let paths: Vec<String> = listing.iter().map(|r| r.path.clone()).collect();
+    let saved = ceilings::save(on.addr, &paths).await?;
+    let nginx = ceilings::nginx_full(&tmp.join(format!("nginx-full-{short}")), &saved).await?;
+    ceilings::check_gzipped(nginx.addr, &saved).await?;
+    let timed = script(dir, "nginx-full", nginx.addr, listing)?;
+    wrk(nginx.addr, &timed, o.secs).await?;
+    let run = wrk(nginx.addr, &timed, 2 * o.secs).await?;
+    let [_, ok, ..] = run.status;
+    if ok != run.requests || run.socket_errors > 0 {
+        bail!("nginx answered {} ({} socket errors)", run.statuses(), run.socket_errors);
+    }
+    Ok(run)
+}
+
 /// The warm listing's pages answer 200 with a listing page before they are timed; `Err` says what
 /// they answered instead.
 async fn checked(addr: SocketAddr) -> Result<(), String> {
@@ -612,6 +631,13 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
             None
         }
     };
+    let nginx = match &warm {
+        Some(_) => {
+            eprintln!("  nginx at full strength, the warm listing's bytes");
+            Some(nginx_full(o, &on, tmp, &dir, short, &listing).await)
+        }
+        None => None,
+    };
     eprintln!("  the mix, default settings");
     let default = measure(o, &on, &dir, "mix", &warm_up, &mix).await?;
     let rss = on.peak_rss().unwrap_or(0) as f64;
@@ -632,6 +658,17 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
                 .ours(warm.run.figures())
                 .other(warm.counts()),
         );
+    }
+    if let (Some(warm), Some(nginx)) = (&warm, nginx) {
+        let what = "warm listing / nginx at full strength (a worker per core, gzip_static), the same pages and script";
+        rows.push(match nginx {
+            Ok(n) => Row::new(scope, what)
+                .ours(format!("{} r/s", thousands(warm.run.rps)))
+                .other(format!("nginx: {} · {}", n.figures(), n.statuses()))
+                .ratio(warm.run.rps / n.rps)
+                .target("≥ 0.9×", Verdict::of(warm.run.rps >= 0.9 * n.rps)),
+            Err(e) => Row::new(scope, what).other(format!("nginx failed: {e:#}")).target("≥ 0.9×", Verdict::Miss),
+        });
     }
     let row = Row::new(scope, format!("{WHAT}, default settings")).ours(default.run.figures()).other(format!(
         "{} · peak RSS {}",
