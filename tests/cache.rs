@@ -653,6 +653,26 @@ async fn a_write_back_older_than_an_evicted_newer_copy_is_refused() {
     assert_eq!(app.detail(&slug).await.heading.as_deref(), Some("Evicted Newer"));
 }
 
+// The same when Redis lost everything after the update was answered (a FLUSHALL, a restart with
+// nothing persisted: every key of the site gone, the stamp with them), before the older read's
+// write-back landed: nothing in Redis says the read is old, and it must not land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_older_than_a_write_redis_then_lost_is_refused() {
+    let app = Setup::new(crate::helpers::Backend::Sqlite).env("CACHE_LEASE_MS", "0").spawn().await;
+    let slug = page_slugs(&app, 1).await[3].clone();
+    let update = async { assert_eq!(app.retitle(&slug, "Flushed Newer").await.status(), StatusCode::OK) };
+    let flush = async {
+        let mut conn = crate::helpers::redis_conn(crate::helpers::REDIS).await;
+        let keys = crate::redis_server::keys_with_prefix(&mut conn, &app.key("")).await;
+        assert!(keys.iter().any(|k| k.ends_with("stamp")), "the stamp is among the keys lost: {keys:?}");
+        let _: () = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await.unwrap();
+    };
+    read_held_across(&app, &slug, update, flush).await;
+    let cached: Option<String> = app.redis().await.get(app.key(&format!("movie:{slug}"))).await.unwrap();
+    assert!(cached.as_deref().is_none_or(|c| c.contains("Flushed Newer")), "the older copy landed: {cached:?}");
+    assert_eq!(app.detail(&slug).await.heading.as_deref(), Some("Flushed Newer"));
+}
+
 // A request that reaches this server after another server's write was answered does not share a
 // database read this server began before that write (this server's own writes forget such reads;
 // another's cannot).

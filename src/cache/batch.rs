@@ -99,9 +99,10 @@ enum Args {
 
 /// When a film's key is empty, it may have held something newer than the rows a batch carries (a
 /// "gone" marker that expired, a newer copy evicted, while the batch's bytes sat on a stalled
-/// connection): the write is refused when its rows were read before the stamp Redis holds (one
-/// Redis: the script reads the stamp too; a cluster's scripts touch one key), or longer ago than
-/// a marker is sure to live. Hosts' clocks must agree within that.
+/// connection): the write is refused when its rows were read before the stamp Redis holds, or
+/// when Redis holds no stamp (it lost everything: nothing tells how old the read is) — one Redis:
+/// the script reads the stamp too; a cluster's scripts touch one key —, or longer ago than a
+/// marker is sure to live. Hosts' clocks must agree within that.
 #[derive(Clone)]
 struct Empty {
     /// The stamp's key, on one Redis.
@@ -186,7 +187,7 @@ impl Cache {
         if batch.is_empty() && token.is_none() {
             return Ok(());
         }
-        let puts = self.puts(batch);
+        let puts = self.puts(batch, token.is_some());
         let keys = &self.inner.keys;
         let listed = batch.page.as_ref().and_then(|(of, ..)| Some(self.listed(keys.listed_in(of)?, keys.page_of(of))));
         // a write's batch (it has a token) is taken once every replica has it: its cache log rows
@@ -279,7 +280,11 @@ impl Cache {
         unlink(vec![keys.token()]).await
     }
 
-    fn puts(&self, batch: &WriteBatch) -> Vec<Put> {
+    /// The batch's compare-and-sets. A read's (`written` false) may refresh the stamp, never
+    /// create it: a read begun before a write whose stamp Redis then lost (a `FLUSHALL`, a restart
+    /// with nothing kept) would set an older one, and its film would pass for current. Only writes
+    /// and the relay (which restores a missing stamp: see `service::relay`) create it.
+    fn puts(&self, batch: &WriteBatch, written: bool) -> Vec<Put> {
         let super::Inner { keys, config, client, .. } = &*self.inner;
         // a marker lives at least 90% of its TTL (see `jitter`): half of that, for the clocks
         let empty = batch.stamp.map(|stamp| Empty {
@@ -291,7 +296,8 @@ impl Cache {
         let mut puts = Vec::with_capacity(batch.movies.len() + 2);
         if let Some(stamp) = &batch.stamp {
             let value = entry::encode_stamp(stamp).into_bytes();
-            let args = Args::Versioned(value, stamp.version, jitter(config.movie_ttl), "0", Vec::new());
+            let only_over = if written { "0" } else { "2" };
+            let args = Args::Versioned(value, stamp.version, jitter(config.movie_ttl), only_over, Vec::new());
             puts.push(Put { key: keys.stamp(), args });
         }
         for m in &batch.movies {

@@ -14,7 +14,8 @@ use redis::Script;
 /// was made, when it was: see `lease`). Returns 1 when set.
 ///
 /// KEYS[1] a versioned key (a film, the stamp or a page); ARGV value, version, ttl seconds,
-/// replacing ("1": the reader found the unreadable bytes ARGV[5] there), ARGV[5]. Refused when
+/// replacing ("1": the reader found the unreadable bytes ARGV[5] there; "2": only over a key that
+/// holds something, a read's stamp), ARGV[5]. Refused when
 /// the key holds a newer version, unless it still holds exactly the unreadable bytes the reader
 /// saw (which may look like a newer version: `{"v":99999999,` cut short). A value that is not a
 /// string, or whose version cannot be read, is overwritten. Returns 1 when written, 0 when
@@ -22,7 +23,7 @@ use redis::Script;
 /// older than the stamp's, so readers take it for a miss. A film's write also carries ARGV[6] the
 /// catalog version its rows were read at, ARGV[7] when that read began (Unix ms), ARGV[8] the
 /// oldest such a read may be, and on one Redis KEYS[2] the stamp: when the film's key is empty it
-/// is refused if older than that, or than the stamp (see `batch::Empty`).
+/// is refused if older than that, or than the stamp, or when there is no stamp (see `batch::Empty`).
 pub const SET_VERSIONED: &str = concat!(
     "if #ARGV == 2 then\n",
     include_str!("lua/now.lua"),

@@ -117,22 +117,27 @@ impl MovieService {
     }
 
     /// Whether Redis may have lost writes it had taken: its stamp is older than the newest write
-    /// the log says it took, or it restarted or failed over since the last tick (an older snapshot,
-    /// a replica that had not received every write). Then every kept row is to be applied again,
+    /// the log says it took, or gone, or it restarted or failed over since the last tick (an older
+    /// snapshot, a replica that had not received every write). A missing stamp is set again. Then every kept row is to be applied again,
     /// and Redis is not trusted until it is.
     async fn went_back_in_time(&self, backlog: crate::db::Backlog) -> Result<Check> {
         let cache = &self.inner.cache;
         let Ok(now) = cache.identity().await else { return Ok(Check::Unanswered) };
         let replaced = cache.is_replaced(&now);
         // a replaced Redis is repaired whatever its stamp says (it may not answer reads while it
-        // loads its snapshot); otherwise the stamp tells whether it lost writes it had taken
-        let (older, stamp) = match backlog.applied {
-            Some(applied) if !replaced => {
-                let Ok(stamp) = cache.stamp().await else { return Ok(Check::Unanswered) };
-                let stamp = stamp.map(|s| s.version);
-                (stamp.is_some_and(|v| v < applied), stamp)
+        // loads its snapshot); otherwise the stamp tells whether it lost writes it had taken: it
+        // is older than the newest of them, or gone with them (a FLUSHALL)
+        let (older, stamp) = if replaced {
+            (false, None)
+        } else {
+            let Ok(stamp) = cache.stamp().await else { return Ok(Check::Unanswered) };
+            let stamp = stamp.map(|s| s.version);
+            if stamp.is_none() && backlog.applied.is_none() {
+                // nothing to repair, but reads do not create the stamp (see `cache::WriteBatch`):
+                // it is set here, from the database
+                self.apply_latest(Vec::new()).await?;
             }
-            _ => (false, None),
+            (backlog.applied.is_some_and(|applied| stamp.is_none_or(|v| v < applied)), stamp)
         };
         if !older && !replaced {
             cache.remember(now);
