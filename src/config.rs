@@ -89,7 +89,8 @@ pub struct ConfigError {
 pub const VARIABLES: &[(&str, &str)] = &[
     ("LISTEN_ADDR", "127.0.0.1:3000"),
     ("DATABASE_URL", "sqlite://marquee.db"),
-    ("DB_MAX_CONNECTIONS", "16"),
+    // unset: per database (see `pool_size`)
+    ("DB_MAX_CONNECTIONS", ""),
     ("DB_HEAVY_CONNECTIONS", "4"),
     ("DB_HEAVY_WAIT_MS", "1000"),
     ("DB_STATEMENT_TIMEOUT_MS", "2000"),
@@ -165,10 +166,11 @@ impl Config {
         } else {
             static_dir.into()
         };
+        let db_max_connections = pool_size(get("DB_MAX_CONNECTIONS"), &database_url)?;
         Ok(Self {
             listen_addr,
             database_url,
-            db_max_connections: number(get("DB_MAX_CONNECTIONS"), 1, 1000)?,
+            db_max_connections,
             db_heavy: crate::db::HeavyBudget {
                 connections: number(get("DB_HEAVY_CONNECTIONS"), 1, 1000)?,
                 wait: number(get("DB_HEAVY_WAIT_MS"), 1, 60_000).map(|ms| Duration::from_millis(ms.into()))?,
@@ -228,6 +230,30 @@ fn redis_target(value: &str, cluster: bool) -> Result<Option<RedisTarget>, Confi
     }))
 }
 
+/// `DB_MAX_CONNECTIONS`, or unset, the default for the database `url` names.
+///
+/// SQLite: 4. Each SQLite connection is a thread of its own with its own page cache, prepared
+/// statements and malloc arena, about 1.3 MiB resident each once used, and a full pool of 16 was
+/// most of what put the server past 64 MiB under the readers' mix (benches/RESULTS-mix.md). On
+/// this 2-core machine more connections bought nothing: every page from the database
+/// (`REDIS_URL=off`), a mix of listing pages, films, lists and searches from 64 connections, ran
+/// at 1,000–1,700 r/s with 2, 4, 8 or 16 of them alike (the machine shared with builds), at a
+/// peak of 37–39 MiB with 4 against 53 MiB with 16. A SQLite query runs on the CPU, from the OS's
+/// cache of the file: four keep two cores busy, and waiting for one is not waiting for a disk.
+///
+/// PostgreSQL: 16. Its connections are server processes, not this process's memory, and a query
+/// waits on the server, so more of them in flight pay.
+fn pool_size(var_value: (&'static str, String), url: &str) -> Result<u32, ConfigError> {
+    if !var_value.1.is_empty() {
+        return number(var_value, 1, 1000);
+    }
+    Ok(if url.starts_with("sqlite:") { SQLITE_POOL } else { POSTGRES_POOL })
+}
+
+/// `DB_MAX_CONNECTIONS`'s defaults (see `pool_size`).
+const SQLITE_POOL: u32 = 4;
+const POSTGRES_POOL: u32 = 16;
+
 fn bad(var: &'static str, value: &str, message: &str) -> ConfigError {
     ConfigError { var, value: value.to_owned(), message: message.to_owned() }
 }
@@ -280,6 +306,18 @@ mod tests {
             assert_eq!(err.as_ref().map(|e| e.var), Some(var), "{var}={value}");
             assert!(err.is_some_and(|e| e.to_string().starts_with(var)));
         }
+    }
+
+    #[test]
+    fn the_pool_is_sized_for_its_database_unless_set() {
+        let pool = |pairs: &[(&str, &str)]| config(pairs).map(|c| c.db_max_connections);
+        assert_eq!(pool(&[]), Ok(4), "SQLite, the default database");
+        assert_eq!(pool(&[("DATABASE_URL", "sqlite:///tmp/x.db")]), Ok(4));
+        assert_eq!(pool(&[("DATABASE_URL", "postgres://u@h/db")]), Ok(16));
+        assert_eq!(pool(&[("DATABASE_URL", "postgresql://u@h/db"), ("DB_MAX_CONNECTIONS", "")]), Ok(16));
+        assert_eq!(pool(&[("DB_MAX_CONNECTIONS", "12")]), Ok(12));
+        assert_eq!(pool(&[("DATABASE_URL", "postgres://u@h/db"), ("DB_MAX_CONNECTIONS", "3")]), Ok(3));
+        assert_eq!(config(&[("DB_MAX_CONNECTIONS", "0")]).err().map(|e| e.var), Some("DB_MAX_CONNECTIONS"));
     }
 
     #[test]

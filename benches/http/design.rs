@@ -197,7 +197,7 @@ async fn read_page(c: &mut Conn, prefix: &str, how: Read, slugs: &[String]) -> R
             for r in raw.iter().flatten() {
                 let card = if how == Read::JsonMovie {
                     match marquee::cache::decode_movie(Some(r)) {
-                        marquee::cache::MovieEntry::Movie(m) => card_of_movie(*m),
+                        marquee::cache::MovieEntry::Movie(m) => card_of_movie(std::sync::Arc::unwrap_or_clone(m)),
                         other => anyhow::bail!("not a film entry: {other:?}"),
                     }
                 } else {

@@ -3,15 +3,18 @@
 //! is `"v"`, so the compare-and-set script can read the version with a pattern match instead of
 //! decoding JSON.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::db::Stamp;
 use crate::movies::Movie;
 
-/// A `movie:{slug}` value, as read.
+/// A `movie:{slug}` value, as read. A film is shared: the copy decoded once (see `decoded`) is the
+/// one every page showing it reads.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MovieEntry {
-    Movie(Box<Movie>),
+    Movie(Arc<Movie>),
     /// The slug has no film (never had, or was deleted at that version).
     Gone,
     /// Not in the cache.
@@ -66,7 +69,7 @@ pub fn decode_movie(bytes: Option<&[u8]>) -> MovieEntry {
     if let Some(v) = leading_version(bytes)
         && let Ok(movie) = serde_json::from_slice::<Movie>(bytes)
     {
-        return MovieEntry::Movie(Box::new(Movie { version: v, ..movie }));
+        return MovieEntry::Movie(Arc::new(Movie { version: v, ..movie }));
     }
     match serde_json::from_slice::<Gone>(bytes) {
         Ok(g) if g.gone => MovieEntry::Gone,
@@ -183,12 +186,12 @@ mod tests {
     #[test]
     fn the_stored_format_is_kept_byte_for_byte() {
         assert_eq!(encode_movie(&full_movie()), FULL_MOVIE);
-        assert_eq!(decode_movie(Some(FULL_MOVIE.as_bytes())), MovieEntry::Movie(Box::new(full_movie())));
+        assert_eq!(decode_movie(Some(FULL_MOVIE.as_bytes())), MovieEntry::Movie(Arc::new(full_movie())));
     }
 
     #[test]
     fn movies_round_trip_and_garbage_is_a_corrupt_miss() {
-        assert_eq!(decode_movie(Some(encode_movie(&movie()).as_bytes())), MovieEntry::Movie(Box::new(movie())));
+        assert_eq!(decode_movie(Some(encode_movie(&movie()).as_bytes())), MovieEntry::Movie(Arc::new(movie())));
         assert_eq!(decode_movie(Some(encode_gone(3).as_bytes())), MovieEntry::Gone);
         assert_eq!(decode_movie(None), MovieEntry::Missing);
         for junk in [&b"{not json"[..], b"[1,2]", b"42", b"{\"v\":1}", b""] {

@@ -6,11 +6,14 @@
 //! release date (both are required by [`Movie`]); each rejection names its 1-based row and reason.
 //! Any other field that is missing, null, of the wrong type or out of a sane range becomes `None`.
 
+mod rows;
 mod seed;
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
+use serde_json::{Number, Value};
+
+use rows::{Element, Field, Row};
 
 use crate::movies::{Date, Movie, Slug, movie_slug};
 
@@ -83,52 +86,55 @@ pub enum DatasetError {
 /// repository assigns versions) and a unique slug each: `{title}-{year}`, then `-2`, `-3`, … when
 /// an earlier row of the same file already took it.
 pub fn parse(bytes: &[u8]) -> Result<Dataset, DatasetError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(DatasetError::NotJson)?;
-    let Value::Array(rows) = value else {
-        return Err(DatasetError::NotAnArray);
-    };
-    let mut taken = HashSet::with_capacity(rows.len());
-    let mut movies = Vec::with_capacity(rows.len());
-    let mut rejected = Vec::new();
-    for (index, row) in rows.iter().enumerate() {
-        let number = index + 1;
-        let Value::Object(fields) = row else {
-            return Err(DatasetError::NotAnObject { row: number });
-        };
-        match movie(fields, &mut taken) {
+    let mut taken = HashSet::new();
+    let (mut movies, mut rejected) = (Vec::new(), Vec::new());
+    let mut not_an_object = None;
+    let array = rows::read(bytes, |number, element| match element {
+        Element::Row(row) => match movie(&row, &mut taken) {
             Ok(movie) => movies.push(movie),
             Err((title, reason)) => rejected.push(Rejection { row: number, title, reason }),
+        },
+        Element::NotAnObject => {
+            not_an_object.get_or_insert(number);
         }
+    })
+    .map_err(DatasetError::NotJson)?;
+    if !array {
+        return Err(DatasetError::NotAnArray);
     }
+    if let Some(row) = not_an_object {
+        return Err(DatasetError::NotAnObject { row });
+    }
+    movies.shrink_to_fit();
     Ok(Dataset { movies, rejected })
 }
 
 /// One row as a film, or its cleaned title (if any) and why it was rejected.
-fn movie(fields: &Map<String, Value>, taken: &mut HashSet<String>) -> Result<Movie, (Option<String>, String)> {
-    let title = title(fields.get("Title")).map_err(|reason| (None, reason))?;
-    let release_date = release_date(fields.get("Release Date")).map_err(|reason| (Some(title.clone()), reason))?;
+fn movie(row: &Row, taken: &mut HashSet<String>) -> Result<Movie, (Option<String>, String)> {
+    let title = title(row.title.as_ref()).map_err(|reason| (None, reason))?;
+    let release_date = release_date(row.release_date.as_ref()).map_err(|reason| (Some(title.clone()), reason))?;
     let slug = unique_slug(&title, release_date.year(), taken).map_err(|reason| (Some(title.clone()), reason))?;
-    let text_field = |key: &str| fields.get(key).and_then(text);
-    let whole = |key: &str| fields.get(key).and_then(whole_number);
+    let text = |field: &Field| field.text().and_then(clean_text);
+    let whole = |field: &Field| field.number().and_then(whole_number);
     Ok(Movie {
         version: 0,
         slug,
         title,
         release_date,
-        genre: text_field("Major Genre"),
-        director: text_field("Director"),
-        mpaa_rating: text_field("MPAA Rating"),
-        running_time_min: whole("Running Time min").filter(|&m| m > 0),
-        imdb_rating: fields.get("IMDB Rating").and_then(Value::as_f64).filter(|r| (0.0..=10.0).contains(r)),
-        imdb_votes: whole("IMDB Votes").filter(|&v| v >= 0),
-        rotten_tomatoes_rating: whole("Rotten Tomatoes Rating").filter(|r| (0..=100).contains(r)),
-        us_gross: whole("US Gross").filter(|&m| m >= 0),
-        worldwide_gross: whole("Worldwide Gross").filter(|&m| m >= 0),
-        us_dvd_sales: whole("US DVD Sales").filter(|&m| m >= 0),
-        production_budget: whole("Production Budget").filter(|&m| m >= 0),
-        distributor: text_field("Distributor"),
-        source: text_field("Source"),
-        creative_type: text_field("Creative Type"),
+        genre: text(&row.genre),
+        director: text(&row.director),
+        mpaa_rating: text(&row.mpaa_rating),
+        running_time_min: whole(&row.running_time_min).filter(|&m| m > 0),
+        imdb_rating: row.imdb_rating.number().and_then(Number::as_f64).filter(|r| (0.0..=10.0).contains(r)),
+        imdb_votes: whole(&row.imdb_votes).filter(|&v| v >= 0),
+        rotten_tomatoes_rating: whole(&row.rotten_tomatoes_rating).filter(|r| (0..=100).contains(r)),
+        us_gross: whole(&row.us_gross).filter(|&m| m >= 0),
+        worldwide_gross: whole(&row.worldwide_gross).filter(|&m| m >= 0),
+        us_dvd_sales: whole(&row.us_dvd_sales).filter(|&m| m >= 0),
+        production_budget: whole(&row.production_budget).filter(|&m| m >= 0),
+        distributor: text(&row.distributor),
+        source: text(&row.source),
+        creative_type: text(&row.creative_type),
     })
 }
 
@@ -137,7 +143,7 @@ fn movie(fields: &Map<String, Value>, taken: &mut HashSet<String>) -> Result<Mov
 fn title(value: Option<&Value>) -> Result<String, String> {
     match value {
         Some(Value::String(raw)) => clean_text(raw).ok_or_else(|| "no title".to_owned()),
-        Some(number @ Value::Number(n)) => Ok(whole_number(number).map_or_else(|| n.to_string(), |w| w.to_string())),
+        Some(Value::Number(n)) => Ok(whole_number(n).map_or_else(|| n.to_string(), |w| w.to_string())),
         None | Some(Value::Null) => Err("no title".to_owned()),
         Some(other) => Err(format!("title {other} is not text")),
     }
@@ -176,12 +182,8 @@ fn unique_slug(title: &str, year: u16, taken: &mut HashSet<String>) -> Result<St
     }
 }
 
-/// Text field: mojibake repaired, whitespace trimmed (inner runs collapsed to one space), and
-/// `None` when nothing is left. Non-text values are `None`.
-fn text(value: &Value) -> Option<String> {
-    value.as_str().and_then(clean_text)
-}
-
+/// Text: mojibake repaired, whitespace trimmed (inner runs collapsed to one space), and `None`
+/// when nothing is left.
 fn clean_text(raw: &str) -> Option<String> {
     let repaired: String = raw.chars().map(repair_char).collect();
     let cleaned = repaired.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -193,7 +195,7 @@ fn repair_char(c: char) -> char {
 }
 
 /// An integer, also when written as a float with no fraction (`120.0`). Anything else is `None`.
-fn whole_number(value: &Value) -> Option<i64> {
+fn whole_number(value: &Number) -> Option<i64> {
     // Beyond 2^53 a float no longer holds whole numbers exactly; no field here gets near it.
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if let Some(i) = value.as_i64() {

@@ -1,6 +1,8 @@
 //! The pages the site shows, each built on the one slug-page read (`read`): a list's page, a
 //! search's page, a film with its related films.
 
+use std::sync::Arc;
+
 use super::read::{Known, Rows, SlugPage};
 use super::{MovieService, Result};
 use crate::cache::{CachedPage, MovieEntry, PageOf};
@@ -13,7 +15,7 @@ pub struct Page<Q> {
     /// What chose its films: a `MovieList`, or a `SearchQuery`.
     pub of: Q,
     pub page: PageNumber,
-    pub movies: Vec<Movie>,
+    pub movies: Vec<Arc<Movie>>,
     /// Films in the whole list, or found in all.
     pub total: i64,
     pub has_next: bool,
@@ -38,11 +40,11 @@ impl<Q> Page<Q> {
 /// A film's page: the film, and the films shown next to it.
 #[derive(Debug, Clone)]
 pub struct Detail {
-    pub movie: Movie,
+    pub movie: Arc<Movie>,
     /// More by its director, newest first.
-    pub by_director: Vec<Movie>,
+    pub by_director: Vec<Arc<Movie>>,
     /// More of its genre from its decade, most voted first.
-    pub by_genre: Vec<Movie>,
+    pub by_genre: Vec<Arc<Movie>>,
     /// Everything on it came from Redis in this request (no database read, shared or not).
     pub cached: bool,
 }
@@ -119,7 +121,7 @@ impl MovieService {
                 let (stamp, total, movies) = reading.await?;
                 hooks.after_read().await;
                 let slugs = movies.iter().map(|m| m.slug.clone()).collect();
-                Ok(Rows::loaded(of, stamp, total, slugs, Some(movies)))
+                Ok(Rows::loaded(of, stamp, total, slugs, Some(movies.into_iter().map(Arc::new).collect())))
             }
         };
         self.slug_page(&of, known, true, load).await
@@ -145,7 +147,7 @@ impl MovieService {
         };
         let film_cached = matches!(entry, MovieEntry::Movie(_));
         let movie = match entry {
-            MovieEntry::Movie(m) => Some(*m),
+            MovieEntry::Movie(m) => Some(m),
             MovieEntry::Gone => return Ok(None),
             // the film's own read: its GET tells a key of another type (which MGET reads as
             // missing) from a missing one
@@ -168,7 +170,7 @@ impl MovieService {
         };
         let read = self.slug_page(&of, Some(Known { stamp, page: related }), redis, load).await?;
         let split = usize::try_from(read.count).unwrap_or(0).min(read.slugs.len());
-        let pick = |slugs: &[String]| -> Vec<Movie> {
+        let pick = |slugs: &[String]| -> Vec<Arc<Movie>> {
             slugs.iter().filter_map(|s| read.movies.iter().find(|m| &m.slug == s).cloned()).collect()
         };
         let (by_director, by_genre) = (pick(&read.slugs[..split]), pick(&read.slugs[split..]));

@@ -19,7 +19,7 @@ use crate::movies::Movie;
 pub(super) struct SlugPage {
     pub slugs: Vec<String>,
     /// The films, in the slugs' order; a slug whose film is no longer there is left out.
-    pub movies: Vec<Movie>,
+    pub movies: Vec<Arc<Movie>>,
     /// The page's count (see `CachedPage`): films in the whole list or search, or for a film's
     /// related films how many are by its director.
     pub count: i64,
@@ -32,13 +32,13 @@ pub(super) struct SlugPage {
 pub(super) struct Rows {
     pub count: i64,
     pub slugs: Vec<String>,
-    pub movies: Option<Vec<Movie>>,
+    pub movies: Option<Vec<Arc<Movie>>>,
 }
 
 /// Films read by slug, with the stamp of the read.
 pub(super) struct Films {
     pub stamp: Stamp,
-    pub movies: Vec<Movie>,
+    pub movies: Vec<Arc<Movie>>,
 }
 
 /// The version a page of `of` is read at: the listing's order version, the other lists' (and the
@@ -66,7 +66,7 @@ impl Rows {
         stamp: Stamp,
         count: i64,
         slugs: Vec<String>,
-        movies: Option<Vec<Movie>>,
+        movies: Option<Vec<Arc<Movie>>>,
     ) -> Loaded<Self> {
         let mut batch = WriteBatch::default();
         let named: Vec<&str> = slugs.iter().map(String::as_str).collect();
@@ -161,7 +161,7 @@ impl MovieService {
 
     /// The films `slugs` name: from one MGET (none when `redis` is false) and what is missing from
     /// one shared query. The flag: all of them came from Redis.
-    pub(super) async fn films(&self, slugs: &[String], redis: bool) -> Result<(Vec<Movie>, bool)> {
+    pub(super) async fn films(&self, slugs: &[String], redis: bool) -> Result<(Vec<Arc<Movie>>, bool)> {
         let entries = match redis {
             true => self.inner.cache.films(slugs, false).await.map(|(_, entries)| entries).ok(),
             false => None,
@@ -173,12 +173,16 @@ impl MovieService {
 
     /// The films of `slugs` from their cache entries, those missing read from the database in one
     /// query shared with concurrent requests for the same films (`Some` of it when it ran).
-    async fn complete(&self, slugs: &[String], entries: Vec<MovieEntry>) -> Result<(Vec<Movie>, Option<Arc<Films>>)> {
+    async fn complete(
+        &self,
+        slugs: &[String],
+        entries: Vec<MovieEntry>,
+    ) -> Result<(Vec<Arc<Movie>>, Option<Arc<Films>>)> {
         let mut movies = Vec::with_capacity(slugs.len());
         let mut wanted = Vec::new();
         for (slug, entry) in slugs.iter().zip(entries) {
             match entry {
-                MovieEntry::Movie(m) => movies.push(Some(*m)),
+                MovieEntry::Movie(m) => movies.push(Some(m)),
                 MovieEntry::Gone => movies.push(None),
                 MovieEntry::Missing => {
                     movies.push(None);
@@ -229,6 +233,7 @@ impl MovieService {
                 }
             }
             batch.stamp(stamp);
+            let movies = movies.into_iter().map(Arc::new).collect();
             Ok(Loaded { value: Films { stamp, movies }, write: Some(batch) })
         };
         self.inner.films.get_or_load(&key, ticket, load).await
@@ -236,13 +241,13 @@ impl MovieService {
 
     /// One film; `None` when there is no film with that slug. Its key's GET, or one database read
     /// shared with concurrent requests for it.
-    pub async fn movie(&self, slug: &crate::movies::Slug) -> Result<Option<Movie>> {
+    pub async fn movie(&self, slug: &crate::movies::Slug) -> Result<Option<Arc<Movie>>> {
         let mut ticket = self.inner.films.ticket();
         loop {
             let seen = match self.inner.cache.movie(slug.as_str()).await {
                 Ok(MovieEntry::Movie(m)) => {
                     tracing::trace!(title = %m.title, "film from redis");
-                    return Ok(Some(*m));
+                    return Ok(Some(m));
                 }
                 Ok(MovieEntry::Gone) => return Ok(None),
                 Ok(MovieEntry::Missing) | Err(_) => None,

@@ -171,7 +171,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
         page: listing.page.get(),
         total: listing.total,
         slugs: listing.movies.iter().map(|m| m.slug.as_str()).collect(),
-        movies: listing.movies.iter().map(MovieView::from).collect(),
+        movies: listing.movies.iter().map(|m| MovieView::from(&**m)).collect(),
         next,
     };
     read(&view)
@@ -191,7 +191,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, A
 pub async fn get(State(state): State<AppState>, Path(text): Path<String>) -> Result<Response, ApiError> {
     let slug = slug(&text)?;
     let movie = state.service.movie(&slug).await?.ok_or_else(|| no_movie(&slug))?;
-    read(&MovieView::from(&movie))
+    read(&MovieView::from(&*movie))
 }
 
 /// A read's answer: the JSON, revalidated with its tags (see `caching`).

@@ -24,9 +24,9 @@ struct CardBody<'a> {
     card: &'a Card,
 }
 
-/// A card on a feed: its film's slug (the feed writes it on the card's element) and its markup.
+/// A card on a feed: its film (the feed writes its slug on the card's element) and its markup.
 pub struct FeedCard {
-    pub slug: String,
+    pub movie: Arc<Movie>,
     pub body: Arc<str>,
 }
 
@@ -75,15 +75,15 @@ pub struct Cards {
 
 impl Cards {
     /// `movie`'s card: the one rendered before for a film that showed the same, or rendered now.
-    pub fn card(&self, movie: Movie) -> FeedCard {
+    pub fn card(&self, movie: Arc<Movie>) -> FeedCard {
         if let Ok(rendered) = self.rendered.read()
             && let Some((shown, body)) = rendered.get(movie.slug.as_str())
             && shown.is_shown_by(&movie)
         {
-            return FeedCard { body: body.clone(), slug: movie.slug };
+            return FeedCard { body: body.clone(), movie };
         }
         let shown = Shown::of(&movie);
-        let card = Card::new(movie);
+        let card = Card::new(&movie);
         // a card's template only places the film's values: it cannot fail
         let body: Arc<str> = CardBody { card: &card }.render().unwrap_or_default().into();
         if let Ok(mut rendered) = self.rendered.write() {
@@ -92,7 +92,7 @@ impl Cards {
             }
             rendered.insert(card.slug.as_str().into(), (shown, body.clone()));
         }
-        FeedCard { slug: card.slug, body }
+        FeedCard { movie, body }
     }
 }
 
@@ -100,6 +100,10 @@ impl Cards {
 mod tests {
     use super::*;
     use crate::movies::Date;
+
+    fn card_of(cards: &Cards, movie: Movie) -> FeedCard {
+        cards.card(Arc::new(movie))
+    }
 
     fn film(title: &str, version: i64) -> Movie {
         Movie {
@@ -113,30 +117,30 @@ mod tests {
     #[test]
     fn a_card_is_rendered_again_when_what_it_shows_changed() {
         let cards = Cards::default();
-        let first = cards.card(film("Heat", 1));
+        let first = card_of(&cards, film("Heat", 1));
         assert!(first.body.contains(">Heat</a>") && first.body.contains("Michael Mann"), "{}", first.body);
-        let again = cards.card(film("Heat", 1));
+        let again = card_of(&cards, film("Heat", 1));
         assert!(Arc::ptr_eq(&first.body, &again.body), "the same version: the card rendered before");
-        let retitled = cards.card(film("Heat (1995)", 2));
+        let retitled = card_of(&cards, film("Heat (1995)", 2));
         assert!(retitled.body.contains(">Heat (1995)</a>"), "a new version: {}", retitled.body);
         // Redis brought an older copy back (a restart from an older snapshot): its own card
-        assert!(cards.card(film("Heat", 1)).body.contains(">Heat</a>"));
+        assert!(card_of(&cards, film("Heat", 1)).body.contains(">Heat</a>"));
         // changed by hand in the database: the same version, another director
         let by_hand = Movie { director: Some("Someone Else".into()), ..film("Heat", 1) };
-        assert!(cards.card(by_hand).body.contains("Someone Else"));
+        assert!(card_of(&cards, by_hand).body.contains("Someone Else"));
         // what a card does not show changes nothing
         let grossed = Movie { us_gross: Some(67_436_818), ..film("Heat", 1) };
-        let before = cards.card(film("Heat", 1));
-        assert!(Arc::ptr_eq(&before.body, &cards.card(grossed).body));
+        let before = card_of(&cards, film("Heat", 1));
+        assert!(Arc::ptr_eq(&before.body, &card_of(&cards, grossed).body));
     }
 
     #[test]
     fn every_card_is_escaped_and_at_most_so_many_are_kept() {
         let cards = Cards::default();
-        let card = cards.card(film("<script>alert(1)</script>", 1));
+        let card = card_of(&cards, film("<script>alert(1)</script>", 1));
         assert!(!card.body.contains("<script>") && card.body.contains("&#60;script&#62;"), "{}", card.body);
         for n in 0..CARDS + 10 {
-            cards.card(Movie { slug: format!("film-{n}"), ..film("Heat", 1) });
+            card_of(&cards, Movie { slug: format!("film-{n}"), ..film("Heat", 1) });
             assert!(cards.rendered.read().unwrap().len() <= CARDS);
         }
     }

@@ -42,13 +42,13 @@ impl Related {
         if let Some(director) = m.director.as_deref().filter(|_| !detail.by_director.is_empty()) {
             out.push(Self {
                 heading: format!("More from {director}"),
-                cards: detail.by_director.into_iter().map(Card::new).collect(),
+                cards: detail.by_director.iter().map(|m| Card::new(m)).collect(),
             });
         }
         if let Some(genre) = m.genre.as_deref().filter(|_| !detail.by_genre.is_empty()) {
             out.push(Self {
                 heading: format!("More {genre} from the {}s", m.release_date.year() / 10 * 10),
-                cards: detail.by_genre.into_iter().map(Card::new).collect(),
+                cards: detail.by_genre.iter().map(|m| Card::new(m)).collect(),
             });
         }
         out

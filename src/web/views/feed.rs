@@ -1,5 +1,7 @@
 //! The feed: one page of a list or of a search as cards, with its paging and its words.
 
+use std::sync::Arc;
+
 use super::cards::{Cards, FeedCard};
 use crate::movies::{Movie, PageNumber, format};
 use crate::service::{Found, Listing};
@@ -21,18 +23,17 @@ pub struct Card {
 }
 
 impl Card {
-    /// Takes the film by value: its strings move into the card instead of being copied.
-    pub fn new(m: Movie) -> Self {
+    pub fn new(m: &Movie) -> Self {
         Self {
             initials: initials(&m.title),
             hue: hue(&m.slug),
             year: m.release_date.year(),
             imdb_rating: m.imdb_rating.map(format::rating),
-            slug: m.slug,
-            title: m.title,
-            genre: m.genre,
-            director: m.director,
-            mpaa_rating: m.mpaa_rating,
+            slug: m.slug.clone(),
+            title: m.title.clone(),
+            genre: m.genre.clone(),
+            director: m.director.clone(),
+            mpaa_rating: m.mpaa_rating.clone(),
         }
     }
 }
@@ -124,7 +125,7 @@ impl Feed {
 
     /// The feed of one page of films, whatever chose them; `href` names page `n` of the same choice.
     fn of(
-        movies: Vec<Movie>,
+        movies: Vec<Arc<Movie>>,
         paging: Paging,
         href: impl Fn(u32) -> String,
         text: Text,
