@@ -9,6 +9,8 @@
 //! rating filter (none included) with each sort at page 1, a middle page, the last page and past
 //! the end; searches for the commonest words, rare ones and none, at page 1, 2 and a middle page;
 //! film pages with their related films.
+//!
+//! With `MARQUEE_BENCH_KEEP=DIR` the seeded databases are kept for the next run (see kept.rs).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,6 +21,7 @@ use marquee::movies::{GENRES, RATINGS, Sort};
 
 use crate::client::Conn;
 use crate::common::{PAGE_SIZE, median, secs_ms};
+use crate::kept;
 use crate::opts::Opts;
 use crate::report::{Row, Verdict, ms, thousands};
 use crate::servers::{self, Backend, Database, Janitor, Server, Spec};
@@ -115,13 +118,19 @@ pub async fn phase(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows: &m
     let scope =
         if big == 1_000_000 { format!("{} · 1M", backend.name()) } else { format!("{} · {big}", backend.name()) };
     let scope = scope.as_str();
-    let db = j.database(backend, tmp, short).await?;
-    eprintln!("  seeding (marquee seed --count {big})");
-    let seeded = servers::seed(&db, big).await?;
-    rows.push(
-        Row::new(scope, format!("seed {} films (marquee seed --count {big})", thousands(big as f64)))
-            .ours(format!("{:.1} s", seeded.as_secs_f64())),
-    );
+    let (db, ready) = match kept::dir() {
+        Some(dir) => kept::database(backend, &dir, big).await?,
+        None => (j.database(backend, tmp, short).await?, false),
+    };
+    let seed_row = Row::new(scope, format!("seed {} films (marquee seed --count {big})", thousands(big as f64)));
+    if ready {
+        eprintln!("  the films seeded by an earlier run ({})", db.url);
+        rows.push(seed_row.ours(format!("kept from an earlier run ({})", db.url)));
+    } else {
+        eprintln!("  seeding (marquee seed --count {big})");
+        let seeded = servers::seed(&db, big).await?;
+        rows.push(seed_row.ours(format!("{:.1} s", seeded.as_secs_f64())));
+    }
     let static_dir = tmp.join(format!("static-{short}"));
     std::fs::create_dir_all(&static_dir)?;
     let name = format!("{short}-cache-off");
