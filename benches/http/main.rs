@@ -17,7 +17,9 @@
 //! written to RESULTS-breaker.md; `search`: search at 1,000,000 films on both backends, and
 //! whether caching it would pay, written to RESULTS-search.md; `cold`: every kind of page with
 //! nothing cached at 1,000,000 films on both backends, the slowest of each kind against 50 ms,
-//! written to RESULTS-cold.md; `mix`: the traffic readers bring, as a browser sends it, on both
+//! written to RESULTS-cold.md, its seeded databases kept for the next run with
+//! `MARQUEE_BENCH_KEEP=DIR`: SQLite's in DIR, PostgreSQL's as the database `bench_keep_cold_N`,
+//! reused when they hold N films and only current migrations, else seeded again; `mix`: the traffic readers bring, as a browser sends it, on both
 //! backends, with `--million` at a million films too, written to RESULTS-mix.md), `--secs N` (wrk
 //! duration, default 5), `--rounds N` (default 3), `--films N` (size of the big part), `--no-write`.
 //! Needs wrk (`apt-get install wrk`), PostgreSQL and Redis as the tests do, perf for `--profile`.
@@ -32,6 +34,7 @@ mod design;
 mod embedded;
 mod fixture;
 mod heading;
+mod kept;
 mod lab;
 mod latency;
 mod million;

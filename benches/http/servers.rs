@@ -179,7 +179,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// The binary with only our settings (every documented variable cleared first).
-fn command(db: &Database, bin: &Path) -> Command {
+pub fn command(db: &Database, bin: &Path) -> Command {
     let mut cmd = Command::new(bin);
     for (name, ..) in marquee::config::VARIABLES {
         cmd.env_remove(name);
