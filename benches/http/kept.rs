@@ -1,4 +1,5 @@
-//! Seeded databases kept between runs of the cold part (`MARQUEE_BENCH_KEEP=DIR`): seeding a
+//! Seeded databases kept between runs of the cold part and of the mix at a million films
+//! (`MARQUEE_BENCH_KEEP=DIR`; the mix writes nothing): seeding a
 //! million films takes 12 (SQLite) to 21 (PostgreSQL) minutes, the pages it times a few. SQLite's
 //! is `DIR/cold-N.db`, PostgreSQL's the database `bench_keep_cold_N`; neither is removed at the
 //! end. One is reused when it holds N films and every migration it ran is one of the current ones,
