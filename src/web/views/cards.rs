@@ -11,10 +11,11 @@ use std::sync::{Arc, RwLock};
 use askama::Template;
 
 use super::feed::Card;
-use crate::movies::{Date, Movie};
+use crate::movies::Movie;
 
-/// Cards kept at most (about 700 bytes each); past it, all are dropped and the cards shown next
-/// are kept again. 4,096 holds the embedded catalog whole.
+/// Cards kept at most (about 700 bytes of markup each, and the film, most often the copy the decoded
+/// films hold too); past it, all are dropped and the cards shown next are kept again. 4,096 holds
+/// the embedded catalog whole.
 const CARDS: usize = 4096;
 
 /// A card's inner markup, as one film's fields make it.
@@ -30,42 +31,19 @@ pub struct FeedCard {
     pub body: Arc<str>,
 }
 
-/// What a card shows of its film (besides the slug, its key).
-#[derive(PartialEq)]
-struct Shown {
-    title: String,
-    date: Date,
-    genre: Option<String>,
-    director: Option<String>,
-    imdb_rating: Option<f64>,
-    mpaa_rating: Option<String>,
+/// Whether `a` and `b` show the same card: the fields a card shows (besides the slug, its key).
+fn same_card(a: &Movie, b: &Movie) -> bool {
+    a.title == b.title
+        && a.release_date == b.release_date
+        && a.genre == b.genre
+        && a.director == b.director
+        && a.imdb_rating == b.imdb_rating
+        && a.mpaa_rating == b.mpaa_rating
 }
 
-impl Shown {
-    fn of(m: &Movie) -> Self {
-        Self {
-            title: m.title.clone(),
-            date: m.release_date,
-            genre: m.genre.clone(),
-            director: m.director.clone(),
-            imdb_rating: m.imdb_rating,
-            mpaa_rating: m.mpaa_rating.clone(),
-        }
-    }
-
-    /// Whether `m`'s card shows what this one does.
-    fn is_shown_by(&self, m: &Movie) -> bool {
-        self.title == m.title
-            && self.date == m.release_date
-            && self.genre == m.genre
-            && self.director == m.director
-            && self.imdb_rating == m.imdb_rating
-            && self.mpaa_rating == m.mpaa_rating
-    }
-}
-
-/// A card as kept: what it shows, and its markup.
-type Rendered = (Shown, Arc<str>);
+/// A card as kept: the film it was rendered from (shared with the pages that read it), and its
+/// markup.
+type Rendered = (Arc<Movie>, Arc<str>);
 
 /// The cards rendered so far, by slug.
 #[derive(Default)]
@@ -77,12 +55,11 @@ impl Cards {
     /// `movie`'s card: the one rendered before for a film that showed the same, or rendered now.
     pub fn card(&self, movie: Arc<Movie>) -> FeedCard {
         if let Ok(rendered) = self.rendered.read()
-            && let Some((shown, body)) = rendered.get(movie.slug.as_str())
-            && shown.is_shown_by(&movie)
+            && let Some((from, body)) = rendered.get(movie.slug.as_str())
+            && (Arc::ptr_eq(from, &movie) || same_card(from, &movie))
         {
             return FeedCard { body: body.clone(), movie };
         }
-        let shown = Shown::of(&movie);
         let card = Card::new(&movie);
         // a card's template only places the film's values: it cannot fail
         let body: Arc<str> = CardBody { card: &card }.render().unwrap_or_default().into();
@@ -90,7 +67,7 @@ impl Cards {
             if rendered.len() >= CARDS && !rendered.contains_key(card.slug.as_str()) {
                 rendered.clear();
             }
-            rendered.insert(card.slug.as_str().into(), (shown, body.clone()));
+            rendered.insert(card.slug.as_str().into(), (movie.clone(), body.clone()));
         }
         FeedCard { movie, body }
     }
