@@ -16,13 +16,11 @@ use crate::redis_server::RedisServer;
 use crate::support::cluster::{PrivateCluster, is_master, master_and_replica};
 use crate::support::html::Detail;
 use crate::support::proxy::Proxy;
-use crate::support::server::Server;
+use crate::support::server::{KEPT_HITS, Server};
 
 const ENV: &[(&str, &str)] = &[("REDIS_TIMEOUT_MS", "300")];
 /// Within this long of Redis taking writes again, every page shows the write.
 const CATCH_UP: Duration = Duration::from_secs(5);
-/// Pages answered from a server's memory (the page tier), from its `/metrics`.
-const KEPT_HITS: &str = "marquee_cache_hits_total{tier=\"memory\"";
 
 /// A connection of the test's own to one Redis.
 async fn single(url: &str) -> Connection {

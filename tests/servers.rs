@@ -14,10 +14,7 @@ use crate::redis_server::RedisServer;
 use crate::support::cluster::PrivateCluster;
 use crate::support::html::{Detail, Listing};
 use crate::support::load::{Load, Target};
-use crate::support::server::Server;
-
-/// Pages answered from a server's memory (the page tier), from its `/metrics`.
-const KEPT_HITS: &str = "marquee_cache_hits_total{tier=\"memory\"";
+use crate::support::server::{KEPT_HITS, Server};
 
 /// Generous beside the 50 ms default: three servers, Redis and the test share two cores here, and
 /// these tests are about what the servers share, not about the timeout's fail-open (tested apart).

@@ -10,6 +10,9 @@ use reqwest::StatusCode;
 use crate::helpers::{TOKEN, unique};
 use crate::redis_server::{free_port, signal};
 
+/// Pages answered from a server's memory (the page tier), from its `/metrics` (see `metric`).
+pub const KEPT_HITS: &str = "marquee_cache_hits_total{tier=\"memory\"";
+
 pub struct Server {
     pub base: String,
     pub client: reqwest::Client,
