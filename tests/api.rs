@@ -149,6 +149,7 @@ both!(health_readiness_and_metrics, |backend| async move {
         "marquee_cache_hits_total{tier=\"redis\",kind=\"related\"}",
         "marquee_cache_misses_total{tier=\"memory\",kind=\"page\"}",
         "marquee_cache_kept_bytes",
+        "marquee_cache_trusted",
         "marquee_coalesced_waits_total",
         "marquee_stale_writes_refused_total",
         "marquee_deferred_writes_pending",

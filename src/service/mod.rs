@@ -105,6 +105,12 @@ impl MovieService {
         self.inner.cache.leased_token()
     }
 
+    /// Whether this server reads from Redis now: a look at the cache log confirmed it lately
+    /// (see `cache::trust`).
+    pub fn trusts_cache(&self) -> bool {
+        self.inner.cache.is_trusted()
+    }
+
     /// Takes this server's cache lease, before it serves (see `cache::lease`).
     pub async fn take_lease(&self) {
         self.inner.cache.take_lease().await;

@@ -47,6 +47,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let recorder = crate::telemetry::prometheus();
     state.stats.publish();
     metrics::gauge!("marquee_deferred_writes_tracked").set(state.deferred.pending() as f64);
+    metrics::gauge!("marquee_cache_trusted").set(if state.service.trusts_cache() { 1.0 } else { 0.0 });
     // what the page tier holds, against RENDERED_CACHE_KB
     let (pages, bytes) = state.pages.size();
     metrics::gauge!("marquee_cache_kept_pages").set(pages as f64);

@@ -7,9 +7,10 @@ end
 local done = 1
 if not born or now < born + tonumber(ARGV[2]) then done = 0 end
 -- a Redis up for less than a lease may have come back from a snapshot holding the hash as it was
--- then, without the leases granted since: those may still run (whole seconds: rounded down)
+-- then, without the leases granted since: those may still run. The uptime is the difference of
+-- two whole-second readings of the clock: Redis may have been up for up to a second less
 local up = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
-if not up or up * 1000 < tonumber(ARGV[2]) then done = 0 end
+if not up or (up - 1) * 1000 < tonumber(ARGV[2]) then done = 0 end
 for i = 1, #h, 2 do
   if string.sub(h[i], 1, 6) == 'lease:' then
     local v = h[i + 1]
