@@ -575,6 +575,23 @@ async fn a_redis_back_from_an_older_snapshot_after_an_outage_never_shows_the_wri
     always(&refs, &slug, "After The Snapshot", Duration::from_secs(6), redis.restart()).await;
 }
 
+/// A Redis that keeps its snapshots and a database of `backend`, for servers with a lease of their
+/// own length (`CACHE_LEASE_MS`: `lease`), short so that the tests that wait one out are quick.
+struct ShortLease {
+    redis: RedisServer,
+    db: TestDb,
+    prefix: String,
+    lease: String,
+}
+
+impl ShortLease {
+    async fn start(backend: Backend, lease: Duration) -> Self {
+        let redis = RedisServer::start_with_snapshots().await;
+        let db = TestDb::new(backend).await;
+        Self { redis, db, prefix: format!("{}:", unique("log")), lease: lease.as_millis().to_string() }
+    }
+}
+
 // Redis restarted from a snapshot holds the token's hash as it was then: old enough, and without
 // the lease of a server that started after it. That server, its path to Redis paused (no error, so
 // nothing tells it Redis restarted), keeps answering the page it kept under its lease. A write
@@ -583,10 +600,7 @@ async fn a_redis_back_from_an_older_snapshot_after_an_outage_never_shows_the_wri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_a_restarted_redis_forgot_is_outlasted_by_the_next_write() {
     const LEASE: Duration = Duration::from_secs(4);
-    let mut redis = RedisServer::start_with_snapshots().await;
-    let db = TestDb::new(Backend::Postgres).await;
-    let prefix = format!("{}:", unique("log"));
-    let lease = LEASE.as_millis().to_string();
+    let ShortLease { mut redis, db, prefix, lease } = ShortLease::start(Backend::Postgres, LEASE).await;
     let env = [ENV[0], ("CACHE_LEASE_MS", lease.as_str())];
     let a = Server::spawn(&db.url, &redis.url(), &prefix, &env);
     a.wait_up(Duration::from_secs(90)).await;
@@ -633,10 +647,7 @@ async fn a_lease_a_restarted_redis_forgot_is_outlasted_by_the_next_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_after_a_restart_waits_a_whole_lease_whatever_the_uptime_rounds_to() {
     const LEASE: Duration = Duration::from_secs(2);
-    let mut redis = RedisServer::start_with_snapshots().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let prefix = format!("{}:", unique("log"));
-    let lease = LEASE.as_millis().to_string();
+    let ShortLease { mut redis, db, prefix, lease } = ShortLease::start(Backend::Sqlite, LEASE).await;
     let env = [ENV[0], ("CACHE_LEASE_MS", lease.as_str())];
     // a server makes the token's hash (and the catalog), then is gone; its lease runs out
     let mut a = Server::spawn(&db.url, &redis.url(), &prefix, &env);
