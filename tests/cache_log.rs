@@ -684,6 +684,46 @@ async fn a_writer_after_a_restart_waits_a_whole_lease_whatever_the_uptime_rounds
     );
 }
 
+// A write whose cache write straddles a restart of Redis from an older snapshot: its keys and token
+// reached the Redis that was lost, and it was still waiting for a lease (held here by a server that
+// hears no announcement) when Redis came back without them. The writer met the lost connection: it
+// does not count the write taken, and the Redis that came back is taught it before the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_redis_lost_by_a_restart_while_the_writer_waited_is_taught_again() {
+    const LEASE: Duration = Duration::from_secs(2);
+    let ShortLease { mut redis, db, prefix, lease } = ShortLease::start(Backend::Sqlite, LEASE).await;
+    let env = [ENV[0], ("CACHE_LEASE_MS", lease.as_str())];
+    let a = Server::spawn(&db.url, &redis.url(), &prefix, &env);
+    a.wait_up(Duration::from_secs(90)).await;
+    let conn = single(&redis.url()).await;
+    let (slug, old) = warm_film(&a, &conn, &prefix).await;
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn.clone()).await.expect("TIME");
+    let deaf = format!("{} 0", (secs + 60) * 1000);
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}movies:token"))
+        .arg("lease:deaf")
+        .arg(deaf)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("a lease");
+    let _: () = redis::cmd("SAVE").query_async(&mut conn.clone()).await.expect("a snapshot");
+
+    let restart = async {
+        tokio::time::sleep(LEASE / 4).await;
+        redis.kill();
+        redis.restart().await;
+    };
+    let (status, ()) = tokio::join!(retitle(&a, &slug, "Written Across The Restart"), restart);
+    assert_eq!(status, StatusCode::OK);
+    let conn = single(&redis.url()).await;
+    eprintln!(
+        "the film in Redis at the answer: {:?} (the snapshot's: {old})",
+        cached_title(&conn, &prefix, &slug).await
+    );
+    always(&[&a], &slug, "Written Across The Restart", Duration::from_secs(3), async {}).await;
+    assert_eq!(cached_title(&conn, &prefix, &slug).await.as_deref(), Some("Written Across The Restart"));
+}
+
 // Redis restarted from an older snapshot answers INFO (its new run_id) while it loads the snapshot,
 // and refuses reads until it is done; a write of another film then lands at once, with a stamp as
 // new as the log's: the servers that saw the restart while Redis was loading still repair what it

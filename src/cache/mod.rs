@@ -57,6 +57,10 @@ pub enum CacheError {
     /// could lose them, so the cache log keeps them.
     #[error("{acked} of {replicas} replicas took the write")]
     NotReplicated { acked: u64, replicas: u64 },
+    /// A connection to Redis was lost while a write was under way: Redis may have restarted in
+    /// between, from a snapshot without it (see `Cache::unbroken_since`).
+    #[error("a connection to redis was lost while the write was under way")]
+    Lost,
     #[error(transparent)]
     Redis(#[from] RedisError),
 }

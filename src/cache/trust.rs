@@ -86,6 +86,18 @@ impl Cache {
         tracing::debug!("redis not trusted until a look at the cache log confirms it");
     }
 
+    /// How many connections to Redis this server has lost so far: a mark for `unbroken_since`.
+    pub fn connections_lost(&self) -> u64 {
+        self.inner.client.lost()
+    }
+
+    /// `Err(Lost)` when a connection was lost since the mark `before` (see `connections_lost`):
+    /// what was written before may have gone with a restart (from a snapshot without it), and
+    /// what was written after may have reached the Redis that came back or not.
+    pub fn unbroken_since(&self, before: u64) -> Result<(), CacheError> {
+        if self.inner.client.lost() == before { Ok(()) } else { Err(CacheError::Lost) }
+    }
+
     pub fn is_trusted(&self) -> bool {
         let Ok(state) = self.inner.trust.state.lock() else { return false };
         state.lost == self.inner.client.lost() && state.until.is_some_and(|until| Instant::now() < until)

@@ -198,11 +198,13 @@ impl Db {
         Ok(Claim { entries, tx, db: self.clone() })
     }
 
-    /// Redis lost writes it had taken: every kept row is to be applied again, at once (overdue).
-    /// Returns how many.
+    /// Redis lost writes it had taken: every row is to be applied again, at once (overdue), the
+    /// kept ones and those still to apply. On PostgreSQL the rows a relay holds claimed are waited
+    /// for and reopened once it marks them: its pass may have written them to the Redis that was
+    /// lost. Returns how many.
     pub async fn reopen(&self) -> Result<u64> {
         let grace = i64::try_from(GRACE.as_millis()).unwrap_or(i64::MAX);
-        let sql = "update cache_log set applied_at = null, created_at = created_at - $1 where applied_at is not null";
+        let sql = "update cache_log set applied_at = null, created_at = created_at - $1";
         Ok(sqlx::query(sql).bind(grace).execute(&self.pool).await?.rows_affected())
     }
 

@@ -118,9 +118,11 @@ impl MovieService {
     /// keys it would have replaced and the stamp, so that reads go to the database instead of
     /// finding the older copy. Then waits until no server answers a page
     /// kept under the token before this write (see `cache::lease`). Err: the cache has not learnt
-    /// it yet.
+    /// it yet, or may have lost it (a connection lost meanwhile: Redis may have restarted from a
+    /// snapshot without it), so its log rows are not to be marked applied.
     pub(super) async fn tell_cache(&self, batch: &WriteBatch) -> Result<(), CacheError> {
         let cache = &self.inner.cache;
+        let before = cache.connections_lost();
         let (written, token) = cache.apply(batch).await;
         if let Err(e) = &written
             && e.is_refusal()
@@ -138,7 +140,7 @@ impl MovieService {
         if let Some(token) = token {
             cache.await_leases(&token).await;
         }
-        written
+        written.and_then(|()| cache.unbroken_since(before))
     }
 
     /// Gives back the memory of the page keys a change made stale, after the writer's answer: the
