@@ -78,6 +78,32 @@ both!(lists_hold_the_films_the_dataset_says_in_order, |backend| async move {
             "/movies?genre=thriller-suspense&sort=gross",
             expected(|m| m.genre.as_deref() == Some("Thriller/Suspense"), |m| m.worldwide_gross.map(|v| v as f64)),
         ),
+        // two and three filters: on PostgreSQL a merge of the list's cells (migration 0011), each
+        // sort's order across cells and films without the value last in each
+        (
+            "/movies?decade=2000&rating=pg-13&sort=votes",
+            expected(
+                |m| m.mpaa_rating.as_deref() == Some("PG-13") && (2000..2010).contains(&year(m)),
+                |m| m.imdb_votes.map(|v| v as f64),
+            ),
+        ),
+        (
+            "/movies?genre=drama&rating=r",
+            expected(
+                |m| m.genre.as_deref() == Some("Drama") && m.mpaa_rating.as_deref() == Some("R"),
+                |m| {
+                    let d = m.release_date;
+                    Some(f64::from(d.year()) * 10_000.0 + f64::from(d.month()) * 100.0 + f64::from(d.day()))
+                },
+            ),
+        ),
+        (
+            "/movies?genre=comedy&decade=1990&rating=r&sort=gross",
+            expected(
+                |m| comedy(m) && (1990..2000).contains(&year(m)) && m.mpaa_rating.as_deref() == Some("R"),
+                |m| m.worldwide_gross.map(|v| v as f64),
+            ),
+        ),
     ];
     for (url, want) in cases {
         assert!(want.len() > 24, "{url}: a list of several pages ({})", want.len());
