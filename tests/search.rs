@@ -157,12 +157,21 @@ both!(search_follows_every_write_and_import, |backend| async move {
     assert_eq!(results(&app, "quokka morn").await, ["zyzzyva-nights-2001"]);
     assert_eq!(app.remove("zyzzyva-nights-2001").await.status(), StatusCode::NO_CONTENT);
     assert!(results(&app, "quokka").await.is_empty(), "a deleted film is not found");
+    assert!(results(&app, "quokka morn").await.is_empty(), "nor by several words");
     // an import that renames a film
     let mut movies = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
     let renamed = movies[11].slug.clone();
     movies[11].title = "Wombat Evenings".into();
     assert_eq!(app.database().import(movies).await.unwrap().updated, 1);
+    assert_eq!(results(&app, "wombat even").await, std::slice::from_ref(&renamed));
     assert_eq!(results(&app, "wombat").await, [renamed]);
+    // several words are matched in an index of their own on PostgreSQL (migration 0012): a
+    // change of votes reorders them, as it does one word's
+    let dark = expected("the dark");
+    let last = dark.last().unwrap().clone();
+    assert_ne!(dark[0], last);
+    assert_eq!(app.edit(&last, &json!({"imdb_votes": 99_000_000})).await.status(), StatusCode::OK);
+    assert_eq!(results(&app, "the dark").await[0], last, "the most voted now");
 });
 
 // A search's pages are cached like a list's (slugs; the films through their own keys): asked

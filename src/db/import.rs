@@ -103,13 +103,15 @@ impl Db {
             // the planner's statistics, so that each list's query walks the index that suits it
             // (SQLite has none until asked; PostgreSQL's autovacuum would get to it later), and on
             // PostgreSQL the visibility map: until a VACUUM sets it, an index-only walk also reads
-            // the table for every entry (the lists' deep pages measured 0.3–1.1 s instead of ~30 ms);
+            // the table for every entry (the lists' deep pages measured 0.3–1.1 s instead of ~30 ms; search_words' index is
+            // walked alone too, see migration 0012);
             // and PostgreSQL's search_buckets back in prefix order, which a seed scatters (see
             // migration 0010; SQLite's table is its primary key's order already)
             let statements: &[&str] = match self.backend {
                 super::Backend::Sqlite => &["analyze"],
                 super::Backend::Postgres => &[
                     "vacuum (analyze) movies",
+                    "vacuum (analyze) search_words",
                     "cluster search_buckets using search_buckets_pkey",
                     "analyze search_buckets",
                 ],

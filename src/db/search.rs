@@ -49,6 +49,18 @@ impl Db {
                 )
             })
             .collect();
+        // each word's range of search_words: the words it begins (PostgreSQL, several words;
+        // SQLite refuses a value bound to no parameter)
+        let ranges = if self.backend == Backend::Postgres && words.len() > 1 {
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| format!("({i}, {}, {})", param(w.clone()), param(past_prefix(w))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            String::new()
+        };
         let (limit, offset, reach) = (param(size.to_string()), param(String::new()), param(String::new()));
         let k = words.len();
         // The word fewest films have (the first of equals) always goes to the index of words, with
@@ -150,8 +162,20 @@ impl Db {
         } else {
             // More words: the films the index of words finds for the rarer ones, tested for the
             // others, are counted and sorted once.
+            let hits = match self.backend {
+                Backend::Sqlite => format!("select slug, imdb_votes, search_title from movies where {matched}{tested}"),
+                // the rarest word's range of search_words (migration 0012), its titles tested there
+                // for every word: no row of movies is read until the page's own
+                Backend::Postgres => format!(
+                    "select distinct s.slug, nullif(s.votes, -1) as imdb_votes, s.search_title \
+                     from (values {ranges}) r (i, lo, hi) cross join lateral \
+                       (select slug, votes, search_title from search_words \
+                        where word >= r.lo and word < r.hi and {all_likes}) s \
+                     where r.i = (select lead from d)"
+                ),
+            };
             format!(
-                "{head} hits as materialized (select slug, imdb_votes, search_title from movies where {matched}{tested}), \
+                "{head} hits as materialized ({hits}), \
                  t as materialized (select count(*) as total from hits) \
                  {select} \
                     select 0 as rank, slug, imdb_votes from hits where search_title = {phrase} \
@@ -306,4 +330,14 @@ fn fewest_first(k: usize, guard: impl Fn(usize) -> String, test: impl Fn(usize, 
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The first text after every word that begins with `word` (its last byte raised): `word` and
+/// this bound are a range of a "C"-collated index. Words are lower-case ASCII letters and digits.
+fn past_prefix(word: &str) -> String {
+    let mut bytes = word.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last = last.saturating_add(1);
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| format!("{word}\u{10ffff}"))
 }
