@@ -10,7 +10,8 @@
 //! writes. A last part talks to Redis directly for the design's two open questions. One table is
 //! printed and written to benches/RESULTS.md. Every server, database and key is removed at the end.
 //!
-//! Options (after `--`): `--million`, `--profile` (perf record of one extra warm-listing run),
+//! Options (after `--`): `--million`, `--profile` (perf record of one extra warm-listing run; with
+//! `--only mix --million`, of the whole machine during one extra big mix, to benches/PROFILE-mix-*.md),
 //! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster|breaker`
 //! (`cluster`: the single-Redis-against-cluster part alone, with `--million` its order change too;
 //! `breaker`: warm listings at twice the saturating rate, the rate breaker against the old rule,

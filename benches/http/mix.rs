@@ -773,10 +773,60 @@ pub async fn big(
     } else {
         row
     });
+    if o.profile {
+        eprintln!("  profiling the mix (perf, every process)");
+        let report = profile(o, &on, &dir, &catalog.sequence(3, SEQUENCE)).await?;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("benches/PROFILE-mix-{}.md", backend.name()));
+        std::fs::write(
+            &path,
+            format!("# The mix at {} films on {}, profiled\n\n{report}", thousands(o.big as f64), backend.name()),
+        )?;
+        eprintln!("  written to {}", path.display());
+    }
     drop(on);
     let mut redis = lab::connect().await?;
     lab::unlink_prefix(&mut redis, &prefix).await?;
     Ok(())
+}
+
+/// `perf record` of the whole machine (cpu-clock, no call graphs: the server, the database, Redis
+/// and wrk share its two cores) during a run of the mix on a third sequence, after the measured
+/// one: each process's share of the CPU, then the top symbols by self time.
+async fn profile(o: &Opts, server: &Server, dir: &Path, sequence: &[Request]) -> Result<String> {
+    let timed = script(dir, "mix-profiled", server.addr, sequence)?;
+    let data = dir.join("perf.data");
+    let mut rec = Command::new("perf");
+    rec.args(["record", "-a", "-e", "cpu-clock", "-F", "499", "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &(2 * o.secs).to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let recording = tokio::task::spawn_blocking(move || rec.status());
+    let run = wrk(server.addr, &timed, 2 * o.secs + 1).await?;
+    recording.await?.context("perf record (is perf installed?)")?;
+    let report = |sort: &str, lines: usize| -> Result<String> {
+        let out = Command::new("perf")
+            .args(["report", "--no-children", "--sort", sort, "--stdio", "-g", "none", "-i"])
+            .arg(&data)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .take(lines)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    };
+    Ok(format!(
+        "`cargo bench --bench http -- --only mix --million --profile`: {} r/s, p99 {} under perf.\n\n\
+         CPU by process (every core, idle included):\n```text\n{}\n```\n\n\
+         Top symbols by self time:\n```text\n{}\n```\n",
+        thousands(run.rps),
+        ms(run.p99_ms),
+        report("comm", 12)?,
+        report("comm,dso,symbol", 40)?
+    ))
 }
 
 /// The whole part: both backends at 3,200 films, then with `--million` at `o.big` films.

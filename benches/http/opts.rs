@@ -10,7 +10,8 @@ pub struct Opts {
     /// Films in the big part (1,000,000; `--films N` to try it smaller).
     pub big: u64,
     pub quick: bool,
-    /// `perf record` the cache-on server during one extra warm-listing run (first backend).
+    /// `perf record` the cache-on server during one extra warm-listing run (first backend); with
+    /// `--only mix --million`, the whole machine during one extra run of each big mix.
     pub profile: bool,
     pub only: Option<Backend>,
     /// `--only cluster`: the cluster part alone (on PostgreSQL).
