@@ -457,8 +457,9 @@ fn list_of(pairs: &[(&str, &str)]) -> MovieList {
     list
 }
 
-/// Unfiltered sorts (deep pages through the bucket counts) and narrowed lists (through the
-/// filter-led indexes and the cell counts): every page, and the size each reports.
+/// Unfiltered sorts and lists of one filter (deep pages through the bucket counts) and lists of
+/// several filters (through the filter-led indexes, on PostgreSQL the cells' indexes, and the
+/// cell counts): every page, and the size each reports.
 fn lists() -> Vec<MovieList> {
     let mut out = Vec::new();
     for sort in ["newest", "rating", "votes", "gross"] {
@@ -468,6 +469,8 @@ fn lists() -> Vec<MovieList> {
             &[("decade", "1990")],
             &[("rating", "r")],
             &[("genre", "comedy"), ("decade", "2000"), ("rating", "pg-13")],
+            &[("decade", "2000"), ("rating", "r")],
+            &[("genre", "drama"), ("decade", "1990")],
         ] {
             let mut pairs = filters.to_vec();
             pairs.push(("sort", sort));
@@ -494,8 +497,10 @@ async fn every_list_matches(db: &Db, films: &[Movie], size: u32) {
 both!(every_list_pages_deep_in_its_order_and_counts_stay_right_after_writes, |backend| async move {
     let (_t, db) = loaded(backend).await;
     let mut films = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
-    // a page size that puts most pages past the first step, where deep pages seek
+    // a page size that puts most pages past the first step, where deep pages seek; and one so
+    // large that a list of several filters merges its cells' walks (PostgreSQL, `CELL_WALK`)
     every_list_matches(&db, &films, 37).await;
+    every_list_matches(&db, &films, 1000).await;
     // writes that move films within and between lists, add one and remove one
     let edits = [
         (films[5].slug.clone(), json!({"release_date": "1995-06-30", "genre": "Comedy", "mpaa_rating": "R"})),
@@ -515,4 +520,5 @@ both!(every_list_pages_deep_in_its_order_and_counts_stay_right_after_writes, |ba
     .unwrap();
     films.push(db.create(new).await.unwrap().0);
     every_list_matches(&db, &films, 37).await;
+    every_list_matches(&db, &films, 1000).await;
 });

@@ -5,11 +5,16 @@
 //! page of an unfiltered list adds the counts up to the bucket its first film is in, and walks the
 //! sort's index from that bucket's first entry: at most one bucket, whatever the depth.
 //!
+//! A list narrowed by one filter (a genre, a decade, an MPAA rating) has its own counts
+//! (`filter_buckets`, migration 0013 on PostgreSQL, 0011 on SQLite), and its deep pages walk the
+//! filter's index the same way: the middle page of the films rated R walked 84,000 entries.
+//!
 //! The counts belong to one version of the catalog (the order version for the listing, the list
-//! version for the other sorts); a page query returns the current one with its rows, so counts
+//! version for the other lists); a page query returns the current one with its rows, so counts
 //! made stale by a write on any app server are noticed and read again (a few hundred rows, never
 //! a scan of the films).
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::movies::Sort;
@@ -41,6 +46,11 @@ pub struct Seek {
 }
 
 impl Buckets {
+    /// The films counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, n)| u64::try_from(*n).unwrap_or(0)).sum()
+    }
+
     /// Where the page of `size` films at `offset` starts; `None` past the end.
     pub fn locate(&self, offset: u64, size: u64) -> Option<Seek> {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -92,29 +102,26 @@ pub fn bound(sort: Sort, bucket: f64) -> Bound {
     }
 }
 
-/// The buckets of each sort, as last read.
+/// The buckets of each list's sort, as last read: the key is the list's one filter
+/// (`OneFilter::key`, empty for every film) and the sort.
 #[derive(Default)]
 pub struct Anchors {
-    current: RwLock<[Option<Arc<Buckets>>; 4]>,
+    current: RwLock<HashMap<(String, Sort), Arc<Buckets>>>,
     /// Held while reading the counts, so that concurrent deep pages wait for one read.
     pub reload: tokio::sync::Mutex<()>,
 }
 
-fn slot(sort: Sort) -> usize {
-    Sort::ALL.iter().position(|s| *s == sort).unwrap_or(0)
-}
-
 impl Anchors {
-    pub fn get(&self, sort: Sort) -> Option<Arc<Buckets>> {
-        self.current.read().ok().and_then(|g| g.get(slot(sort)).cloned().flatten())
+    pub fn get(&self, filter: &str, sort: Sort) -> Option<Arc<Buckets>> {
+        self.current.read().ok().and_then(|g| g.get(&(filter.to_owned(), sort)).cloned())
     }
 
-    pub fn set(&self, sort: Sort, buckets: Buckets) {
-        if let Ok(mut g) = self.current.write()
-            && let Some(s) = g.get_mut(slot(sort))
-        {
-            *s = Some(Arc::new(buckets));
+    pub fn set(&self, filter: &str, sort: Sort, buckets: Buckets) -> Arc<Buckets> {
+        let buckets = Arc::new(buckets);
+        if let Ok(mut g) = self.current.write() {
+            g.insert((filter.to_owned(), sort), buckets.clone());
         }
+        buckets
     }
 }
 

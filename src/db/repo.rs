@@ -67,6 +67,64 @@ fn reversed(sort: Sort, alias: &str) -> String {
     }
 }
 
+/// A list narrowed by exactly one filter, as its deep pages walk it: the filter's name and value
+/// as `filter_buckets` has them (a decade as the first three digits of its years), and the name
+/// its indexes have (`movies_by_{index}_{sort}`).
+pub(super) struct OneFilter {
+    kind: &'static str,
+    value: String,
+    index: &'static str,
+    /// A decade's first and next first day: the listing's order reads a decade as a date range.
+    dates: Option<(String, String)>,
+}
+
+impl OneFilter {
+    fn of(list: &MovieList) -> Option<Self> {
+        match (list.genre(), list.decade(), list.rating()) {
+            (Some((_, genre)), None, None) => {
+                Some(Self { kind: "genre", value: genre.to_owned(), index: "genre", dates: None })
+            }
+            (None, Some(decade), None) => Some(Self {
+                kind: "decade",
+                value: format!("{:03}", decade / 10),
+                index: "decade",
+                dates: list.decade_bounds(),
+            }),
+            (None, None, Some((_, rating))) => {
+                Some(Self { kind: "rating", value: rating.to_owned(), index: "mpaa", dates: None })
+            }
+            _ => None,
+        }
+    }
+
+    /// The key of its buckets in `Anchors`.
+    fn key(&self) -> String {
+        format!("{}={}", self.kind, self.value)
+    }
+
+    /// The condition a walk of `sort` tests, its values bound through `param`; written as the
+    /// filter's indexes are (a decade as a date range in the listing's order, as its first three
+    /// digits in the others).
+    fn condition(&self, sort: Sort, param: &mut impl FnMut(Value) -> String) -> String {
+        match (self.kind, &self.dates) {
+            ("genre", _) => format!("genre = {}", param(Value::Text(self.value.clone()))),
+            ("rating", _) => format!("mpaa_rating = {}", param(Value::Text(self.value.clone()))),
+            (_, Some((from, to))) if sort == Sort::Newest => format!(
+                "release_date >= {} and release_date < {}",
+                param(Value::Text(from.clone())),
+                param(Value::Text(to.clone()))
+            ),
+            _ => format!("substr(release_date, 1, 3) = {}", param(Value::Text(self.value.clone()))),
+        }
+    }
+}
+
+/// The most entries (cells × the page's reach in each) a list of several filters walks on
+/// PostgreSQL with a walk of each cell sorted afterwards; a deeper page merges the cells' walks
+/// in order instead, which reads only the page's reach but costs a plan of a walk per cell (15 ms
+/// for 17 cells at 1M films: more than the walks it saves on a page near either end).
+const CELL_WALK: u64 = 4_096;
+
 fn whole(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -97,11 +155,14 @@ impl Db {
     /// Page `page` of `list`: the stamp, the number of films in the whole list, and the page's films.
     /// Films without the sort's value come last, ties in slug order.
     pub async fn list_page(&self, list: &MovieList, page: PageNumber, size: u32) -> Result<(Stamp, i64, Vec<Movie>)> {
-        if list.is_filtered() {
-            return self.filtered_page(list, page, size).await;
+        let offset = page.offset(size);
+        let one = OneFilter::of(list);
+        match (list.is_filtered(), &one) {
+            // near the top, or narrowed by several filters: one walk of the filters' indexes
+            (true, Some(_)) if offset < anchors::STEP => self.filtered_page(list, page, size).await,
+            (true, None) => self.filtered_page(list, page, size).await,
+            _ => self.sorted_page(list, one.as_ref(), page, size).await,
         }
-        let (stamp, movies) = self.sorted_page(list, page.offset(size), size).await?;
-        Ok((stamp, stamp.movie_count, movies))
     }
 
     /// A narrowed list, in one statement: the size from `list_counts` (the sum of the list's
@@ -155,35 +216,111 @@ impl Db {
         );
         let backward_offset = format!("(case when $2 + $1 < {total} then {total} - $2 - $1 else 0 end)");
         let (forward, backward) = if self.backend == Backend::Postgres && filters.len() >= 2 {
-            // Two or three filters on PostgreSQL: the list is a few cells of list_counts, each
-            // walked in its own index (migration 0011) and merged, instead of the leading filter's
-            // index walked past every film of the other cells (a musical of the 1950s not rated,
-            // 186 ms at 1M films).
-            let cells = cells.join(" and ");
-            let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
-                format!(
-                    "select slug from (select x.slug, x.{col} from \
-                       (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0 and {when}) k \
-                       cross join lateral (select slug, {col} from movies \
-                         where (coalesce(genre, '') collate \"C\") = k.genre \
-                         and substr(release_date, 1, 3) = k.decade \
-                         and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
-                         order by {inner} limit {limit} + {offset}) x \
-                     order by {outer} limit {limit} offset {offset}) w",
-                    col = list.sort.column(),
-                    inner = order(list.sort, ""),
-                    outer = order(list.sort, "x."),
+            // Two or three filters on PostgreSQL: the list is a few cells of list_counts (read
+            // first), each walked in its own index (migration 0011) and merged in order, instead
+            // of the leading filter's index walked past every film of the other cells (a musical
+            // of the 1950s not rated, 186 ms at 1M films). The merge reads the page's reach of
+            // entries and sorts none (a walk of each cell sorted afterwards: 73 ms for the middle
+            // of the 1970s rated PG, 48,000 films).
+            let named: Vec<(&str, String)> = [
+                list.genre().map(|(_, name)| ("genre", name.to_owned())),
+                list.decade().map(|decade| ("decade", format!("{:03}", decade / 10))),
+                list.rating().map(|(_, rating)| ("mpaa_rating", rating.to_owned())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let tests: Vec<String> =
+                named.iter().enumerate().map(|(i, (col, _))| format!("{col} = ${}", i + 1)).collect();
+            let sql = format!(
+                "select genre, decade, mpaa_rating, n from list_counts where {} and n > 0",
+                tests.join(" and ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, v) in &named {
+                q = q.bind(v.as_str());
+            }
+            self.counted();
+            let found = q.fetch_all(&self.pool).await?;
+            let mut named_cells = Vec::with_capacity(found.len());
+            let mut films = 0u64;
+            for row in &found {
+                named_cells.push([row.try_get::<String, _>(0)?, row.try_get(1)?, row.try_get(2)?]);
+                films += u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
+            }
+            let offset = page.offset(size);
+            // the entries the page's walk reaches: from the top, or from the end past the middle
+            let reach = if offset * 2 <= films { offset + u64::from(size) } else { films.saturating_sub(offset) };
+            if reach * (named_cells.len() as u64) <= CELL_WALK {
+                let cells = cells.join(" and ");
+                let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
+                    format!(
+                        "select slug from (select x.slug, x.{col} from \
+                           (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0 and {when}) k \
+                           cross join lateral (select slug, {col} from movies \
+                             where (coalesce(genre, '') collate \"C\") = k.genre \
+                             and substr(release_date, 1, 3) = k.decade \
+                             and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
+                             order by {inner} limit {limit} + {offset}) x \
+                         order by {outer} limit {limit} offset {offset}) w",
+                        col = list.sort.column(),
+                        inner = order(list.sort, ""),
+                        outer = order(list.sort, "x."),
+                    )
+                };
+                (
+                    walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
+                    walk(
+                        &format!("$2 * 2 > {total} and $2 < {total}"),
+                        reversed,
+                        &format!(
+                            "(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"
+                        ),
+                        &backward_offset,
+                    ),
                 )
-            };
-            (
-                walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
-                walk(
-                    &format!("$2 * 2 > {total} and $2 < {total}"),
-                    reversed,
-                    &format!("(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"),
-                    &backward_offset,
-                ),
-            )
+            } else {
+                let mut param = |v: String| {
+                    values.push(v);
+                    format!("${}", values.len() + 2)
+                };
+                let named: Vec<[String; 3]> = named_cells.into_iter().map(|cell| cell.map(&mut param)).collect();
+                let col = list.sort.column();
+                let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
+                    let each: Vec<String> = named
+                        .iter()
+                        .map(|[genre, decade, rating]| {
+                            format!(
+                                "(select slug, {col} from movies \
+                              where (coalesce(genre, '') collate \"C\") = {genre} \
+                              and substr(release_date, 1, 3) = {decade} \
+                              and (coalesce(mpaa_rating, '') collate \"C\") = {rating} and {when} \
+                              order by {inner} limit {limit} + {offset})",
+                                inner = order(list.sort, ""),
+                            )
+                        })
+                        .collect();
+                    if each.is_empty() {
+                        return "select slug from movies where 1 = 0".to_owned();
+                    }
+                    format!(
+                        "select slug from (select slug, {col} from ({}) u order by {outer} limit {limit} offset {offset}) w",
+                        each.join(" union all "),
+                        outer = order(list.sort, ""),
+                    )
+                };
+                (
+                    walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
+                    walk(
+                        &format!("$2 * 2 > {total} and $2 < {total}"),
+                        reversed,
+                        &format!(
+                            "(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"
+                        ),
+                        &backward_offset,
+                    ),
+                )
+            }
         } else {
             let filter = filters.join(" and ");
             (
@@ -219,32 +356,45 @@ impl Db {
         Ok((stamp, total.unwrap_or(0), movies))
     }
 
-    /// Every film in one sort's order. A deep page starts at the bucket its first film is in (see
-    /// `anchors`); the counts are read again at most once per page: when the order moves again
-    /// while the page is read (a flood of writes), the plain offset query answers, which needs none.
-    async fn sorted_page(&self, list: &MovieList, offset: u64, size: u32) -> Result<(Stamp, Vec<Movie>)> {
-        let sort = list.sort;
+    /// Every film in one sort's order, or those of one filter. A deep page starts at the bucket its
+    /// first film is in (see `anchors`); the counts are read again at most once per page: when the
+    /// order moves again while the page is read (a flood of writes), the plain walk answers, which
+    /// needs none.
+    async fn sorted_page(
+        &self,
+        list: &MovieList,
+        one: Option<&OneFilter>,
+        page: PageNumber,
+        size: u32,
+    ) -> Result<(Stamp, i64, Vec<Movie>)> {
+        let (sort, offset) = (list.sort, page.offset(size));
+        let with_count = |(stamp, movies): (Stamp, Vec<Movie>)| (stamp, stamp.movie_count, movies);
         if offset < anchors::STEP {
-            return self.page_at(sort, None, offset, size).await;
+            return Ok(with_count(self.page_at(sort, None, None, offset, size).await?));
         }
-        let mut buckets = match self.anchors.get(sort) {
+        let key = one.map(OneFilter::key).unwrap_or_default();
+        let mut buckets = match self.anchors.get(&key, sort) {
             Some(b) => b,
-            None => self.reload_buckets(sort, None).await?,
+            None => self.reload_buckets(list, one, None).await?,
         };
         for attempt in 0..2 {
-            let read = match buckets.locate(offset, u64::from(size)) {
-                Some(seek) => self.page_at(sort, Some(&seek), 0, size).await?,
+            let (stamp, movies) = match buckets.locate(offset, u64::from(size)) {
+                Some(seek) => self.page_at(sort, one, Some(&seek), 0, size).await?,
                 // past the end: the stamp alone says whether the counts were current
                 None => (self.stamp().await?, Vec::new()),
             };
-            if read.0.version_of(list) == buckets.version {
-                return Ok(read);
+            if stamp.version_of(list) == buckets.version {
+                let total = if one.is_some() { whole(buckets.total()) } else { stamp.movie_count };
+                return Ok((stamp, total, movies));
             }
             if attempt == 0 {
-                buckets = self.reload_buckets(sort, Some(buckets.version)).await?;
+                buckets = self.reload_buckets(list, one, Some(buckets.version)).await?;
             }
         }
-        self.page_at(sort, None, offset, size).await
+        match one {
+            Some(_) => self.filtered_page(list, page, size).await,
+            None => Ok(with_count(self.page_at(sort, None, None, offset, size).await?)),
+        }
     }
 
     /// A page of every film in `sort`'s order: from the top, skipping `skip`, or from a seek.
@@ -253,6 +403,7 @@ impl Db {
     async fn page_at(
         &self,
         sort: Sort,
+        one: Option<&OneFilter>,
         seek: Option<&anchors::Seek>,
         skip: u64,
         size: u32,
@@ -270,6 +421,11 @@ impl Db {
             binds.push(v);
             format!("${}", binds.len())
         };
+        // the list's one filter, in each walk's condition
+        let narrowed = match one {
+            Some(one) => format!("{} and ", one.condition(sort, &mut param)),
+            None => String::new(),
+        };
         let mut parts = Vec::new();
         match seek {
             None => {
@@ -284,10 +440,10 @@ impl Db {
                         anchors::Bound::Whole(w) => param(Value::Int(w)),
                     };
                     let (limit, offset) = (param(Value::Int(size.into())), param(Value::Int(whole(skip))));
-                    parts.push(part(&format!("where {col} <= {bound}"), &limit, &offset));
+                    parts.push(part(&format!("where {narrowed}{col} <= {bound}"), &limit, &offset));
                 }
                 if let Some((skipped, taken)) = seek.nulls {
-                    let filter = format!("{} where {col} is null", self.nulls_index(sort));
+                    let filter = format!("{} where {narrowed}{col} is null", self.nulls_index_of(sort, one));
                     if skipped * 2 > seek.null_count {
                         // past the middle of the films without the value: from their end (the
                         // last page of `votes`, 70,000 of them at 1M films, walked them all)
@@ -340,26 +496,57 @@ impl Db {
     /// takes `col is null` for a few films, skip-scans another index for them and sorts them all
     /// (70,000 films without votes at 1M: 15-30 ms a page; with a search's title test, 250-430 ms).
     pub(super) fn nulls_index(&self, sort: Sort) -> String {
-        match self.backend {
-            Backend::Sqlite => format!(" indexed by movies_by_{}", sort.name()),
-            Backend::Postgres => String::new(),
+        self.nulls_index_of(sort, None)
+    }
+
+    /// The same for a list of one filter: the filter's index for the sort (on SQLite).
+    fn nulls_index_of(&self, sort: Sort, one: Option<&OneFilter>) -> String {
+        match (self.backend, one) {
+            (Backend::Sqlite, None) => format!(" indexed by movies_by_{}", sort.name()),
+            (Backend::Sqlite, Some(one)) => format!(" indexed by movies_by_{}_{}", one.index, sort.name()),
+            (Backend::Postgres, _) => String::new(),
         }
     }
 
-    /// Reads one sort's bucket counts, unless another task already did while we waited.
-    async fn reload_buckets(&self, sort: Sort, stale: Option<i64>) -> Result<std::sync::Arc<Buckets>> {
+    /// Reads the bucket counts of `list`'s sort (of its one filter, if any), unless another task
+    /// already did while we waited.
+    async fn reload_buckets(
+        &self,
+        list: &MovieList,
+        one: Option<&OneFilter>,
+        stale: Option<i64>,
+    ) -> Result<std::sync::Arc<Buckets>> {
+        let sort = list.sort;
+        let key = one.map(OneFilter::key).unwrap_or_default();
         let _guard = self.anchors.reload.lock().await;
-        if let Some(b) = self.anchors.get(sort).filter(|b| Some(b.version) != stale) {
+        if let Some(b) = self.anchors.get(&key, sort).filter(|b| Some(b.version) != stale) {
             return Ok(b);
         }
-        let sql = format!(
-            "select {STAMP}, b.bucket as b_bucket, b.n as b_n from catalog c \
-             left join sort_buckets b on b.sort = $1 and b.n > 0 order by b.bucket desc"
-        );
-        self.counted();
-        let rows = sqlx::query(&sql).bind(sort.name()).fetch_all(&self.pool).await?;
-        let version = rows.first().map(stamp).transpose()?.unwrap_or_default();
-        let version = if sort == Sort::Newest { version.order_version } else { version.list_version };
+        let rows = match one {
+            None => {
+                let sql = format!(
+                    "select {STAMP}, b.bucket as b_bucket, b.n as b_n from catalog c \
+                     left join sort_buckets b on b.sort = $1 and b.n > 0 order by b.bucket desc"
+                );
+                self.counted();
+                sqlx::query(&sql).bind(sort.name()).fetch_all(&self.pool).await?
+            }
+            Some(one) => {
+                let sql = format!(
+                    "select {STAMP}, b.bucket as b_bucket, b.n as b_n from catalog c \
+                     left join filter_buckets b on b.filter = $1 and b.value = $2 and b.sort = $3 and b.n > 0 \
+                     order by b.bucket desc"
+                );
+                self.counted();
+                sqlx::query(&sql)
+                    .bind(one.kind)
+                    .bind(one.value.as_str())
+                    .bind(sort.name())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let version = rows.first().map(stamp).transpose()?.unwrap_or_default().version_of(list);
         let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
             let bucket: Option<f64> = row.try_get("b_bucket")?;
@@ -368,8 +555,7 @@ impl Db {
                 counts.push((bucket, n));
             }
         }
-        self.anchors.set(sort, Buckets { version, counts });
-        self.anchors.get(sort).ok_or_else(|| DbError::Sqlx(sqlx::Error::PoolClosed))
+        Ok(self.anchors.set(&key, sort, Buckets { version, counts }))
     }
 
     /// Many films in ONE query, in the order asked; slugs with no film are left out.
