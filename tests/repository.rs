@@ -502,10 +502,21 @@ both!(every_list_pages_deep_in_its_order_and_counts_stay_right_after_writes, |ba
     every_list_matches(&db, &films, 37).await;
     every_list_matches(&db, &films, 1000).await;
     // writes that move films within and between lists, add one and remove one
+    // (and into and out of the lists of two filters: the 2000s rated R, the dramas of the 1990s)
+    let drama_of_the_90s = films
+        .iter()
+        .find(|f| f.genre.as_deref() == Some("Drama") && (1990..2000).contains(&f.release_date.year()))
+        .map(|f| f.slug.clone())
+        .unwrap();
     let edits = [
         (films[5].slug.clone(), json!({"release_date": "1995-06-30", "genre": "Comedy", "mpaa_rating": "R"})),
         (films[6].slug.clone(), json!({"imdb_rating": null, "imdb_votes": 123_456, "worldwide_gross": 99})),
         (films[7].slug.clone(), json!({"imdb_rating": 9.9, "imdb_votes": null, "worldwide_gross": null})),
+        (
+            films[9].slug.clone(),
+            json!({"release_date": "2004-04-04", "mpaa_rating": "R", "imdb_rating": 1.5, "imdb_votes": 1, "worldwide_gross": 1}),
+        ),
+        (drama_of_the_90s, json!({"genre": "Western"})),
     ];
     for (s, patch) in edits {
         let updated = db.update(&slug(&s), &MoviePatch::from_json(patch).unwrap()).await.unwrap().unwrap();

@@ -125,6 +125,27 @@ impl OneFilter {
 /// for 17 cells at 1M films: more than the walks it saves on a page near either end).
 const CELL_WALK: u64 = 4_096;
 
+/// The list's filters as list_counts and cell_buckets name them: (column, value).
+fn cell_filters(list: &MovieList) -> Vec<(&'static str, String)> {
+    [
+        list.genre().map(|(_, name)| ("genre", name.to_owned())),
+        list.decade().map(|decade| ("decade", format!("{:03}", decade / 10))),
+        list.rating().map(|(_, rating)| ("mpaa_rating", rating.to_owned())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The key of a list's buckets in `Anchors`: empty for every film, its one filter, or its cells.
+fn anchor_key(list: &MovieList, one: Option<&OneFilter>) -> String {
+    match one {
+        Some(one) => one.key(),
+        None if list.is_filtered() => format!("cells:{}", list.key()),
+        None => String::new(),
+    }
+}
+
 fn whole(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -158,9 +179,10 @@ impl Db {
         let offset = page.offset(size);
         let one = OneFilter::of(list);
         match (list.is_filtered(), &one) {
-            // near the top, or narrowed by several filters: one walk of the filters' indexes
-            (true, Some(_)) if offset < anchors::STEP => self.filtered_page(list, page, size).await,
-            (true, None) => self.filtered_page(list, page, size).await,
+            // near the top: one walk of the filters' indexes (of the cells' on PostgreSQL); deeper,
+            // from the bucket the page starts in, but for several filters on SQLite
+            (true, _) if offset < anchors::STEP => self.filtered_page(list, page, size).await,
+            (true, None) if self.backend == Backend::Sqlite => self.filtered_page(list, page, size).await,
             _ => self.sorted_page(list, one.as_ref(), page, size).await,
         }
     }
@@ -222,14 +244,7 @@ impl Db {
             // of the 1950s not rated, 186 ms at 1M films). The merge reads the page's reach of
             // entries and sorts none (a walk of each cell sorted afterwards: 73 ms for the middle
             // of the 1970s rated PG, 48,000 films).
-            let named: Vec<(&str, String)> = [
-                list.genre().map(|(_, name)| ("genre", name.to_owned())),
-                list.decade().map(|decade| ("decade", format!("{:03}", decade / 10))),
-                list.rating().map(|(_, rating)| ("mpaa_rating", rating.to_owned())),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let named = cell_filters(list);
             let tests: Vec<String> =
                 named.iter().enumerate().map(|(i, (col, _))| format!("{col} = ${}", i + 1)).collect();
             let sql = format!(
@@ -370,30 +385,32 @@ impl Db {
         let (sort, offset) = (list.sort, page.offset(size));
         let with_count = |(stamp, movies): (Stamp, Vec<Movie>)| (stamp, stamp.movie_count, movies);
         if offset < anchors::STEP {
-            return Ok(with_count(self.page_at(sort, None, None, offset, size).await?));
+            return Ok(with_count(self.page_at(sort, None, None, None, offset, size).await?));
         }
-        let key = one.map(OneFilter::key).unwrap_or_default();
+        let key = anchor_key(list, one);
+        let cells = (list.is_filtered() && one.is_none()).then_some(list);
         let mut buckets = match self.anchors.get(&key, sort) {
             Some(b) => b,
             None => self.reload_buckets(list, one, None).await?,
         };
         for attempt in 0..2 {
             let (stamp, movies) = match buckets.locate(offset, u64::from(size)) {
-                Some(seek) => self.page_at(sort, one, Some(&seek), 0, size).await?,
+                Some(seek) => self.page_at(sort, one, cells, Some(&seek), 0, size).await?,
                 // past the end: the stamp alone says whether the counts were current
                 None => (self.stamp().await?, Vec::new()),
             };
             if stamp.version_of(list) == buckets.version {
-                let total = if one.is_some() { whole(buckets.total()) } else { stamp.movie_count };
+                let total = if list.is_filtered() { whole(buckets.total()) } else { stamp.movie_count };
                 return Ok((stamp, total, movies));
             }
             if attempt == 0 {
                 buckets = self.reload_buckets(list, one, Some(buckets.version)).await?;
             }
         }
-        match one {
-            Some(_) => self.filtered_page(list, page, size).await,
-            None => Ok(with_count(self.page_at(sort, None, None, offset, size).await?)),
+        if list.is_filtered() {
+            self.filtered_page(list, page, size).await
+        } else {
+            Ok(with_count(self.page_at(sort, None, None, None, offset, size).await?))
         }
     }
 
@@ -404,6 +421,7 @@ impl Db {
         &self,
         sort: Sort,
         one: Option<&OneFilter>,
+        cells: Option<&MovieList>,
         seek: Option<&anchors::Seek>,
         skip: u64,
         size: u32,
@@ -426,6 +444,30 @@ impl Db {
             Some(one) => format!("{} and ", one.condition(sort, &mut param)),
             None => String::new(),
         };
+        // a list of several filters (PostgreSQL): each walk is one of each cell of the list,
+        // merged (each cell from the bucket's top: a bucket of each at most)
+        let cells = cells.map(|list| {
+            cell_filters(list)
+                .into_iter()
+                .map(|(col, value)| format!("{col} = {}", param(Value::Text(value))))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        });
+        let part = |filter: &str, limit: &str, offset: &str| match &cells {
+            None => part(filter, limit, offset),
+            Some(cells) => format!(
+                "select slug from (select x.slug, x.{col} from \
+                   (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0) k \
+                   cross join lateral (select slug, {col} from movies {filter} \
+                     and (coalesce(genre, '') collate \"C\") = k.genre \
+                     and substr(release_date, 1, 3) = k.decade \
+                     and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
+                     order by {inner} limit {limit} + {offset}) x \
+                 order by {outer} limit {limit} offset {offset}) s",
+                inner = order(""),
+                outer = order("x."),
+            ),
+        };
         let mut parts = Vec::new();
         match seek {
             None => {
@@ -444,7 +486,7 @@ impl Db {
                 }
                 if let Some((skipped, taken)) = seek.nulls {
                     let filter = format!("{} where {narrowed}{col} is null", self.nulls_index_of(sort, one));
-                    if skipped * 2 > seek.null_count {
+                    if skipped * 2 > seek.null_count && cells.is_none() {
                         // past the middle of the films without the value: from their end (the
                         // last page of `votes`, 70,000 of them at 1M films, walked them all)
                         let end = (skipped + taken).min(seek.null_count);
@@ -517,12 +559,29 @@ impl Db {
         stale: Option<i64>,
     ) -> Result<std::sync::Arc<Buckets>> {
         let sort = list.sort;
-        let key = one.map(OneFilter::key).unwrap_or_default();
+        let key = anchor_key(list, one);
         let _guard = self.anchors.reload.lock().await;
         if let Some(b) = self.anchors.get(&key, sort).filter(|b| Some(b.version) != stale) {
             return Ok(b);
         }
         let rows = match one {
+            None if list.is_filtered() => {
+                let named = cell_filters(list);
+                let tests: Vec<String> =
+                    named.iter().enumerate().map(|(i, (col, _))| format!("{col} = ${}", i + 2)).collect();
+                let sql = format!(
+                    "select {STAMP}, b.bucket as b_bucket, b.n as b_n from catalog c left join \
+                     (select bucket, cast(sum(n) as bigint) as n from cell_buckets where sort = $1 and {} \
+                      group by bucket having sum(n) > 0) b on 1 = 1 order by b.bucket desc",
+                    tests.join(" and ")
+                );
+                let mut q = sqlx::query(&sql).bind(sort.name());
+                for (_, v) in &named {
+                    q = q.bind(v.as_str());
+                }
+                self.counted();
+                q.fetch_all(&self.pool).await?
+            }
             None => {
                 let sql = format!(
                     "select {STAMP}, b.bucket as b_bucket, b.n as b_n from catalog c \
