@@ -498,7 +498,7 @@ both!(every_list_pages_deep_in_its_order_and_counts_stay_right_after_writes, |ba
     let (_t, db) = loaded(backend).await;
     let mut films = dataset::parse(dataset::MOVIES_JSON).unwrap().movies;
     // a page size that puts most pages past the first step, where deep pages seek; and one so
-    // large that a list of several filters merges its cells' walks (PostgreSQL, `CELL_WALK`)
+    // large that the first page of a list reaches far into each of its cells (PostgreSQL)
     every_list_matches(&db, &films, 37).await;
     every_list_matches(&db, &films, 1000).await;
     // writes that move films within and between lists, add one and remove one

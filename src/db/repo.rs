@@ -119,12 +119,6 @@ impl OneFilter {
     }
 }
 
-/// The most entries (cells × the page's reach in each) a list of several filters walks on
-/// PostgreSQL with a walk of each cell sorted afterwards; a deeper page merges the cells' walks
-/// in order instead, which reads only the page's reach but costs a plan of a walk per cell (15 ms
-/// for 17 cells at 1M films: more than the walks it saves on a page near either end).
-const CELL_WALK: u64 = 4_096;
-
 /// The list's filters as list_counts and cell_buckets name them: (column, value).
 fn cell_filters(list: &MovieList) -> Vec<(&'static str, String)> {
     [
@@ -238,104 +232,36 @@ impl Db {
         );
         let backward_offset = format!("(case when $2 + $1 < {total} then {total} - $2 - $1 else 0 end)");
         let (forward, backward) = if self.backend == Backend::Postgres && filters.len() >= 2 {
-            // Two or three filters on PostgreSQL: the list is a few cells of list_counts (read
-            // first), each walked in its own index (migration 0011) and merged in order, instead
-            // of the leading filter's index walked past every film of the other cells (a musical
-            // of the 1950s not rated, 186 ms at 1M films). The merge reads the page's reach of
-            // entries and sorts none (a walk of each cell sorted afterwards: 73 ms for the middle
-            // of the 1970s rated PG, 48,000 films).
-            let named = cell_filters(list);
-            let tests: Vec<String> =
-                named.iter().enumerate().map(|(i, (col, _))| format!("{col} = ${}", i + 1)).collect();
-            let sql = format!(
-                "select genre, decade, mpaa_rating, n from list_counts where {} and n > 0",
-                tests.join(" and ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (_, v) in &named {
-                q = q.bind(v.as_str());
-            }
-            self.counted();
-            let found = q.fetch_all(&self.pool).await?;
-            let mut named_cells = Vec::with_capacity(found.len());
-            let mut films = 0u64;
-            for row in &found {
-                named_cells.push([row.try_get::<String, _>(0)?, row.try_get(1)?, row.try_get(2)?]);
-                films += u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
-            }
-            let offset = page.offset(size);
-            // the entries the page's walk reaches: from the top, or from the end past the middle
-            let reach = if offset * 2 <= films { offset + u64::from(size) } else { films.saturating_sub(offset) };
-            if reach * (named_cells.len() as u64) <= CELL_WALK {
-                let cells = cells.join(" and ");
-                let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
-                    format!(
-                        "select slug from (select x.slug, x.{col} from \
-                           (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0 and {when}) k \
-                           cross join lateral (select slug, {col} from movies \
-                             where (coalesce(genre, '') collate \"C\") = k.genre \
-                             and substr(release_date, 1, 3) = k.decade \
-                             and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
-                             order by {inner} limit {limit} + {offset}) x \
-                         order by {outer} limit {limit} offset {offset}) w",
-                        col = list.sort.column(),
-                        inner = order(list.sort, ""),
-                        outer = order(list.sort, "x."),
-                    )
-                };
-                (
-                    walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
-                    walk(
-                        &format!("$2 * 2 > {total} and $2 < {total}"),
-                        reversed,
-                        &format!(
-                            "(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"
-                        ),
-                        &backward_offset,
-                    ),
+            // Two or three filters on PostgreSQL: the list is a few cells of list_counts, each
+            // walked in its own index (migration 0011), instead of the leading filter's index
+            // walked past every film of the other cells (a musical of the 1950s not rated, 186 ms
+            // at 1M films). Each cell is walked to the page's reach and the walks sorted: a page
+            // near either end of the list (a deeper one starts at its bucket, see `sorted_page`).
+            let cells = cells.join(" and ");
+            let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
+                format!(
+                    "select slug from (select x.slug, x.{col} from \
+                       (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0 and {when}) k \
+                       cross join lateral (select slug, {col} from movies \
+                         where (coalesce(genre, '') collate \"C\") = k.genre \
+                         and substr(release_date, 1, 3) = k.decade \
+                         and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
+                         order by {inner} limit {limit} + {offset}) x \
+                     order by {outer} limit {limit} offset {offset}) w",
+                    col = list.sort.column(),
+                    inner = order(list.sort, ""),
+                    outer = order(list.sort, "x."),
                 )
-            } else {
-                let mut param = |v: String| {
-                    values.push(v);
-                    format!("${}", values.len() + 2)
-                };
-                let named: Vec<[String; 3]> = named_cells.into_iter().map(|cell| cell.map(&mut param)).collect();
-                let col = list.sort.column();
-                let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
-                    let each: Vec<String> = named
-                        .iter()
-                        .map(|[genre, decade, rating]| {
-                            format!(
-                                "(select slug, {col} from movies \
-                              where (coalesce(genre, '') collate \"C\") = {genre} \
-                              and substr(release_date, 1, 3) = {decade} \
-                              and (coalesce(mpaa_rating, '') collate \"C\") = {rating} and {when} \
-                              order by {inner} limit {limit} + {offset})",
-                                inner = order(list.sort, ""),
-                            )
-                        })
-                        .collect();
-                    if each.is_empty() {
-                        return "select slug from movies where 1 = 0".to_owned();
-                    }
-                    format!(
-                        "select slug from (select slug, {col} from ({}) u order by {outer} limit {limit} offset {offset}) w",
-                        each.join(" union all "),
-                        outer = order(list.sort, ""),
-                    )
-                };
-                (
-                    walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
-                    walk(
-                        &format!("$2 * 2 > {total} and $2 < {total}"),
-                        reversed,
-                        &format!(
-                            "(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"
-                        ),
-                        &backward_offset,
-                    ),
-                )
-            }
+            };
+            (
+                walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
+                walk(
+                    &format!("$2 * 2 > {total} and $2 < {total}"),
+                    reversed,
+                    &format!("(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"),
+                    &backward_offset,
+                ),
+            )
         } else {
             let filter = filters.join(" and ");
             (
