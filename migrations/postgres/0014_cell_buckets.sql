@@ -12,13 +12,17 @@ create table cell_buckets (
     sort        text collate "C" not null,
     bucket      double precision not null,
     n           bigint not null,
-    primary key (genre, decade, mpaa_rating, sort, bucket)
+    -- a list's rows together: a decade and a rating (and a genre) by this key, a genre and a
+    -- decade or a rating by the index below (without them the rows of one list were a scan of
+    -- the table's 450,000 at 1M films: 40 ms)
+    primary key (sort, decade, mpaa_rating, genre, bucket)
 );
+create index cell_buckets_by_genre on cell_buckets (sort, genre, decade, mpaa_rating) include (bucket, n);
 
 insert into cell_buckets (genre, decade, mpaa_rating, sort, bucket, n)
     select coalesce(m.genre, ''), substr(m.release_date, 1, 3), coalesce(m.mpaa_rating, ''), k.sort, k.bucket, count(*)
     from movies m cross join lateral sort_keys(m.release_date, m.imdb_rating, m.imdb_votes, m.worldwide_gross) k
-    group by 1, 2, 3, 4, 5 order by 1, 2, 3, 4, 5;
+    group by 1, 2, 3, 4, 5 order by 4, 2, 3, 1, 5;
 
 -- Per statement, as 0007's counts: the rows it removed count -1, those it added +1.
 create function cell_buckets_tally() returns trigger language plpgsql as $$
@@ -28,7 +32,7 @@ begin
             select coalesce(d.genre, ''), substr(d.release_date, 1, 3), coalesce(d.mpaa_rating, ''), k.sort, k.bucket, count(*)
             from new_rows d cross join lateral sort_keys(d.release_date, d.imdb_rating, d.imdb_votes, d.worldwide_gross) k
             group by 1, 2, 3, 4, 5
-            on conflict (genre, decade, mpaa_rating, sort, bucket) do update set n = cell_buckets.n + excluded.n;
+            on conflict (sort, decade, mpaa_rating, genre, bucket) do update set n = cell_buckets.n + excluded.n;
     elsif tg_op = 'DELETE' then
         update cell_buckets b set n = b.n - d.n from
             (select coalesce(o.genre, '') as genre, substr(o.release_date, 1, 3) as decade,
@@ -45,7 +49,7 @@ begin
                 select genre, release_date, mpaa_rating, imdb_rating, imdb_votes, worldwide_gross, 1 from new_rows
             ) d cross join lateral sort_keys(d.release_date, d.imdb_rating, d.imdb_votes, d.worldwide_gross) k
             group by 1, 2, 3, 4, 5 having sum(d.k) <> 0
-            on conflict (genre, decade, mpaa_rating, sort, bucket) do update set n = cell_buckets.n + excluded.n;
+            on conflict (sort, decade, mpaa_rating, genre, bucket) do update set n = cell_buckets.n + excluded.n;
     end if;
     return null;
 end $$;
