@@ -103,15 +103,19 @@ impl Db {
             // the planner's statistics, so that each list's query walks the index that suits it
             // (SQLite has none until asked; PostgreSQL's autovacuum would get to it later), and on
             // PostgreSQL the visibility map: until a VACUUM sets it, an index-only walk also reads
-            // the table for every entry (the lists' deep pages measured 0.3–1.1 s instead of ~30 ms; search_words' index is
-            // walked alone too, see migration 0012);
-            // and PostgreSQL's search_buckets back in prefix order, which a seed scatters (see
-            // migration 0010; SQLite's table is its primary key's order already)
+            // the table for every entry (the lists' deep pages measured 0.3–1.1 s instead of
+            // ~30 ms; search_words' index is walked alone too, see migration 0012); the counts the
+            // triggers kept, whose every upsert left a dead row (without autovacuum a seed of a
+            // million films left sort_buckets' 2,197 rows in 87 MB, and the first deep page after
+            // a start read them all: 65–140 ms); and PostgreSQL's search_buckets back in prefix
+            // order, which a seed scatters (see migration 0010; SQLite's table is its primary
+            // key's order already)
             let statements: &[&str] = match self.backend {
                 super::Backend::Sqlite => &["analyze"],
                 super::Backend::Postgres => &[
                     "vacuum (analyze) movies",
                     "vacuum (analyze) search_words",
+                    "vacuum (analyze) list_counts, sort_buckets, filter_buckets, cell_buckets",
                     "cluster search_buckets using search_buckets_pkey",
                     "analyze search_buckets",
                 ],
