@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::repo::{STAMP, stamp};
 use super::{Db, Result, Stamp};
-use crate::movies::Movie;
+use crate::movies::{Movie, decade_key};
 
 /// Slugs of the films related to one film, in the order shown.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -17,8 +17,7 @@ pub struct RelatedSlugs {
 impl Db {
     /// Up to `limit` films of each kind related to `movie` (never the film itself).
     pub async fn related(&self, movie: &Movie, limit: u32) -> Result<(Stamp, RelatedSlugs)> {
-        // the decade as the first three digits of the year, as the indexes led by it have it
-        let decade = format!("{:03}", movie.release_date.year() / 10);
+        let decade = decade_key(movie.release_date.year());
         // each relation is a walk of an index in its order that stops at `limit` films
         // (movies_by_director; movies_by_genre_votes or movies_by_decade_votes, the other of genre
         // and decade read from the index entry), numbered once they are found. The decade as a

@@ -9,7 +9,7 @@ use sqlx::{Any, Row, Transaction};
 use super::anchors::{self, Buckets};
 use super::rows::{self, COLUMNS, LIST_FIELDS};
 use super::{Backend, Db, DbError, Result};
-use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, Sort, movie_slug};
+use crate::movies::{Movie, MovieList, MoviePatch, NewMovie, PageNumber, Slug, Sort, decade_key, movie_slug};
 
 /// The catalog row: `version` grows with every write, `order_version` whenever the listing order
 /// may have changed, `list_version` whenever any other list (a genre, a decade, a rating, a sort)
@@ -80,16 +80,13 @@ pub(super) struct OneFilter {
 
 impl OneFilter {
     fn of(list: &MovieList) -> Option<Self> {
-        match (list.genre(), list.decade(), list.rating()) {
+        match (list.genre(), list.decade_key(), list.rating()) {
             (Some((_, genre)), None, None) => {
                 Some(Self { kind: "genre", value: genre.to_owned(), index: "genre", dates: None })
             }
-            (None, Some(decade), None) => Some(Self {
-                kind: "decade",
-                value: format!("{:03}", decade / 10),
-                index: "decade",
-                dates: list.decade_bounds(),
-            }),
+            (None, Some(decade), None) => {
+                Some(Self { kind: "decade", value: decade, index: "decade", dates: list.decade_bounds() })
+            }
             (None, None, Some((_, rating))) => {
                 Some(Self { kind: "rating", value: rating.to_owned(), index: "mpaa", dates: None })
             }
@@ -123,7 +120,7 @@ impl OneFilter {
 fn cell_filters(list: &MovieList) -> Vec<(&'static str, String)> {
     [
         list.genre().map(|(_, name)| ("genre", name.to_owned())),
-        list.decade().map(|decade| ("decade", format!("{:03}", decade / 10))),
+        list.decade_key().map(|decade| ("decade", decade)),
         list.rating().map(|(_, rating)| ("mpaa_rating", rating.to_owned())),
     ]
     .into_iter()
@@ -198,7 +195,7 @@ impl Db {
         if let (Some(decade), Some((from, to))) = (list.decade(), list.decade_bounds()) {
             // the listing's order reads a decade as a range of its dates; the other sorts have
             // indexes led by the decade itself (one form only: both at once mislead the planner)
-            values.push(format!("{:03}", decade / 10));
+            values.push(decade_key(decade));
             let prefix = values.len() + 2;
             cells.push(format!("decade = ${prefix}"));
             if list.sort == Sort::Newest {

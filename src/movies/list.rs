@@ -31,6 +31,12 @@ pub const RATINGS: &[(&str, &str)] = &[
     ("open", "Open"),
 ];
 
+/// The decade of `year` as the database's counts and indexes name it: the first three digits of
+/// its years (`1994` → `"199"`).
+pub fn decade_key(year: u16) -> String {
+    format!("{:03}", year / 10)
+}
+
 /// The decades a list can be narrowed to, by their first year.
 pub const FIRST_DECADE: u16 = 1910;
 pub const LAST_DECADE: u16 = 2010;
@@ -210,6 +216,11 @@ impl MovieList {
         }
         let _ = write!(out, ", {}", self.sort.label());
         out
+    }
+
+    /// The decade as the database's counts and indexes name it (`decade_key`).
+    pub fn decade_key(&self) -> Option<String> {
+        self.decade.map(decade_key)
     }
 
     /// The first day of the decade and the first day after it, as the stored dates are written.

@@ -11,7 +11,7 @@ mod slug;
 
 pub use date::Date;
 pub use input::{FieldError, MoviePatch, NewMovie};
-pub use list::{FIRST_DECADE, GENRES, LAST_DECADE, ListError, MovieList, RATINGS, Sort};
+pub use list::{FIRST_DECADE, GENRES, LAST_DECADE, ListError, MovieList, RATINGS, Sort, decade_key};
 pub use page::{MAX_PAGE, PageNumber};
 pub use search::normalize as search_text;
 pub use search::{QueryTooLong, SearchQuery};
