@@ -11,8 +11,9 @@
 //! printed and written to benches/RESULTS.md. Every server, database and key is removed at the end.
 //!
 //! Options (after `--`): `--million`, `--profile` (perf record of one extra warm-listing run; with
-//! `--only mix --million`, of the whole machine during one extra big mix, to benches/PROFILE-mix-*.md),
-//! `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster|breaker`
+//! `--only mix`, of the whole machine during one extra run of the Redis tier alone at 3,200 films
+//! and, with `--million`, of each big mix, to benches/PROFILE-mix-*.md),
+//! `--on sqlite|postgres` (a part on one database), `--quick` (short smoke run, RESULTS.md untouched), `--only sqlite|postgres|cluster|breaker`
 //! (`cluster`: the single-Redis-against-cluster part alone, with `--million` its order change too;
 //! `breaker`: warm listings at twice the saturating rate, the rate breaker against the old rule,
 //! written to RESULTS-breaker.md; `search`: search at 1,000,000 films on both backends, and

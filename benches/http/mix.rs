@@ -644,6 +644,20 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     eprintln!("  the mix, RENDERED_CACHE_KB=0");
     let alone = measure(o, &redis_tier, &dir, "mix-redis-tier", &warm_up, &mix).await?;
     let rss_alone = redis_tier.peak_rss().unwrap_or(0) as f64;
+    if o.profile {
+        eprintln!("  profiling the mix, RENDERED_CACHE_KB=0 (perf, every process)");
+        let report = profile(o, &redis_tier, &dir, &catalog.sequence(3, SEQUENCE)).await?;
+        let name = format!("benches/PROFILE-mix-redis-tier-{}.md", backend.name());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&name);
+        std::fs::write(
+            &path,
+            format!(
+                "# The mix at 3,200 films on {}, RENDERED_CACHE_KB=0 (the Redis tier alone), profiled\n\n{report}",
+                backend.name()
+            ),
+        )?;
+        eprintln!("  written to {}", path.display());
+    }
     let before = match &baseline {
         Some((server, bin)) => {
             eprintln!("  the mix, RENDERED_CACHE_KB=0, {}", bin.display());
@@ -819,7 +833,7 @@ async fn profile(o: &Opts, server: &Server, dir: &Path, sequence: &[Request]) ->
             .join("\n"))
     };
     Ok(format!(
-        "`cargo bench --bench http -- --only mix --million --profile`: {} r/s, p99 {} under perf.\n\n\
+        "`cargo bench --bench http -- --only mix [--million] --profile`: {} r/s, p99 {} under perf.\n\n\
          CPU by process (every core, idle included):\n```text\n{}\n```\n\n\
          Top symbols by self time:\n```text\n{}\n```\n",
         thousands(run.rps),

@@ -106,6 +106,14 @@ impl Opts {
                         }
                     }
                 }
+                // a part on one database only (`--only mix --on postgres`)
+                "--on" => {
+                    o.only = match args.next().as_deref() {
+                        Some("sqlite") => Some(Backend::Sqlite),
+                        Some("postgres") => Some(Backend::Postgres),
+                        other => bail!("--on sqlite|postgres, got {other:?}"),
+                    }
+                }
                 "--secs" => o.secs = args.next().and_then(|s| s.parse().ok()).context("--secs N")?,
                 "--films" => o.big = args.next().and_then(|s| s.parse().ok()).context("--films N")?,
                 "--rounds" => o.rounds = args.next().and_then(|s| s.parse().ok()).context("--rounds N")?,

@@ -71,12 +71,26 @@ impl Default for HeavyBudget {
     }
 }
 
+/// The connections of PostgreSQL's pool for films read by slug (see `Db::by_key`).
+const BY_KEY_CONNECTIONS: u32 = 4;
+
+/// How PostgreSQL plans a pool's statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plans {
+    /// With each run's values (pages: see `pool_options`).
+    EachRun,
+    /// Once, when a plan made without the values costs no more than those made with them
+    /// (PostgreSQL's own choice after five runs): films by slug.
+    Kept,
+}
+
 /// A pool's options; `statement_timeout` is set on each PostgreSQL connection when given.
 fn pool_options(
     backend: Backend,
     max_connections: u32,
     acquire: Duration,
     statement_timeout: Option<Duration>,
+    plans: Plans,
 ) -> AnyPoolOptions {
     AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire).after_connect(move |conn, _| {
         Box::pin(async move {
@@ -96,17 +110,24 @@ fn pool_options(
                 // PostgreSQL may keep a generic plan, made without the values: a page's
                 // `limit $1 offset $2` is then guessed at 10,000 rows, and the page's films
                 // were joined by hashing all 1,000,000 (0.5–1 s a deep page, at 1M films).
-                // Planning each run costs ~1 ms. Nor do page queries run long enough for
-                // JIT compilation or parallel workers to pay: the misplanned ones spent
-                // 170–210 ms compiling, and starting workers for a branch of a deep search
-                // page that reads nothing took 26–38 ms.
+                // So pages are planned with each run's values (~1 ms a deep page); films read
+                // by slug are not, since planning among the films' 23 indexes was most of their
+                // cost (pgbench, 8 films by slug at 1M films: 2,000 runs a second planned each
+                // time, 5,500 planned once). Nor do page queries run long enough for JIT
+                // compilation or parallel workers to pay: the misplanned ones spent 170–210 ms
+                // compiling, and starting workers for a branch of a deep search page that reads
+                // nothing took 26–38 ms.
                 Backend::Postgres => {
                     let timeout = statement_timeout
                         .map(|t| format!(" set statement_timeout = {};", t.as_millis().max(1)))
                         .unwrap_or_default();
+                    let plans = match plans {
+                        Plans::EachRun => "force_custom_plan",
+                        Plans::Kept => "auto",
+                    };
                     conn.execute(
                         format!(
-                            "set plan_cache_mode = force_custom_plan; set jit = off; \
+                            "set plan_cache_mode = {plans}; set jit = off; \
                                  set max_parallel_workers_per_gather = 0;{timeout}"
                         )
                         .as_str(),
@@ -143,6 +164,11 @@ pub struct Db {
     pool: AnyPool,
     /// The heavy reads' own connections (see `HeavyBudget`).
     heavy: AnyPool,
+    /// Reads of films by slug, whose plans PostgreSQL may keep (they are the same whatever the
+    /// slugs): on PostgreSQL `BY_KEY_CONNECTIONS` of their own, on SQLite the main pool. (The
+    /// related films' walks stay planned each run: which index a genre of a decade is best read
+    /// from depends on the two.)
+    by_key: AnyPool,
     url: String,
     backend: Backend,
     anchors: Arc<anchors::Anchors>,
@@ -189,12 +215,20 @@ impl Db {
             }
             _ => url.to_owned(),
         };
-        let pool = pool_options(backend, max_connections, Duration::from_secs(2), None).connect(&url).await?;
+        let pool =
+            pool_options(backend, max_connections, Duration::from_secs(2), None, Plans::EachRun).connect(&url).await?;
         let heavy_pool =
-            pool_options(backend, heavy.connections, heavy.wait, Some(heavy.statement_timeout)).connect_lazy(&url)?;
+            pool_options(backend, heavy.connections, heavy.wait, Some(heavy.statement_timeout), Plans::EachRun)
+                .connect_lazy(&url)?;
+        let by_key = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => pool_options(backend, BY_KEY_CONNECTIONS, Duration::from_secs(2), None, Plans::Kept)
+                .connect_lazy(&url)?,
+        };
         Ok(Self {
             pool,
             heavy: heavy_pool,
+            by_key,
             url,
             backend,
             anchors: Arc::default(),
@@ -239,6 +273,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.by_key.close().await;
         self.heavy.close().await;
         self.pool.close().await;
     }
@@ -266,10 +301,15 @@ impl Db {
     }
 
     fn counted(&self) {
+        self.counted_in(&self.pool);
+    }
+
+    /// A query on `pool`, counted.
+    fn counted_in(&self, pool: &AnyPool) {
         self.stats.db_query();
         // every connection in use: this query waits for one to come back (a connection being
         // opened, with room in the pool, is not a wait for another query)
-        if self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections() {
+        if pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections() {
             self.stats.db_pool_wait();
         }
     }

@@ -555,8 +555,8 @@ impl Db {
         for slug in slugs {
             q = q.bind(*slug);
         }
-        self.counted();
-        let rows = q.fetch_all(&self.pool).await?;
+        self.counted_in(&self.by_key);
+        let rows = q.fetch_all(&self.by_key).await?;
         let (stamp, movies) = stamp_and_movies(&rows)?;
         let mut by_slug: HashMap<String, Movie> = movies.into_iter().map(|m| (m.slug.clone(), m)).collect();
         Ok((stamp, slugs.iter().filter_map(|s| by_slug.remove(*s)).collect()))
