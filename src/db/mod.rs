@@ -71,7 +71,7 @@ impl Default for HeavyBudget {
     }
 }
 
-/// The connections of PostgreSQL's pool for films read by slug (see `Db::by_key`).
+/// The connections of PostgreSQL's pool for reads by key (see `Db::by_key`).
 const BY_KEY_CONNECTIONS: u32 = 4;
 
 /// How PostgreSQL plans a pool's statements.
@@ -80,7 +80,7 @@ enum Plans {
     /// With each run's values (pages: see `pool_options`).
     EachRun,
     /// Once, when a plan made without the values costs no more than those made with them
-    /// (PostgreSQL's own choice after five runs): films by slug.
+    /// (PostgreSQL's own choice after five runs): reads by key.
     Kept,
 }
 
@@ -110,8 +110,8 @@ fn pool_options(
                 // PostgreSQL may keep a generic plan, made without the values: a page's
                 // `limit $1 offset $2` is then guessed at 10,000 rows, and the page's films
                 // were joined by hashing all 1,000,000 (0.5–1 s a deep page, at 1M films).
-                // So pages are planned with each run's values (~1 ms a deep page); films read
-                // by slug are not, since planning among the films' 23 indexes was most of their
+                // So pages are planned with each run's values (~1 ms a deep page); reads by
+                // key are not, since planning among the films' two dozen indexes was most of their
                 // cost (pgbench, 8 films by slug at 1M films: 2,000 runs a second planned each
                 // time, 5,500 planned once). Nor do page queries run long enough for JIT
                 // compilation or parallel workers to pay: the misplanned ones spent 170–210 ms
@@ -164,10 +164,9 @@ pub struct Db {
     pool: AnyPool,
     /// The heavy reads' own connections (see `HeavyBudget`).
     heavy: AnyPool,
-    /// Reads of films by slug, whose plans PostgreSQL may keep (they are the same whatever the
-    /// slugs): on PostgreSQL `BY_KEY_CONNECTIONS` of their own, on SQLite the main pool. (The
-    /// related films' walks stay planned each run: which index a genre of a decade is best read
-    /// from depends on the two.)
+    /// Reads by key whose plans PostgreSQL may keep, being the same whatever the values: films by
+    /// slug, and the films related to one (each relation from an index led by its keys,
+    /// migration 0015). On PostgreSQL `BY_KEY_CONNECTIONS` of their own, on SQLite the main pool.
     by_key: AnyPool,
     url: String,
     backend: Backend,
