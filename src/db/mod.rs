@@ -222,8 +222,13 @@ impl Db {
                 .connect_lazy(&url)?;
         let by_key = match backend {
             Backend::Sqlite => pool.clone(),
-            Backend::Postgres => pool_options(backend, BY_KEY_CONNECTIONS, Duration::from_secs(2), None, Plans::Kept)
-                .connect_lazy(&url)?,
+            // opened now, as the main pool is: a reader's first page does not wait for a
+            // connection's start (a new PostgreSQL backend loading the films' indexes)
+            Backend::Postgres => {
+                pool_options(backend, BY_KEY_CONNECTIONS, Duration::from_secs(2), None, Plans::Kept)
+                    .connect(&url)
+                    .await?
+            }
         };
         Ok(Self {
             pool,
