@@ -137,6 +137,33 @@ fn anchor_key(list: &MovieList, one: Option<&OneFilter>) -> String {
     }
 }
 
+/// A list of several filters walked cell by cell (PostgreSQL, migration 0011): each cell of
+/// `list_counts` that `cells` (conditions on its columns) names is walked in its own index, among
+/// the films `filter` (a `where` clause) leaves, to `limit` + `offset` entries in `order`; the walks
+/// are then sorted and cut, which reads a page near the top of each cell (or from its bucket).
+fn cells_walk(
+    sort: Sort,
+    order: fn(Sort, &str) -> String,
+    cells: &str,
+    filter: &str,
+    limit: &str,
+    offset: &str,
+) -> String {
+    format!(
+        "select slug from (select x.slug, x.{col} from \
+           (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0) k \
+           cross join lateral (select slug, {col} from movies {filter} \
+             and (coalesce(genre, '') collate \"C\") = k.genre \
+             and substr(release_date, 1, 3) = k.decade \
+             and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
+             order by {inner} limit {limit} + {offset}) x \
+         order by {outer} limit {limit} offset {offset}) w",
+        col = sort.column(),
+        inner = order(sort, ""),
+        outer = order(sort, "x."),
+    )
+}
+
 fn whole(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -234,28 +261,16 @@ impl Db {
             // walked past every film of the other cells (a musical of the 1950s not rated, 186 ms
             // at 1M films). Each cell is walked to the page's reach and the walks sorted: a page
             // near either end of the list (a deeper one starts at its bucket, see `sorted_page`).
+            // (the conditions of the two walks, in PostgreSQL's form, test the cells: no cell, no walk)
             let cells = cells.join(" and ");
-            let walk = |when: &str, order: fn(Sort, &str) -> String, limit: &str, offset: &str| {
-                format!(
-                    "select slug from (select x.slug, x.{col} from \
-                       (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0 and {when}) k \
-                       cross join lateral (select slug, {col} from movies \
-                         where (coalesce(genre, '') collate \"C\") = k.genre \
-                         and substr(release_date, 1, 3) = k.decade \
-                         and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
-                         order by {inner} limit {limit} + {offset}) x \
-                     order by {outer} limit {limit} offset {offset}) w",
-                    col = list.sort.column(),
-                    inner = order(list.sort, ""),
-                    outer = order(list.sort, "x."),
-                )
-            };
             (
-                walk(&format!("$2 < {total} and $2 * 2 <= {total}"), order_by, "$1", "$2"),
-                walk(
-                    &format!("$2 * 2 > {total} and $2 < {total}"),
+                cells_walk(list.sort, order_by, &format!("{cells}{forward_when}"), "where true", &forward_limit, "$2"),
+                cells_walk(
+                    list.sort,
                     reversed,
-                    &format!("(case when $2 + $1 < {total} then $1 when $2 < {total} then {total} - $2 else 0 end)"),
+                    &format!("{cells}{backward_when}"),
+                    "where true",
+                    &backward_limit,
                     &backward_offset,
                 ),
             )
@@ -378,18 +393,7 @@ impl Db {
         });
         let part = |filter: &str, limit: &str, offset: &str| match &cells {
             None => part(filter, limit, offset),
-            Some(cells) => format!(
-                "select slug from (select x.slug, x.{col} from \
-                   (select genre, decade, mpaa_rating from list_counts where {cells} and n > 0) k \
-                   cross join lateral (select slug, {col} from movies {filter} \
-                     and (coalesce(genre, '') collate \"C\") = k.genre \
-                     and substr(release_date, 1, 3) = k.decade \
-                     and (coalesce(mpaa_rating, '') collate \"C\") = k.mpaa_rating \
-                     order by {inner} limit {limit} + {offset}) x \
-                 order by {outer} limit {limit} offset {offset}) s",
-                inner = order(""),
-                outer = order("x."),
-            ),
+            Some(cells) => cells_walk(sort, order_by, cells, filter, limit, offset),
         };
         let mut parts = Vec::new();
         match seek {
