@@ -455,9 +455,28 @@ const COUNTED: [&str; 6] = [
     "marquee_db_pool_waits_total",
 ];
 
-async fn counters(addr: SocketAddr) -> Result<[f64; 6]> {
+async fn counters(addr: SocketAddr) -> Result<([f64; 6], HashMap<String, (f64, f64)>)> {
     let m: HashMap<String, f64> = client::metrics(addr).await?;
-    Ok(COUNTED.map(|name| m.get(name).copied().unwrap_or(0.0)))
+    Ok((COUNTED.map(|name| m.get(name).copied().unwrap_or(0.0)), slow_by_route(&m)))
+}
+
+/// What the tail is made of, from the server's own latency histogram: by route, the requests it
+/// took over 100 ms to answer, and all it answered.
+fn slow_by_route(m: &HashMap<String, f64>) -> HashMap<String, (f64, f64)> {
+    const HISTOGRAM: &str = "marquee_http_request_duration_seconds_";
+    let mut by_route: HashMap<String, (f64, f64)> = HashMap::new();
+    for (name, value) in m {
+        let Some(rest) = name.strip_prefix(HISTOGRAM) else { continue };
+        let Some(route) = rest.split("route=\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
+        let entry = by_route.entry(route.to_owned()).or_default();
+        if rest.starts_with("count{") {
+            entry.0 += value;
+            entry.1 += value;
+        } else if rest.starts_with("bucket{") && rest.contains("le=\"0.1\"") {
+            entry.0 -= value;
+        }
+    }
+    by_route
 }
 
 /// A measured run and what the server counted during it.
@@ -473,6 +492,8 @@ struct Measured {
     /// What the page tier held at the end, and its budget, in bytes.
     kept: f64,
     budget: f64,
+    /// By route: requests the server took over 100 ms to answer, and all it answered.
+    slow: HashMap<String, (f64, f64)>,
 }
 
 impl Measured {
@@ -497,6 +518,20 @@ impl Measured {
             thousands(self.pool_waits)
         )
     }
+
+    /// The routes with requests the server took over 100 ms to answer, slowest share first.
+    fn tail(&self) -> String {
+        let mut slow: Vec<_> = self.slow.iter().filter(|(_, (over, _))| *over >= 1.0).collect();
+        slow.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+        if slow.is_empty() {
+            return " · none over 100 ms at the server".to_owned();
+        }
+        let each: Vec<String> = slow
+            .iter()
+            .map(|(route, (over, all))| format!("{route} {} of {}", thousands(*over), thousands(*all)))
+            .collect();
+        format!(" · over 100 ms at the server: {}", each.join(", "))
+    }
 }
 
 /// A warm-up run of `warm_up`, then the measured run of `measured`.
@@ -512,12 +547,19 @@ async fn measure(
     let timed = script(dir, name, server.addr, measured)?;
     wrk(server.addr, &warm, o.secs).await?;
     client::settle(server.addr).await?;
-    let before = counters(server.addr).await?;
+    let (before, slow_before) = counters(server.addr).await?;
     let cpu_before = server.cpu_seconds();
     let run = wrk(server.addr, &timed, 2 * o.secs).await?;
     let cpu = server.cpu_seconds().zip(cpu_before).map_or(0.0, |(after, before)| after - before);
     client::settle(server.addr).await?;
-    let after = counters(server.addr).await?;
+    let (after, slow_after) = counters(server.addr).await?;
+    let slow = slow_after
+        .into_iter()
+        .map(|(route, (over, all))| {
+            let (over_before, all_before) = slow_before.get(&route).copied().unwrap_or_default();
+            (route, (over - over_before, all - all_before))
+        })
+        .collect();
     let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     let m = client::metrics(server.addr).await?;
     let gauge = |name: &str| m.get(name).copied().unwrap_or(0.0);
@@ -530,6 +572,7 @@ async fn measure(
         cpu,
         kept: gauge("marquee_cache_kept_bytes"),
         budget: gauge("marquee_cache_kept_budget_bytes"),
+        slow,
     })
 }
 
@@ -771,9 +814,10 @@ pub async fn big(
     let rss = on.peak_rss().unwrap_or(0) as f64;
     let run = mix.run;
     let row = Row::new(scope, format!("{WHAT}, default settings")).ours(run.figures()).other(format!(
-        "{} · peak RSS {}",
+        "{} · peak RSS {}{}",
         mix.counts(),
-        mib(rss)
+        mib(rss),
+        mix.tail()
     ));
     let row = match small {
         Some(small) => row.ratio_text(format!("{} the 3,200-film mix", times(run.rps / small))),
