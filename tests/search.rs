@@ -165,7 +165,7 @@ both!(search_follows_every_write_and_import, |backend| async move {
     assert_eq!(app.database().import(movies).await.unwrap().updated, 1);
     assert_eq!(results(&app, "wombat even").await, std::slice::from_ref(&renamed));
     assert_eq!(results(&app, "wombat").await, [renamed]);
-    // several words are matched in an index of their own on PostgreSQL (migration 0012): a
+    // several words are matched in an index of their own (migration 0012 of each database): a
     // change of votes reorders them, as it does one word's
     let dark = expected("the dark");
     let last = dark.last().unwrap().clone();

@@ -54,8 +54,9 @@ pub async fn run(command: Option<Command>, config: Config) -> anyhow::Result<Exi
             app.run(app::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            app::open_db(&config, Arc::new(Stats::default()), Default::default()).await?;
+            let db = app::open_db(&config, Arc::new(Stats::default()), Default::default()).await?;
             eprintln!("migrations are up to date");
+            db.close().await;
         }
         Command::Import { file } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;

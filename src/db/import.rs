@@ -105,19 +105,23 @@ impl Db {
             // PostgreSQL the visibility map: until a VACUUM sets it, an index-only walk also reads
             // the table for every entry (the lists' deep pages measured 0.3–1.1 s instead of
             // ~30 ms; search_words' index is walked alone too, see migration 0012); the counts the
-            // triggers kept, whose every upsert left a dead row (without autovacuum a seed of a
-            // million films left sort_buckets' 2,197 rows in 87 MB, and the first deep page after
-            // a start read them all: 65–140 ms); and PostgreSQL's search_buckets back in prefix
-            // order, which a seed scatters (see migration 0010; SQLite's table is its primary
-            // key's order already)
+            // triggers kept, rewritten in their keys' order: every upsert left a dead row, and a
+            // VACUUM only frees their room (a seed of a million films left sort_buckets' 2,197
+            // rows in 87 MB, and the first deep page after a start read them all: 65–140 ms; the
+            // 5,863 rows of one list's cell_buckets lay on 3,958 pages of 397 MB: 28 ms, 3 ms
+            // rewritten); PostgreSQL's search_buckets likewise, which a seed scatters (see
+            // migration 0010; SQLite's tables are their primary keys' order already)
             let statements: &[&str] = match self.backend {
                 super::Backend::Sqlite => &["analyze"],
                 super::Backend::Postgres => &[
                     "vacuum (analyze) movies",
                     "vacuum (analyze) search_words",
-                    "vacuum (analyze) list_counts, sort_buckets, filter_buckets, cell_buckets",
+                    "cluster list_counts using list_counts_pkey",
+                    "cluster sort_buckets using sort_buckets_pkey",
+                    "cluster filter_buckets using filter_buckets_pkey",
+                    "cluster cell_buckets using cell_buckets_pkey",
                     "cluster search_buckets using search_buckets_pkey",
-                    "analyze search_buckets",
+                    "vacuum (analyze) list_counts, sort_buckets, filter_buckets, cell_buckets, search_buckets",
                 ],
             };
             for sql in statements {

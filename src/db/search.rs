@@ -29,14 +29,14 @@ impl Db {
             format!("${}", binds.len())
         };
         let phrase = param(query.phrase());
-        // the words are letters and digits only: nothing in them is the index's syntax, nor LIKE's
-        let terms: Vec<String> = words
-            .iter()
-            .map(|w| match self.backend {
-                Backend::Sqlite => param(format!("\"{w}\"*")),
-                Backend::Postgres => param(format!("{w}:*")),
-            })
-            .collect();
+        let k = words.len();
+        // one word: its term in the index of words (letters and digits only: nothing in them is
+        // the index's syntax, nor LIKE's); several go to search_words instead (below)
+        let term = match (k, self.backend) {
+            (1, Backend::Sqlite) => param(format!("\"{}\"*", words[0])),
+            (1, Backend::Postgres) => param(format!("{}:*", words[0])),
+            _ => String::new(),
+        };
         let likes: Vec<String> =
             words.iter().map(|w| format!("(' ' || search_title) like {}", param(format!("% {w}%")))).collect();
         let counts: Vec<String> = words
@@ -49,51 +49,13 @@ impl Db {
                 )
             })
             .collect();
-        // each word's range of search_words: the words it begins (PostgreSQL, several words;
-        // SQLite refuses a value bound to no parameter)
-        let ranges = if self.backend == Backend::Postgres && words.len() > 1 {
-            words
-                .iter()
-                .enumerate()
-                .map(|(i, w)| format!("({i}, {}, {})", param(w.clone()), param(past_prefix(w))))
-                .collect::<Vec<_>>()
-                .join(", ")
-        } else {
-            String::new()
-        };
+        // each word's range of search_words: the words it begins (several words only: SQLite
+        // refuses a value bound to no parameter)
+        let ranges: Vec<(String, String)> =
+            if k > 1 { words.iter().map(|w| (param(w.clone()), param(past_prefix(w)))).collect() } else { Vec::new() };
         let (limit, offset, reach) = (param(size.to_string()), param(String::new()), param(String::new()));
-        let k = words.len();
-        // The word fewest films have (the first of equals) always goes to the index of words, with
-        // the next fewest when it is at most ten times as common, and the others that at most one
-        // film in 20 has; a more common word is tested on the candidates' titles instead (its
-        // index entries would cost more than the test). With the next word the index gives
-        // fewer titles to test: `escape from the north` tested the 39,075 titles with `north`
-        // (78 ms of SQLite, 189 ms of PostgreSQL), and now the 7,641 with `north` and `escape`
-        // (26 ms, 43 ms).
-        let lead = fewest_first(k, |_| String::new(), |i, j, op| format!("n{i} {op} n{j}"));
-        // the word fewest films have after the lead (the first of equals)
-        let next =
-            fewest_first(k, |i| format!("lead <> {i} and "), |i, j, op| format!("(lead = {j} or n{i} {op} n{j})"));
-        let indexed = |i: usize| {
-            format!(
-                "(lead = {i} or (next = {i} and n{i} <= 10 * n_lead) or n{i} * 20 <= (select movie_count from catalog))"
-            )
-        };
-        let n_lead = (0..k).map(|i| format!("when {i} then n{i}")).collect::<Vec<_>>().join(" ");
-        let query_text = match self.backend {
-            Backend::Sqlite => (0..k)
-                .map(|i| format!("case when {} then {} else '' end", indexed(i), terms[i]))
-                .collect::<Vec<_>>()
-                .join(" || ' ' || "),
-            Backend::Postgres => format!(
-                "concat_ws(' & ', {})",
-                (0..k)
-                    .map(|i| format!("case when {} then {} end", indexed(i), terms[i]))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let flags = (0..k).map(|i| format!("{} as i{i}", indexed(i))).collect::<Vec<_>>().join(", ");
+        // the word fewest films have (the first of equals): the range of search_words walked
+        let lead = rarest(k);
         let matched = match self.backend {
             Backend::Sqlite => {
                 "rowid in (select rowid from movies_search where movies_search match (select text from q))".to_owned()
@@ -102,15 +64,13 @@ impl Db {
                 "to_tsvector('simple', search_title) @@ to_tsquery('simple', (select text from q))".to_owned()
             }
         };
-        let tested: String = (0..k).map(|i| format!(" and ((select i{i} from q) or {})", likes[i])).collect();
         let all_likes = likes.join(" and ");
         let order = |alias: &str| format!("{alias}rank, {alias}imdb_votes desc nulls last, {alias}slug");
         let head = format!(
             "with w as materialized (select {counts}), \
-             l as materialized (select w.*, case {lead} end as lead from w), \
-             d as materialized (select l.*, case {next} end as next, case lead {n_lead} end as n_lead from l), \
-             q as materialized (select {query_text} as text, {flags} from d), ",
-            counts = counts.join(", ")
+             d as materialized (select w.*, case {lead} end as lead from w), {q}",
+            counts = counts.join(", "),
+            q = if k == 1 { format!("q as materialized (select {term} as text), ") } else { String::new() },
         );
         // the page is cut from the candidates' own votes; only its films are read whole
         let tail = format!(
@@ -160,19 +120,35 @@ impl Db {
                  {tail}"
             )
         } else {
-            // More words: the films the index of words finds for the rarer ones, tested for the
-            // others, are counted and sorted once.
+            // More words: the rarest word's range of search_words (migration 0012), its titles
+            // tested there for every word, counted and sorted once: no row of movies is read until
+            // the page's own.
             let hits = match self.backend {
-                Backend::Sqlite => format!("select slug, imdb_votes, search_title from movies where {matched}{tested}"),
-                // the rarest word's range of search_words (migration 0012), its titles tested there
-                // for every word: no row of movies is read until the page's own
-                Backend::Postgres => format!(
-                    "select distinct s.slug, nullif(s.votes, -1) as imdb_votes, s.search_title \
-                     from (values {ranges}) r (i, lo, hi) cross join lateral \
-                       (select slug, votes, search_title from search_words \
-                        where word >= r.lo and word < r.hi and {all_likes}) s \
-                     where r.i = (select lead from d)"
-                ),
+                Backend::Sqlite => {
+                    let bound = |end: fn(&(String, String)) -> &String| {
+                        let arms: String =
+                            ranges.iter().enumerate().map(|(i, r)| format!(" when {i} then {}", end(r))).collect();
+                        format!("(select case lead{arms} end from d)")
+                    };
+                    format!(
+                        "select distinct slug, nullif(votes, -1) as imdb_votes, search_title from search_words \
+                         where word >= {} and word < {} and {all_likes}",
+                        bound(|r| &r.0),
+                        bound(|r| &r.1),
+                    )
+                }
+                Backend::Postgres => {
+                    let ranges: Vec<String> =
+                        ranges.iter().enumerate().map(|(i, (lo, hi))| format!("({i}, {lo}, {hi})")).collect();
+                    format!(
+                        "select distinct s.slug, nullif(s.votes, -1) as imdb_votes, s.search_title \
+                         from (values {}) r (i, lo, hi) cross join lateral \
+                           (select slug, votes, search_title from search_words \
+                            where word >= r.lo and word < r.hi and {all_likes}) s \
+                         where r.i = (select lead from d)",
+                        ranges.join(", ")
+                    )
+                }
             };
             format!(
                 "{head} hits as materialized ({hits}), \
@@ -317,16 +293,14 @@ impl Db {
     }
 }
 
-/// A `case` arm per word `i` of `k`: `when {guard(i)}{each other word j's test} then i`, the test
-/// told whether `i` must be strictly fewer (`<`, for the words before it: the first of equals wins)
-/// or at most as many (`<=`).
-fn fewest_first(k: usize, guard: impl Fn(usize) -> String, test: impl Fn(usize, usize, &str) -> String) -> String {
+/// The `case` arms naming the word of `k` fewest films have (`n{i}`), the first of equals.
+fn rarest(k: usize) -> String {
     (0..k)
         .map(|i| {
             let fewest: Vec<String> =
-                (0..k).filter(|j| *j != i).map(|j| test(i, j, if j < i { "<" } else { "<=" })).collect();
+                (0..k).filter(|j| *j != i).map(|j| format!("n{i} {} n{j}", if j < i { "<" } else { "<=" })).collect();
             let fewest = if fewest.is_empty() { "1 = 1".to_owned() } else { fewest.join(" and ") };
-            format!("when {}{fewest} then {i}", guard(i))
+            format!("when {fewest} then {i}")
         })
         .collect::<Vec<_>>()
         .join(" ")
