@@ -641,10 +641,19 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
         env: &[("RENDERED_CACHE_KB", "0")],
     };
     let redis_tier = Server::start(redis_tier_spec(&tier_name), tmp).await?;
-    // another build's Redis tier beside ours, to compare in one run (`MARQUEE_BENCH_BASELINE`)
+    // another build's Redis tier beside ours, to compare in one run (`MARQUEE_BENCH_BASELINE`): on
+    // a database and keys of its own, of the same films (an older build refuses a schema its
+    // migrations do not know, and may write its keys in another form)
     let baseline = match std::env::var_os("MARQUEE_BENCH_BASELINE") {
         Some(bin) => {
-            let server = Server::start_built(redis_tier_spec(&baseline_name), tmp, Path::new(&bin)).await?;
+            let (db, prefix) = (j.database(backend, tmp, &format!("{short}_baseline")).await?, j.prefix(&baseline_name));
+            let spec = Spec {
+                db: &db,
+                prefix: Some(&prefix),
+                load_dataset: true,
+                ..redis_tier_spec(&baseline_name)
+            };
+            let server = Server::start_built(spec, tmp, Path::new(&bin)).await?;
             Some((server, PathBuf::from(bin)))
         }
         None => None,
