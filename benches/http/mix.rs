@@ -646,13 +646,9 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     // migrations do not know, and may write its keys in another form)
     let baseline = match std::env::var_os("MARQUEE_BENCH_BASELINE") {
         Some(bin) => {
-            let (db, prefix) = (j.database(backend, tmp, &format!("{short}_baseline")).await?, j.prefix(&baseline_name));
-            let spec = Spec {
-                db: &db,
-                prefix: Some(&prefix),
-                load_dataset: true,
-                ..redis_tier_spec(&baseline_name)
-            };
+            let (db, prefix) =
+                (j.database(backend, tmp, &format!("{short}_baseline")).await?, j.prefix(&baseline_name));
+            let spec = Spec { db: &db, prefix: Some(&prefix), load_dataset: true, ..redis_tier_spec(&baseline_name) };
             let server = Server::start_built(spec, tmp, Path::new(&bin)).await?;
             Some((server, PathBuf::from(bin)))
         }
