@@ -166,8 +166,9 @@ pub struct Db {
     /// The heavy reads' own connections (see `HeavyBudget`).
     heavy: AnyPool,
     /// Reads by key whose plans PostgreSQL may keep, being the same whatever the values: films by
-    /// slug, and the films related to one (each relation from an index led by its keys,
-    /// migration 0015). On PostgreSQL `BY_KEY_CONNECTIONS` of their own, on SQLite the main pool.
+    /// slug, the films related to one (each relation from an index led by its keys, migration
+    /// 0015), and the whole listing's pages from its top or from a bucket's bound (see
+    /// `page_at`). On PostgreSQL `BY_KEY_CONNECTIONS` of their own, on SQLite the main pool.
     by_key: AnyPool,
     url: String,
     backend: Backend,
