@@ -534,6 +534,12 @@ impl Measured {
     }
 }
 
+/// The round of median rate (of an even number, the faster of the middle two).
+fn median_run(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.run.rps.total_cmp(&b.run.rps));
+    runs.swap_remove(runs.len() / 2)
+}
+
 /// A warm-up run of `warm_up` for `warm_secs`, then the measured run of `measured`.
 async fn measure(
     o: &Opts,
@@ -689,8 +695,22 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
     eprintln!("  the mix, default settings");
     let default = measure(o, &on, &dir, "mix", (&warm_up, o.secs), &mix).await?;
     let rss = on.peak_rss().unwrap_or(0) as f64;
-    eprintln!("  the mix, RENDERED_CACHE_KB=0");
-    let alone = measure(o, &redis_tier, &dir, "mix-redis-tier", (&warm_up, o.secs), &mix).await?;
+    // with another build beside ours, the two alternate round by round (the machine's speed
+    // drifts over a run: one round each would compare two moments as much as two builds), each
+    // side's median round reported
+    let rounds = if baseline.is_some() { o.rounds.max(1) } else { 1 };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        eprintln!("  the mix, RENDERED_CACHE_KB=0, round {round}/{rounds}");
+        ours.push(measure(o, &redis_tier, &dir, "mix-redis-tier", (&warm_up, o.secs), &mix).await?);
+        if let Some((server, bin)) = &baseline {
+            eprintln!("  the mix, RENDERED_CACHE_KB=0, {}, round {round}/{rounds}", bin.display());
+            theirs.push(measure(o, server, &dir, "mix-baseline", (&warm_up, o.secs), &mix).await?);
+        }
+    }
+    let each = |runs: &[Measured]| runs.iter().map(|m| thousands(m.run.rps)).collect::<Vec<_>>().join(", ");
+    let rounds_text = format!("rounds (r/s): this build {}; the other {}", each(&ours), each(&theirs));
+    let alone = median_run(ours);
     let rss_alone = redis_tier.peak_rss().unwrap_or(0) as f64;
     if o.profile {
         eprintln!("  profiling the mix, RENDERED_CACHE_KB=0 (perf, every process)");
@@ -706,13 +726,7 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
         )?;
         eprintln!("  written to {}", path.display());
     }
-    let before = match &baseline {
-        Some((server, bin)) => {
-            eprintln!("  the mix, RENDERED_CACHE_KB=0, {}", bin.display());
-            Some((measure(o, server, &dir, "mix-baseline", (&warm_up, o.secs), &mix).await?, bin))
-        }
-        None => None,
-    };
+    let before = baseline.as_ref().map(|(_, bin)| (median_run(theirs), bin));
 
     if let Some(warm) = &warm {
         rows.push(
@@ -763,8 +777,8 @@ pub async fn embedded(o: &Opts, j: &Janitor, tmp: &Path, backend: Backend, rows:
         rows.push(
             Row::new(scope, format!("{WHAT}, RENDERED_CACHE_KB=0, the build at {}", bin.display()))
                 .ours(before.run.figures())
-                .other(before.counts())
-                .ratio_text(format!("this build: {}", times(alone.run.rps / before.run.rps)))
+                .other(format!("{} · {rounds_text}", before.counts()))
+                .ratio_text(format!("this build: {} (median rounds)", times(alone.run.rps / before.run.rps)))
                 .target("this build ≥ 3× its rate", Verdict::of(alone.run.rps >= 3.0 * before.run.rps)),
         );
     }
