@@ -1,5 +1,6 @@
-//! Search by title: the full-text index of each database (SQLite's FTS5, PostgreSQL's text search)
-//! over `search_title`, the title folded as `movies::search_text` folds it.
+//! Search by title, over `search_title` (the title folded as `movies::search_text` folds it): one
+//! word from the full-text index of each database (SQLite's FTS5, PostgreSQL's text search) or a
+//! walk of the films by votes; several words from `search_words` (migration 0012 of each database).
 
 use sqlx::Row;
 
@@ -83,14 +84,14 @@ impl Db {
             // title, and stops after the page (about reach × films / found titles read); a rare
             // one reads the index of words, then sorts its few films.
             let walk = "(select walk from t)";
-            // SQLite's index of words does its work before a false condition is seen: when the
-            // walk answers, it is asked for nothing ("" matches no film)
             // The walk's guard: PostgreSQL checks a condition of no row once, before the walk; SQLite
             // reads it for every row (of a million, when the walk is not wanted): a LIMIT of 0 there.
             let (walked, walk_limit) = match self.backend {
                 Backend::Sqlite => (String::new(), format!("(select case when walk then {reach} else 0 end from t)")),
                 Backend::Postgres => (format!("{walk} and "), reach.clone()),
             };
+            // SQLite's index of words does its work before a false condition is seen: when the
+            // walk answers, it is asked for nothing ("" matches no film)
             let unwalked = match self.backend {
                 Backend::Sqlite => {
                     "rowid in (select rowid from movies_search where movies_search match \
